@@ -1,0 +1,338 @@
+// Package collector reads the kernel's TCP tables once per scrape into a
+// Snapshot and exposes metric families as views of it. The data flows
+// source (TableSource) → Snapshot (classified, attributed to processes) →
+// families (one familyCollector each, switched by --collector.NAME) → HTTP.
+package collector
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const namespace = "tcpstate"
+
+// defaultReadTimeout bounds a reading of the tables when the scrape did not
+// say how long it may take.
+const defaultReadTimeout = 30 * time.Second
+
+var truncatedDesc = prometheus.NewDesc(namespace+"_series_truncated",
+	"Series folded into the \"other\" series of a family because it would have held more than --collector.max-series series.", []string{"metric"}, nil)
+
+// Options configures the collectors. Nothing in this package reads a global.
+type Options struct {
+	// ProcRoot is the procfs mount point (--path.procfs).
+	ProcRoot string
+	// MaxSeries bounds each per-port, per-process and per-route family.
+	MaxSeries int
+	// RouteStates are the states tcpstate_process_remote_connections reports.
+	RouteStates []State
+	// Config returns the current pool configuration; nil means no pools.
+	Config func() *Config
+	// Workers bounds the parallel walk of /proc/PID/fd.
+	Workers int
+	// Tables overrides the table source; nil reads procfs under ProcRoot.
+	Tables TableSource
+	Logger log.Logger
+}
+
+// familyCollector is one switchable group of metric families, a view of a
+// snapshot. Update emits what it can and returns an error when the snapshot
+// was incomplete for it.
+type familyCollector interface {
+	Update(s *Snapshot, ch chan<- prometheus.Metric) error
+}
+
+type collectorEntry struct {
+	name      string
+	defaultOn bool
+	help      string
+	// needsOwners tells whether the family needs the /proc/PID/fd walk.
+	needsOwners func(Options) bool
+	factory     func(Options) familyCollector
+}
+
+func always(Options) bool { return true }
+func never(Options) bool  { return false }
+
+// registry lists every collector. Its order is the order of the output.
+var registry = []collectorEntry{
+	{"connections", true, "TCP sockets by family and state (tcpstate_connections).", never, newConnectionsCollector},
+	{"queues", true, "Receive and transmit queue bytes by state.", never, newQueuesCollector},
+	{"ports", true, "Sockets by remote port (outbound) and local port (inbound, listening).", never, newPortsCollector},
+	{"process", true, "Sockets by process and by process and remote endpoint, and unresolved sockets; walks /proc/PID/fd.", always, newProcessCollector},
+	{"pools", true, "Sockets of the pools declared in --config.file.", func(o Options) bool {
+		cfg := o.Config()
+		return cfg != nil && cfg.NeedsOwners()
+	}, newPoolsCollector},
+}
+
+// Selection holds the --collector.NAME switches.
+type Selection struct {
+	enabled         map[string]*bool
+	setByUser       map[string]*bool
+	disableDefaults *bool
+}
+
+// AddFlags adds --collector.NAME / --no-collector.NAME switches for every
+// collector and --collector.disable-defaults.
+func AddFlags(app *kingpin.Application) *Selection {
+	s := &Selection{enabled: map[string]*bool{}, setByUser: map[string]*bool{}}
+	for _, c := range registry {
+		def := "false"
+		if c.defaultOn {
+			def = "true"
+		}
+		set := new(bool)
+		s.enabled[c.name] = app.Flag("collector."+c.name,
+			fmt.Sprintf("Enable the %s collector: %s", c.name, c.help)).Default(def).IsSetByUser(set).Bool()
+		s.setByUser[c.name] = set
+	}
+	s.disableDefaults = app.Flag("collector.disable-defaults",
+		"Disable every collector not enabled explicitly with --collector.NAME.").Default("false").Bool()
+	return s
+}
+
+// Enabled returns the names of the enabled collectors.
+func (s *Selection) Enabled() []string {
+	var out []string
+	for _, c := range registry {
+		on := *s.enabled[c.name]
+		if *s.disableDefaults && !*s.setByUser[c.name] {
+			on = false
+		}
+		if on {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// Names returns every collector name.
+func Names() []string {
+	out := make([]string, len(registry))
+	for i, c := range registry {
+		out[i] = c.name
+	}
+	return out
+}
+
+type enabledCollector struct {
+	entry     collectorEntry
+	collector familyCollector
+	failing   bool
+}
+
+// Exporter reads one snapshot per scrape, shared by concurrent scrapes, and
+// runs the enabled collectors over it.
+type Exporter struct {
+	opts       Options
+	collectors []*enabledCollector
+	reader     snapshotReader
+	logger     log.Logger
+
+	mu       sync.Mutex // guards inflight and the logging state below
+	inflight *flight
+	// Logging state: each condition is logged when it starts and when it
+	// ends, not on every scrape.
+	tablesFailing, ownersFailing, deniedWarned bool
+
+	readings atomic.Uint64
+
+	duration, success, stage, readingsDesc *prometheus.Desc
+}
+
+type flight struct {
+	done chan struct{}
+	snap *Snapshot
+}
+
+// NewExporter builds the named collectors.
+func NewExporter(o Options, enabled []string) (*Exporter, error) {
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	if o.Config == nil {
+		o.Config = func() *Config { return nil }
+	}
+	if o.MaxSeries < 1 {
+		return nil, fmt.Errorf("--collector.max-series must be at least 1, got %d", o.MaxSeries)
+	}
+	if o.Workers < 1 {
+		o.Workers = 1
+	}
+	if o.Tables == nil {
+		o.Tables = NewProcfsTables(o.ProcRoot)
+	}
+	e := &Exporter{
+		opts:   o,
+		logger: o.Logger,
+		reader: snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}},
+		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
+			"Time a collector took to build its families from the scrape's snapshot.", []string{"collector"}, nil),
+		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
+			"Whether a collector's families are complete (1) or not (0) in this scrape.", []string{"collector"}, nil),
+		stage: prometheus.NewDesc(namespace+"_snapshot_duration_seconds",
+			"Time spent building this scrape's snapshot, by stage: reading the TCP tables, or walking /proc/PID/fd to find socket owners.", []string{"stage"}, nil),
+		readingsDesc: prometheus.NewDesc(namespace+"_snapshot_readings_total",
+			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
+	}
+	want := map[string]bool{}
+	for _, n := range enabled {
+		want[n] = true
+	}
+	for _, c := range registry {
+		if want[c.name] {
+			e.collectors = append(e.collectors, &enabledCollector{entry: c, collector: c.factory(o)})
+			delete(want, c.name)
+		}
+	}
+	if len(want) > 0 {
+		var unknown []string
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("unknown collectors %v (known: %v)", unknown, Names())
+	}
+	return e, nil
+}
+
+// Readings returns how many snapshots have been read.
+func (e *Exporter) Readings() uint64 { return e.readings.Load() }
+
+// Describe sends nothing: the families depend on the config and the host,
+// so the exporter is an unchecked collector.
+func (e *Exporter) Describe(chan<- *prometheus.Desc) {}
+
+// Collect runs a scrape without a deadline of its own.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	e.CollectContext(context.Background(), ch)
+}
+
+// Bind returns a prometheus.Collector whose scrapes respect ctx.
+func (e *Exporter) Bind(ctx context.Context) prometheus.Collector {
+	return boundExporter{e, ctx}
+}
+
+type boundExporter struct {
+	e   *Exporter
+	ctx context.Context
+}
+
+func (b boundExporter) Describe(chan<- *prometheus.Desc)    {}
+func (b boundExporter) Collect(ch chan<- prometheus.Metric) { b.e.CollectContext(b.ctx, ch) }
+
+// CollectContext reads (or joins a reading of) a snapshot and emits every
+// enabled collector's families and its duration and success.
+func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metric) {
+	s := e.snapshot(ctx)
+	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.TablesDuration.Seconds(), "tables")
+	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.OwnersDuration.Seconds(), "owners")
+	ch <- prometheus.MustNewConstMetric(e.readingsDesc, prometheus.CounterValue, float64(e.readings.Load()))
+	for _, c := range e.collectors {
+		start := time.Now()
+		err := c.collector.Update(s, ch)
+		ch <- prometheus.MustNewConstMetric(e.duration, prometheus.GaugeValue, time.Since(start).Seconds(), c.entry.name)
+		ok := 1.0
+		if err != nil {
+			ok = 0
+		}
+		ch <- prometheus.MustNewConstMetric(e.success, prometheus.GaugeValue, ok, c.entry.name)
+		e.noteCollector(c, s, err)
+	}
+}
+
+func (e *Exporter) needsOwners() bool {
+	for _, c := range e.collectors {
+		if c.entry.needsOwners(e.opts) {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshot returns a fresh snapshot. A scrape that arrives while another
+// is reading waits for that reading and shares it.
+func (e *Exporter) snapshot(ctx context.Context) *Snapshot {
+	e.mu.Lock()
+	if f := e.inflight; f != nil {
+		e.mu.Unlock()
+		<-f.done
+		return f.snap
+	}
+	f := &flight{done: make(chan struct{})}
+	e.inflight = f
+	e.mu.Unlock()
+
+	// The reading serves every scrape waiting on it, so one scrape giving up
+	// must not cancel it; it keeps the leader's deadline.
+	timeout := defaultReadTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	f.snap = e.reader.read(rctx, e.needsOwners())
+	cancel()
+	e.readings.Add(1)
+	e.noteSnapshot(f.snap)
+
+	e.mu.Lock()
+	e.inflight = nil
+	e.mu.Unlock()
+	close(f.done)
+	return f.snap
+}
+
+// noteSnapshot logs the snapshot's problems once per condition.
+func (e *Exporter) noteSnapshot(s *Snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if failing := s.TableErr != nil; failing != e.tablesFailing {
+		e.tablesFailing = failing
+		if failing {
+			level.Error(e.logger).Log("msg", "TCP tables could not be read completely; families from them report success 0 until they can", "err", s.TableErr)
+		} else {
+			level.Info(e.logger).Log("msg", "TCP tables read completely again")
+		}
+	}
+	if failing := s.OwnersErr != nil; failing != e.ownersFailing {
+		e.ownersFailing = failing
+		if failing {
+			level.Error(e.logger).Log("msg", "cannot map sockets to processes", "err", s.OwnersErr)
+		} else {
+			level.Info(e.logger).Log("msg", "mapping sockets to processes works again")
+		}
+	}
+	if s.DeniedProcesses > 0 && !e.deniedWarned {
+		e.deniedWarned = true
+		level.Warn(e.logger).Log("msg", "cannot read /proc/PID/fd of processes owned by other users; their sockets are counted in tcpstate_unresolved_sockets instead of under their process. Run with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (the packaged systemd unit grants both). This is logged once.",
+			"processes_denied", s.DeniedProcesses)
+	}
+}
+
+// noteCollector logs when a collector starts or stops failing, unless the
+// cause is the snapshot's own problem, which noteSnapshot has logged.
+func (e *Exporter) noteCollector(c *enabledCollector, s *Snapshot, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if failing := err != nil; failing != c.failing {
+		c.failing = failing
+		if err == s.TableErr || err == s.OwnersErr {
+			return
+		}
+		if failing {
+			level.Error(e.logger).Log("msg", "collector failed; its families are incomplete", "collector", c.entry.name, "err", err)
+		} else {
+			level.Info(e.logger).Log("msg", "collector succeeds again", "collector", c.entry.name)
+		}
+	}
+}

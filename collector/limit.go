@@ -1,0 +1,94 @@
+package collector
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// otherLabel is the value the varying labels of a folded series read.
+const otherLabel = "other"
+
+// boundedFamily counts sockets per entity (a port, a process, a route) and
+// state, and emits at most maxSeries series: entities are ranked by their
+// total count, largest first, and those that do not fit are summed, per
+// state, into one series whose entity labels read "other".
+type boundedFamily[K comparable] struct {
+	counts map[K]*[numStates]float64
+}
+
+func newBoundedFamily[K comparable]() *boundedFamily[K] {
+	return &boundedFamily[K]{counts: map[K]*[numStates]float64{}}
+}
+
+func (f *boundedFamily[K]) add(key K, s State) {
+	c := f.counts[key]
+	if c == nil {
+		c = new([numStates]float64)
+		f.counts[key] = c
+	}
+	c[s]++
+}
+
+type rankedEntity[K comparable] struct {
+	key    K
+	labels []string
+	total  float64
+	series int
+	counts *[numStates]float64
+}
+
+// emit sends the family's series and returns how many were folded into the
+// "other" series. labels gives an entity's label values (in desc's order,
+// before the state label); ties in rank are broken by those values so the
+// output is stable.
+func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, maxSeries int, labels func(K) []string) int {
+	ents := make([]rankedEntity[K], 0, len(f.counts))
+	for k, c := range f.counts {
+		e := rankedEntity[K]{key: k, counts: c, labels: labels(k)}
+		for _, v := range c {
+			if v > 0 {
+				e.total += v
+				e.series++
+			}
+		}
+		ents = append(ents, e)
+	}
+	slices.SortFunc(ents, func(a, b rankedEntity[K]) int {
+		if c := cmp.Compare(b.total, a.total); c != 0 {
+			return c
+		}
+		return slices.Compare(a.labels, b.labels)
+	})
+
+	var other [numStates]float64
+	emitted, folded := 0, 0
+	for _, e := range ents {
+		if folded > 0 || emitted+e.series > maxSeries {
+			folded += e.series
+			for s, v := range e.counts {
+				other[s] += v
+			}
+			continue
+		}
+		emitted += e.series
+		for _, s := range allStates {
+			if v := e.counts[s]; v > 0 {
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(e.labels, stateNames[s])...)
+			}
+		}
+	}
+	if folded > 0 {
+		others := make([]string, len(ents[0].labels), len(ents[0].labels)+1)
+		for i := range others {
+			others[i] = otherLabel
+		}
+		for _, s := range allStates {
+			if v := other[s]; v > 0 {
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(others, stateNames[s])...)
+			}
+		}
+	}
+	return folded
+}

@@ -1,0 +1,47 @@
+package collector
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// portsCollector counts outbound sockets by remote port and inbound and
+// listening sockets by local port.
+type portsCollector struct {
+	remote, local *prometheus.Desc
+	truncated     *prometheus.Desc
+	maxSeries     int
+}
+
+func newPortsCollector(o Options) familyCollector {
+	return &portsCollector{
+		remote: prometheus.NewDesc(namespace+"_remote_port_connections",
+			"Outbound TCP sockets (whose local address and port belong to no listening socket) by state and remote port.", []string{"remote_port", "state"}, nil),
+		local: prometheus.NewDesc(namespace+"_local_port_connections",
+			"Inbound TCP sockets (accepted on a listening port) and listening sockets by state and local port.", []string{"local_port", "state"}, nil),
+		truncated: truncatedDesc,
+		maxSeries: o.MaxSeries,
+	}
+}
+
+func (c *portsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
+	remote, local := newBoundedFamily[uint16](), newBoundedFamily[uint16]()
+	for i := range s.Sockets {
+		sk := &s.Sockets[i]
+		if !sk.State.Valid() {
+			continue
+		}
+		if s.Direction[i] == Outbound {
+			remote.add(sk.Remote.Port(), sk.State)
+		} else {
+			local.add(sk.Local.Port(), sk.State)
+		}
+	}
+	portLabel := func(p uint16) []string { return []string{strconv.Itoa(int(p))} }
+	folded := remote.emit(ch, c.remote, c.maxSeries, portLabel)
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_remote_port_connections")
+	folded = local.emit(ch, c.local, c.maxSeries, portLabel)
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_local_port_connections")
+	return s.TableErr
+}

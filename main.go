@@ -1,0 +1,283 @@
+// Command tcpstate_exporter exposes the host's TCP sockets by state, port,
+// process and declared connection pool as Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	sloggokit "github.com/tjhop/slog-gokit"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+)
+
+const (
+	programName = "tcpstate_exporter"
+	// defaultPort is ours in the exporter range; see the README.
+	defaultAddress = ":9951"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	app := kingpin.New(programName, "Prometheus exporter for TCP socket states by port, process and connection pool.")
+	var (
+		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; more are answered with 503. 0 means no limit.").Default("40").Int()
+		lifecycle   = app.Flag("web.enable-lifecycle", "Enable POST /-/reload to reload --config.file.").Default("false").Bool()
+		procRoot    = app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").String()
+		configFile  = app.Flag("config.file", "YAML file declaring connection pools. Without it there are no pool metrics.").Default("").String()
+		maxSeries   = app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000").Int()
+		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,established").String()
+		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
+		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
+		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
+		webFlags    = kingpinflag.AddFlags(app, defaultAddress)
+		selection   = collector.AddFlags(app)
+	)
+	app.Version(version.Print(programName))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(os.Stdout)
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, err)
+		return 2
+	}
+
+	logger, slogger := newLoggers(*logLevel, *logFormat)
+	level.Info(logger).Log("msg", "starting "+programName, "version", version.Info())
+	level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
+
+	states, err := collector.ParseStates(splitList(*routeStates))
+	if err != nil {
+		level.Error(logger).Log("msg", "bad --collector.process.remote-states", "err", err)
+		return 2
+	}
+
+	cfg := &configHolder{path: *configFile, logger: logger}
+	if err := cfg.load(); err != nil {
+		level.Error(logger).Log("msg", "bad config file; not starting", "err", err)
+		return 1
+	}
+
+	exporter, err := collector.NewExporter(collector.Options{
+		ProcRoot:    *procRoot,
+		MaxSeries:   *maxSeries,
+		RouteStates: states,
+		Config:      cfg.current,
+		Workers:     *workers,
+		Logger:      logger,
+	}, selection.Enabled())
+	if err != nil {
+		level.Error(logger).Log("msg", "cannot set up collectors", "err", err)
+		return 2
+	}
+	level.Info(logger).Log("msg", "enabled collectors", "collectors", strings.Join(selection.Enabled(), ","))
+
+	self := prometheus.NewRegistry()
+	self.MustRegister(
+		versioncollector.NewCollector(programName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		cfg,
+	)
+
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, metricsHandler(exporter, self, *maxRequests, logger))
+	if *lifecycle {
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost && r.Method != http.MethodPut {
+				http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
+				return
+			}
+			if err := cfg.load(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintln(w, "config reloaded")
+		})
+	}
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        programName,
+			Description: "TCP sockets by state, port, process and connection pool",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: *metricsPath, Text: "Metrics"}},
+		})
+		if err != nil {
+			level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(signals)
+	go func() {
+		for sig := range signals {
+			if sig == syscall.SIGHUP {
+				if err := cfg.load(); err == nil {
+					level.Info(logger).Log("msg", "config reloaded on SIGHUP", "file", *configFile)
+				}
+				continue
+			}
+			level.Info(logger).Log("msg", "shutting down", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = server.Shutdown(ctx)
+			cancel()
+			return
+		}
+	}()
+
+	if err := web.ListenAndServe(server, webFlags, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		level.Error(logger).Log("msg", "cannot serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newLoggers returns the go-kit logger the program logs with (with time
+// stamp and caller) and an slog bridge for exporter-toolkit, built on the
+// undecorated logger because the bridge adds its own time and caller.
+func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
+	w := log.NewSyncWriter(os.Stderr)
+	var base log.Logger
+	if format == "json" {
+		base = log.NewJSONLogger(w)
+	} else {
+		base = log.NewLogfmtLogger(w)
+	}
+	allow := map[string]level.Option{"debug": level.AllowDebug(), "info": level.AllowInfo(), "warn": level.AllowWarn(), "error": level.AllowError()}[lvl]
+	base = level.NewFilter(base, allow)
+	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	slogLevel := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[lvl]
+	return logger, slog.New(sloggokit.NewGoKitHandler(base, slogLevel))
+}
+
+// metricsHandler serves one scrape: the exporter's families, read within the
+// scrape's timeout, beside the program's own metrics. At most maxRequests
+// scrapes run at once; the excess gets 503 rather than a queue.
+func metricsHandler(e *collector.Exporter, self *prometheus.Registry, maxRequests int, logger log.Logger) http.Handler {
+	var slots chan struct{}
+	if maxRequests > 0 {
+		slots = make(chan struct{}, maxRequests)
+	}
+	errLog := stdlog.New(log.NewStdlibAdapter(level.Error(logger)), "", 0)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			default:
+				http.Error(w, fmt.Sprintf("too many concurrent scrapes (--web.max-requests=%d)", maxRequests), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		ctx := r.Context()
+		if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
+			if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 {
+				var cancel context.CancelFunc
+				// Leave a little of the scrape's time for sending the answer.
+				ctx, cancel = context.WithTimeout(ctx, time.Duration(secs*0.9*float64(time.Second)))
+				defer cancel()
+			}
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(e.Bind(ctx))
+		promhttp.HandlerFor(prometheus.Gatherers{self, reg}, promhttp.HandlerOpts{
+			ErrorLog:      errLog,
+			ErrorHandling: promhttp.ContinueOnError,
+		}).ServeHTTP(w, r)
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// configHolder keeps the current pool configuration, swaps in a new one
+// only when it is valid, and reports reloads as metrics.
+type configHolder struct {
+	path   string
+	logger log.Logger
+
+	mu          sync.Mutex
+	cfg         *collector.Config
+	ok          bool
+	lastSuccess time.Time
+}
+
+var (
+	reloadOKDesc = prometheus.NewDesc("tcpstate_config_last_reload_successful",
+		"Whether the last load of --config.file succeeded (1) or was rejected, keeping the previous config (0).", nil, nil)
+	reloadTimeDesc = prometheus.NewDesc("tcpstate_config_last_reload_success_timestamp_seconds",
+		"Time of the last successful load of --config.file, in seconds since the epoch.", nil, nil)
+)
+
+func (h *configHolder) load() error {
+	cfg := &collector.Config{}
+	if h.path != "" {
+		var err error
+		if cfg, err = collector.LoadConfig(h.path); err != nil {
+			h.mu.Lock()
+			h.ok = false
+			h.mu.Unlock()
+			level.Error(h.logger).Log("msg", "config rejected; keeping the previous one", "err", err)
+			return err
+		}
+	}
+	h.mu.Lock()
+	h.cfg, h.ok, h.lastSuccess = cfg, true, time.Now()
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *configHolder) current() *collector.Config {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cfg
+}
+
+func (h *configHolder) Describe(ch chan<- *prometheus.Desc) {
+	ch <- reloadOKDesc
+	ch <- reloadTimeDesc
+}
+
+func (h *configHolder) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ok := 0.0
+	if h.ok {
+		ok = 1
+	}
+	ch <- prometheus.MustNewConstMetric(reloadOKDesc, prometheus.GaugeValue, ok)
+	ch <- prometheus.MustNewConstMetric(reloadTimeDesc, prometheus.GaugeValue, float64(h.lastSuccess.UnixNano())/1e9)
+}
