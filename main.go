@@ -51,8 +51,8 @@ func run(args []string) int {
 		maxSeries   = app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000").Int()
 		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,established").String()
 		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
-		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").Enum("debug", "info", "warn", "error")
-		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").Enum("logfmt", "json")
+		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").String()
+		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").String()
 		webFlags    = kingpinflag.AddFlags(app, defaultAddress)
 		selection   = collector.AddFlags(app)
 	)
@@ -64,6 +64,14 @@ func run(args []string) int {
 		return 2
 	}
 
+	if err := oneOf("--log.level", *logLevel, "debug", "info", "warn", "error"); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+		return 2
+	}
+	if err := oneOf("--log.format", *logFormat, "logfmt", "json"); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+		return 2
+	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
 	level.Info(logger).Log("msg", "starting "+programName, "version", version.Info())
 	level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
@@ -110,7 +118,7 @@ func run(args []string) int {
 				http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
 				return
 			}
-			if err := cfg.load(); err != nil {
+			if err := cfg.reload("POST /-/reload"); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
@@ -138,9 +146,7 @@ func run(args []string) int {
 	go func() {
 		for sig := range signals {
 			if sig == syscall.SIGHUP {
-				if err := cfg.load(); err == nil {
-					level.Info(logger).Log("msg", "config reloaded on SIGHUP", "file", *configFile)
-				}
+				cfg.reload("SIGHUP")
 				continue
 			}
 			level.Info(logger).Log("msg", "shutting down", "signal", sig.String())
@@ -213,6 +219,15 @@ func metricsHandler(e *collector.Exporter, self *prometheus.Registry, maxRequest
 	})
 }
 
+func oneOf(flag, value string, allowed ...string) error {
+	for _, a := range allowed {
+		if value == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s=%q: must be one of %s", flag, value, strings.Join(allowed, ", "))
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, part := range strings.Split(s, ",") {
@@ -250,13 +265,22 @@ func (h *configHolder) load() error {
 			h.mu.Lock()
 			h.ok = false
 			h.mu.Unlock()
-			level.Error(h.logger).Log("msg", "config rejected; keeping the previous one", "err", err)
 			return err
 		}
 	}
 	h.mu.Lock()
 	h.cfg, h.ok, h.lastSuccess = cfg, true, time.Now()
 	h.mu.Unlock()
+	return nil
+}
+
+// reload loads the config again, keeping the old one if the new one is bad.
+func (h *configHolder) reload(trigger string) error {
+	if err := h.load(); err != nil {
+		level.Error(h.logger).Log("msg", "config rejected; keeping the previous one", "trigger", trigger, "err", err)
+		return err
+	}
+	level.Info(h.logger).Log("msg", "config reloaded", "trigger", trigger, "file", h.path)
 	return nil
 }
 

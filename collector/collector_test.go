@@ -1,0 +1,112 @@
+package collector
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// gatedTables reads the fixture tables, but only once released, so that a
+// test can make scrapes overlap.
+type gatedTables struct {
+	inner   TableSource
+	started chan struct{}
+	release chan struct{}
+	reads   atomic.Int32
+}
+
+func (g *gatedTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+	if g.reads.Add(1) == 1 {
+		close(g.started)
+	}
+	<-g.release
+	return g.inner.AppendSockets(ctx, dst)
+}
+
+func fixtureOptions(t *testing.T) Options {
+	cfg, err := LoadConfig("../testdata/config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{ProcRoot: "../testdata/proc", MaxSeries: 1000, RouteStates: []State{StateCloseWait, StateEstablished},
+		Config: func() *Config { return cfg }, Workers: 2}
+}
+
+func TestConcurrentScrapesShareOneReading(t *testing.T) {
+	t.Parallel()
+	o := fixtureOptions(t)
+	gate := &gatedTables{inner: NewProcfsTables(o.ProcRoot), started: make(chan struct{}), release: make(chan struct{})}
+	o.Tables = gate
+	e, err := NewExporter(o, Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const scrapes = 20
+	results := make([][]string, scrapes)
+	var wg sync.WaitGroup
+	// The first scrape leads and blocks in the table read; the others join.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		results[0] = render(t, e.Collect)
+	}()
+	<-gate.started
+	var joined sync.WaitGroup
+	for i := 1; i < scrapes; i++ {
+		wg.Add(1)
+		joined.Add(1)
+		go func() {
+			defer wg.Done()
+			joined.Done()
+			results[i] = render(t, e.Collect)
+		}()
+	}
+	joined.Wait()
+	close(gate.release)
+	wg.Wait()
+
+	if n := gate.reads.Load(); n < 1 || n > 2 {
+		// A scrape that had not yet joined when the reading ended starts the
+		// next one; all of them arrived while the first was blocked, so at
+		// most one more reading can happen.
+		t.Errorf("%d scrapes read the tables %d times", scrapes, n)
+	}
+	stable := func(lines []string) []string {
+		return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(l, "collector=") || strings.Contains(l, "stage=") })
+	}
+	for i := 1; i < scrapes; i++ {
+		if !slices.Equal(stable(results[i]), stable(results[0])) {
+			t.Fatalf("scrape %d differs from scrape 0", i)
+		}
+	}
+	if e.Readings() != uint64(gate.reads.Load()) {
+		t.Errorf("Readings() = %d, tables read %d times", e.Readings(), gate.reads.Load())
+	}
+}
+
+func TestMissingTablesFailEveryCollector(t *testing.T) {
+	t.Parallel()
+	o := fixtureOptions(t)
+	o.Tables = NewProcfsTables(t.TempDir()) // no net/tcp at all
+	e, err := NewExporter(o, Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := render(t, e.Collect)
+	for _, c := range []string{"connections", "queues", "ports", "process", "pools"} {
+		if !slices.Contains(got, "collector="+c+" 0") {
+			t.Errorf("collector %s should report success 0 without tables; got %q", c, got)
+		}
+	}
+}
+
+func TestUnknownCollectorIsAnError(t *testing.T) {
+	t.Parallel()
+	_, err := NewExporter(fixtureOptions(t), []string{"process", "sockets"})
+	if err == nil || !strings.Contains(err.Error(), "sockets") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,205 @@
+// Command sockhold holds real TCP sockets on loopback in known states, for
+// the exporter's live tests, benchmarks and end-to-end checks.
+//
+//	sockhold serve -listen 127.0.0.2:0 -listen [::1]:0
+//	    accepts connections; a client that sends 'c' is closed at once (its
+//	    socket goes to CLOSE_WAIT), one that sends 'k' is kept open.
+//	sockhold connect -close-wait 127.0.0.2:9000=5 -established [::1]:9000=2
+//	    opens those connections, waits until every close-wait socket has
+//	    seen the server's FIN, prints "ready", and holds them.
+//
+// Both hold until SIGTERM, -hold elapses (so a forgotten helper always ends
+// by itself) or, with -stdin, standard input reaches EOF. -comm renames the process, so
+// tests can tell a client from a server by the name the exporter reports.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type targets []string
+
+func (t *targets) String() string     { return strings.Join(*t, ",") }
+func (t *targets) Set(v string) error { *t = append(*t, v); return nil }
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: sockhold serve|connect [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	var listen, closeWait, established targets
+	fs.Var(&listen, "listen", "serve: address to listen on (repeatable; port 0 picks one, and later addresses with port 0 reuse the first port)")
+	fs.Var(&closeWait, "close-wait", "connect: ADDR=N connections the server closes (repeatable)")
+	fs.Var(&established, "established", "connect: ADDR=N connections kept open (repeatable)")
+	comm := fs.String("comm", "", "process name to set (at most 15 bytes)")
+	hold := fs.Duration("hold", 10*time.Minute, "release everything and exit after this long")
+	watchStdin := fs.Bool("stdin", false, "also release and exit when standard input reaches EOF (so a helper dies with the test that started it)")
+	_ = fs.Parse(os.Args[2:])
+	if *comm != "" {
+		// /proc/self names the main thread, whose name is the process's.
+		if err := os.WriteFile("/proc/self/comm", []byte(*comm), 0); err != nil {
+			fail("setting comm: %v", err)
+		}
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(listen)
+	case "connect":
+		err = connect(closeWait, established)
+	default:
+		err = fmt.Errorf("unknown mode %q", os.Args[1])
+	}
+	if err != nil {
+		fail("%v", err)
+	}
+	waitForRelease(*hold, *watchStdin)
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "sockhold: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// waitForRelease blocks until a signal arrives, hold passes or, when asked,
+// stdin closes.
+func waitForRelease(hold time.Duration, watchStdin bool) {
+	done := make(chan struct{}, 1)
+	if watchStdin {
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); done <- struct{}{} }()
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	select {
+	case <-done:
+	case <-sig:
+	case <-time.After(hold):
+	}
+}
+
+var (
+	keptMu sync.Mutex
+	kept   []net.Conn // referenced so that they stay open
+)
+
+func serve(addrs []string) error {
+	if len(addrs) == 0 {
+		return errors.New("serve needs -listen")
+	}
+	port := ""
+	for _, a := range addrs {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return err
+		}
+		if p == "0" && port != "" {
+			p = port
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, p))
+		if err != nil {
+			return err
+		}
+		_, port, _ = net.SplitHostPort(l.Addr().String())
+		fmt.Printf("listening %s\n", l.Addr())
+		go accept(l)
+	}
+	fmt.Println("ready")
+	return nil
+}
+
+func accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			var b [1]byte
+			if _, err := io.ReadFull(c, b[:]); err != nil || b[0] == 'c' {
+				c.Close()
+				return
+			}
+			keptMu.Lock()
+			kept = append(kept, c)
+			keptMu.Unlock()
+		}()
+	}
+}
+
+func connect(closeWait, established []string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	open := func(spec string, mode byte) error {
+		addr, n, err := parseTarget(spec)
+		if err != nil {
+			return err
+		}
+		for range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			if _, err := c.Write([]byte{mode}); err != nil {
+				return err
+			}
+			keptMu.Lock()
+			kept = append(kept, c)
+			keptMu.Unlock()
+			if mode == 'c' {
+				// EOF means the server's FIN arrived: this socket is now in
+				// CLOSE_WAIT, and stays there because it is never closed.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+					if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+						select {
+						case errs <- fmt.Errorf("waiting for the server to close %s: %v", addr, err):
+						default:
+						}
+					}
+				}()
+			}
+		}
+		return nil
+	}
+	for _, spec := range closeWait {
+		if err := open(spec, 'c'); err != nil {
+			return err
+		}
+	}
+	for _, spec := range established {
+		if err := open(spec, 'k'); err != nil {
+			return err
+		}
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	fmt.Println("ready")
+	return nil
+}
+
+func parseTarget(spec string) (string, int, error) {
+	addr, count, ok := strings.Cut(spec, "=")
+	n, err := strconv.Atoi(count)
+	if !ok || err != nil || n < 0 {
+		return "", 0, fmt.Errorf("bad target %q: want ADDR=COUNT", spec)
+	}
+	return addr, n, nil
+}

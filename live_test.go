@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// helper is a running sockhold process.
+type helper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines []string
+}
+
+// startHelper runs sockhold with args and waits for its "ready" line. The
+// helper ends when the test closes its stdin.
+func startHelper(t *testing.T, args ...string) *helper {
+	t.Helper()
+	h := &helper{cmd: exec.Command(sockhold, append(args, "-stdin", "-hold=5m")...)}
+	var err error
+	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := h.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cmd.Stderr = os.Stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.release)
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- nil
+				go func() { _, _ = io.Copy(io.Discard, stdout) }()
+				return
+			}
+			h.lines = append(h.lines, sc.Text())
+		}
+		ready <- fmt.Errorf("sockhold %v ended before it was ready", args)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("sockhold %v not ready after a minute", args)
+	}
+	return h
+}
+
+// release closes the helper's stdin and waits for it to exit.
+func (h *helper) release() {
+	if h.cmd.ProcessState != nil {
+		return
+	}
+	h.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// parseExposition maps each sample line's series (as printed) to its value.
+func parseExposition(t *testing.T, body string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestLiveCloseWaitOnLoopback holds real sockets in CLOSE_WAIT toward an IPv4
+// and an IPv6 listener and checks the exact counts in every family.
+func TestLiveCloseWaitOnLoopback(t *testing.T) {
+	const (
+		closeWait4, closeWait6     = 7, 4
+		established4, established6 = 3, 2
+		client, server             = "tcpst-client", "tcpst-upstream"
+	)
+	srv := startHelper(t, "serve", "-comm", server, "-listen", "127.0.0.2:0", "-listen", "[::1]:0")
+	if len(srv.lines) != 2 {
+		t.Fatalf("server printed %q", srv.lines)
+	}
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	startHelper(t, "connect", "-comm", client,
+		"-close-wait", "127.0.0.2:"+port+"="+strconv.Itoa(closeWait4),
+		"-close-wait", "[::1]:"+port+"="+strconv.Itoa(closeWait6),
+		"-established", "127.0.0.2:"+port+"="+strconv.Itoa(established4),
+		"-established", "[::1]:"+port+"="+strconv.Itoa(established6))
+
+	config := filepath.Join(t.TempDir(), "pools.yml")
+	pools := fmt.Sprintf(`pools:
+  - name: upstream
+    remote_port: %[1]s
+    max: 400
+  - name: client-v4
+    process: "^%[2]s$"
+    remote_address: 127.0.0.0/8
+    remote_port: %[1]s
+    max: 10
+  - name: someone-else
+    process: "^not-%[2]s$"
+    remote_port: %[1]s
+    max: 10
+`, port, client)
+	if err := os.WriteFile(config, []byte(pools), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, "--config.file="+config)
+	code, body := e.get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	got := parseExposition(t, body)
+
+	cw, est := float64(closeWait4+closeWait6), float64(established4+established6)
+	want := map[string]float64{
+		`tcpstate_remote_port_connections{remote_port="` + port + `",state="close_wait"}`:                                                         cw,
+		`tcpstate_remote_port_connections{remote_port="` + port + `",state="established"}`:                                                        est,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                                                               2,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:                                                          est,
+		`tcpstate_process_connections{process="` + client + `",state="close_wait"}`:                                                               cw,
+		`tcpstate_process_connections{process="` + client + `",state="established"}`:                                                              est,
+		`tcpstate_process_connections{process="` + server + `",state="listen"}`:                                                                   2,
+		`tcpstate_process_connections{process="` + server + `",state="established"}`:                                                              est,
+		`tcpstate_process_remote_connections{process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`:  closeWait4,
+		`tcpstate_process_remote_connections{process="` + client + `",remote_address="::1",remote_port="` + port + `",state="close_wait"}`:        closeWait6,
+		`tcpstate_process_remote_connections{process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="established"}`: established4,
+		`tcpstate_process_remote_connections{process="` + client + `",remote_address="::1",remote_port="` + port + `",state="established"}`:       established6,
+		`tcpstate_pool_connections{pool="upstream",state="close_wait"}`:                                                                           cw,
+		`tcpstate_pool_connections{pool="upstream",state="established"}`:                                                                          est,
+		`tcpstate_pool_max_connections{pool="upstream"}`:                                                                                          400,
+		`tcpstate_pool_connections{pool="client-v4",state="close_wait"}`:                                                                          closeWait4,
+		`tcpstate_pool_connections{pool="client-v4",state="established"}`:                                                                         established4,
+		`tcpstate_pool_max_connections{pool="client-v4"}`:                                                                                         10,
+		`tcpstate_pool_connections{pool="someone-else",state="close_wait"}`:                                                                       0,
+		`tcpstate_pool_connections{pool="someone-else",state="established"}`:                                                                      0,
+	}
+	for series, w := range want {
+		if v, ok := got[series]; !ok || v != w {
+			t.Errorf("%s = %v (present %v), want %v", series, v, ok, w)
+		}
+	}
+	// The host-wide counts include at least the held sockets.
+	if v := got[`tcpstate_connections{family="ipv4",state="close_wait"}`]; v < closeWait4 {
+		t.Errorf("ipv4 close_wait = %v, want at least %d", v, closeWait4)
+	}
+	if v := got[`tcpstate_connections{family="ipv6",state="close_wait"}`]; v < closeWait6 {
+		t.Errorf("ipv6 close_wait = %v, want at least %d", v, closeWait6)
+	}
+	for _, c := range []string{"connections", "queues", "ports", "process", "pools"} {
+		if got[`tcpstate_scrape_collector_success{collector="`+c+`"}`] != 1 {
+			t.Errorf("collector %s did not succeed", c)
+		}
+	}
+}

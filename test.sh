@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of tcpstate_exporter from a fresh clone: installs what the
+# tests need from Debian's packages when it is missing, then `make test`.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+
+need=()
+command -v make >/dev/null || need+=(make)
+command -v git >/dev/null || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "test.sh: missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root" >&2
+		exit 1
+	fi
+	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+exec make test
