@@ -16,9 +16,13 @@ LDFLAGS     := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
+# Pinned tools.
+PROMTOOL3_VERSION := v0.316.0
+PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
+
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test unit style vet tidy-check golden clean
+.PHONY: all build run test unit race style vet tidy-check golden rules-check dashboards-check clean
 
 all: style vet test build
 
@@ -32,11 +36,33 @@ run: build
 	./$(BIN)
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
-# tests.
-test: style vet tidy-check unit
+# tests under the race detector, the rule pack under promtool 2 and 3, and
+# the dashboards.
+test: style vet tidy-check race rules-check dashboards-check
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The race detector needs cgo.
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+# The rule pack with Debian's promtool (2.x, installed if missing) and with a
+# pinned Prometheus 3 promtool built from the Go module proxy (slow only the
+# first time: the build is cached).
+rules-check: $(PROMTOOL3)
+	rules/check.sh
+	PROMTOOL=$(PROMTOOL3) rules/check.sh
+
+$(PROMTOOL3):
+	GOBIN=$(abspath $(dir $(PROMTOOL3))) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL3_VERSION)
+
+# The dashboards: strict schema validation, unique panel ids, defined
+# variables, and every metric they query present in the golden exposition.
+# -count=1: the files checked live outside the test module, so Go's test
+# cache would not notice a change to them.
+dashboards-check:
+	cd dashboards/validate && $(GO) test -count=1 ./...
 
 style:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -42,9 +42,9 @@ type Socket struct {
 // TableSource lists the TCP sockets of both address families. The procfs text
 // tables are one source; a netlink source can stand beside it.
 type TableSource interface {
-	// AppendSockets appends every socket to dst. A *TableError reports lines
-	// that could not be read while the rest still were: the sockets appended
-	// are then a true but incomplete listing.
+	// AppendSockets appends every socket to dst. An error means the listing
+	// is incomplete (a table could not be read, or a *TableError for lines
+	// that could not be parsed); the sockets appended are still true.
 	AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error)
 }
 
@@ -96,10 +96,7 @@ func (p *ProcfsTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socke
 		if t.family == IPv6 && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		var te *TableError
-		if !errors.As(err, &te) {
-			return dst, err
-		}
+		// Read the other table anyway: its counts are still true.
 		problems = append(problems, err)
 	}
 	return dst, errors.Join(problems...)
