@@ -22,7 +22,10 @@ PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test unit race style vet tidy-check golden rules-check dashboards-check clean
+FUZZTIME ?= 20s
+FUZZ_TARGETS := FuzzParseLine FuzzParseSocketLink FuzzParseConfig
+
+.PHONY: all build run test unit race fuzz style vet tidy-check golden rules-check dashboards-check clean
 
 all: style vet test build
 
@@ -38,7 +41,7 @@ run: build
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, and
 # the dashboards.
-test: style vet tidy-check race rules-check dashboards-check
+test: style vet tidy-check race fuzz rules-check dashboards-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -46,6 +49,14 @@ unit:
 # The race detector needs cgo.
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+# Each fuzzer for FUZZTIME (the seed corpus from testdata/ runs in every
+# `go test`). Run longer with e.g. `make fuzz FUZZTIME=10m`.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzzing $$t for $(FUZZTIME)"; \
+		$(GO) test ./collector -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # The rule pack with Debian's promtool (2.x, installed if missing) and with a
 # pinned Prometheus 3 promtool built from the Go module proxy (slow only the

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,8 +52,41 @@ func TestMain(m *testing.M) {
 type exporter struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
-	done   chan error
+	stderr *syncBuffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, once exited is closed
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// launch starts cmd as an exporter serving on addr and stops it when the
+// test ends.
+func launch(t *testing.T, cmd *exec.Cmd, addr string) *exporter {
+	t.Helper()
+	e := &exporter{cmd: cmd, url: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = e.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { e.err = cmd.Wait(); close(e.exited) }()
+	t.Cleanup(func() { e.stop(t) })
+	return e
 }
 
 func freeAddr(t *testing.T) string {
@@ -69,24 +103,24 @@ func freeAddr(t *testing.T) string {
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
 	addr := freeAddr(t)
-	e := &exporter{url: "http://" + addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + addr}, args...)...)
-	e.cmd.Stderr = e.stderr
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.done <- e.cmd.Wait() }()
-	t.Cleanup(func() { e.stop(t) })
+	e := launch(t, exec.Command(binary, append([]string{"--web.listen-address=" + addr}, args...)...), addr)
+	e.waitServing(t)
+	return e
+}
+
+// waitServing polls until the exporter answers HTTP, for at most 10 s.
+func (e *exporter) waitServing(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(e.url + "/")
 		if err == nil {
 			resp.Body.Close()
-			return e
+			return
 		}
 		select {
-		case err := <-e.done:
-			t.Fatalf("exporter exited before serving: %v\n%s", err, e.stderr)
+		case <-e.exited:
+			t.Fatalf("exporter exited before serving: %v\n%s", e.err, e.stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -97,18 +131,20 @@ func startExporter(t *testing.T, args ...string) *exporter {
 
 // stop sends SIGTERM and expects a clean exit within a second.
 func (e *exporter) stop(t *testing.T) {
-	if e.cmd.ProcessState != nil {
+	select {
+	case <-e.exited:
 		return
+	default:
 	}
 	_ = e.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-e.done:
-		if err != nil {
-			t.Errorf("exporter exited with %v after SIGTERM:\n%s", err, e.stderr)
+	case <-e.exited:
+		if e.err != nil {
+			t.Errorf("exporter exited with %v after SIGTERM:\n%s", e.err, e.stderr)
 		}
 	case <-time.After(time.Second):
 		_ = e.cmd.Process.Kill()
-		<-e.done
+		<-e.exited
 		t.Errorf("exporter still running a second after SIGTERM")
 	}
 }
