@@ -25,7 +25,7 @@ export CGO_ENABLED ?= 0
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParseLine FuzzParseSocketLink FuzzParseConfig
 
-.PHONY: all build run test unit race fuzz style vet tidy-check golden rules-check dashboards-check clean
+.PHONY: all build run test unit race fuzz heavy style vet tidy-check golden rules-check dashboards-check clean
 
 all: style vet test build
 
@@ -41,7 +41,7 @@ run: build
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, and
 # the dashboards.
-test: style vet tidy-check race fuzz rules-check dashboards-check
+test: style vet tidy-check race fuzz heavy rules-check dashboards-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -49,6 +49,11 @@ unit:
 # The race detector needs cgo.
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+# Scrape storms over 100 000 held sockets and hostile cardinality (20 000
+# ports); about 30 s. The figures they log are in docs/reliability.md.
+heavy:
+	TCPSTATE_HEAVY=1 $(GO) test -count=1 -run Heavy -v .
 
 # Each fuzzer for FUZZTIME (the seed corpus from testdata/ runs in every
 # `go test`). Run longer with e.g. `make fuzz FUZZTIME=10m`.

@@ -8,6 +8,13 @@
 //	    opens those connections, waits until every close-wait socket has
 //	    seen the server's FIN, prints "ready", and holds them.
 //
+// A port may be a range, FROM-TO: `-listen 127.0.0.3:10000-19999` listens on
+// every free port of it (ports in use are skipped and counted), and
+// `-established 127.0.0.3:10000-19999=1` opens N connections to each port
+// that accepts them. With -no-accept the server never accepts: connections
+// wait, established, in the kernel's backlog and cost the server no
+// descriptor.
+//
 // Both hold until SIGTERM, -hold elapses (so a forgotten helper always ends
 // by itself) or, with -stdin, standard input reaches EOF. -comm renames the process, so
 // tests can tell a client from a server by the name the exporter reports.
@@ -44,6 +51,7 @@ func main() {
 	fs.Var(&closeWait, "close-wait", "connect: ADDR=N connections the server closes (repeatable)")
 	fs.Var(&established, "established", "connect: ADDR=N connections kept open (repeatable)")
 	comm := fs.String("comm", "", "process name to set (at most 15 bytes)")
+	noAccept := fs.Bool("no-accept", false, "serve: leave connections in the backlog instead of accepting them")
 	hold := fs.Duration("hold", 10*time.Minute, "release everything and exit after this long")
 	watchStdin := fs.Bool("stdin", false, "also release and exit when standard input reaches EOF (so a helper dies with the test that started it)")
 	_ = fs.Parse(os.Args[2:])
@@ -56,7 +64,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "serve":
-		err = serve(listen)
+		err = serve(listen, *noAccept)
 	case "connect":
 		err = connect(closeWait, established)
 	default:
@@ -90,11 +98,12 @@ func waitForRelease(hold time.Duration, watchStdin bool) {
 }
 
 var (
-	keptMu sync.Mutex
-	kept   []net.Conn // referenced so that they stay open
+	keptMu    sync.Mutex
+	kept      []net.Conn     // referenced so that they stay open
+	listeners []net.Listener // likewise
 )
 
-func serve(addrs []string) error {
+func serve(addrs []string, noAccept bool) error {
 	if len(addrs) == 0 {
 		return errors.New("serve needs -listen")
 	}
@@ -103,6 +112,25 @@ func serve(addrs []string) error {
 		host, p, err := net.SplitHostPort(a)
 		if err != nil {
 			return err
+		}
+		if from, to, isRange := portRange(p); isRange {
+			listened, skipped := 0, 0
+			for q := from; q <= to; q++ {
+				l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(q)))
+				if err != nil {
+					skipped++
+					continue
+				}
+				listened++
+				if !noAccept {
+					go accept(l)
+				}
+				keptMu.Lock()
+				listeners = append(listeners, l)
+				keptMu.Unlock()
+			}
+			fmt.Printf("listening %s listened=%d skipped=%d\n", a, listened, skipped)
+			continue
 		}
 		if p == "0" && port != "" {
 			p = port
@@ -113,10 +141,29 @@ func serve(addrs []string) error {
 		}
 		_, port, _ = net.SplitHostPort(l.Addr().String())
 		fmt.Printf("listening %s\n", l.Addr())
-		go accept(l)
+		if !noAccept {
+			go accept(l)
+		}
+		keptMu.Lock()
+		listeners = append(listeners, l)
+		keptMu.Unlock()
 	}
 	fmt.Println("ready")
 	return nil
+}
+
+// portRange reads "FROM-TO".
+func portRange(p string) (int, int, bool) {
+	a, b, ok := strings.Cut(p, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	from, err1 := strconv.Atoi(a)
+	to, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || from < 1 || to > 65535 || from > to {
+		return 0, 0, false
+	}
+	return from, to, true
 }
 
 func accept(l net.Listener) {
@@ -141,36 +188,57 @@ func accept(l net.Listener) {
 func connect(closeWait, established []string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
+	connected, refused := 0, 0
 	open := func(spec string, mode byte) error {
 		addr, n, err := parseTarget(spec)
 		if err != nil {
 			return err
 		}
-		for range n {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				return err
+		host, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return err
+		}
+		addrs := []string{addr}
+		from, to, isRange := portRange(p)
+		if isRange {
+			addrs = addrs[:0]
+			for q := from; q <= to; q++ {
+				addrs = append(addrs, net.JoinHostPort(host, strconv.Itoa(q)))
 			}
-			if _, err := c.Write([]byte{mode}); err != nil {
-				return err
-			}
-			keptMu.Lock()
-			kept = append(kept, c)
-			keptMu.Unlock()
-			if mode == 'c' {
-				// EOF means the server's FIN arrived: this socket is now in
-				// CLOSE_WAIT, and stays there because it is never closed.
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-					if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-						select {
-						case errs <- fmt.Errorf("waiting for the server to close %s: %v", addr, err):
-						default:
-						}
+		}
+		for _, a := range addrs {
+			for range n {
+				c, err := net.Dial("tcp", a)
+				if err != nil {
+					if isRange && errors.Is(err, syscall.ECONNREFUSED) {
+						refused++ // a port the server could not take
+						break
 					}
-				}()
+					return err
+				}
+				connected++
+				if _, err := c.Write([]byte{mode}); err != nil {
+					return err
+				}
+				keptMu.Lock()
+				kept = append(kept, c)
+				keptMu.Unlock()
+				if mode == 'c' {
+					// EOF means the server's FIN arrived: this socket is now
+					// in CLOSE_WAIT, and stays there because it is never
+					// closed.
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+						if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+							select {
+							case errs <- fmt.Errorf("waiting for the server to close %s: %v", a, err):
+							default:
+							}
+						}
+					}()
+				}
 			}
 		}
 		return nil
@@ -191,6 +259,7 @@ func connect(closeWait, established []string) error {
 		return err
 	default:
 	}
+	fmt.Printf("connected %d refused=%d\n", connected, refused)
 	fmt.Println("ready")
 	return nil
 }
