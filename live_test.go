@@ -110,7 +110,7 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 		t.Fatalf("server printed %q", srv.lines)
 	}
 	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
-	startHelper(t, "connect", "-comm", client,
+	clientHelper := startHelper(t, "connect", "-comm", client,
 		"-close-wait", "127.0.0.2:"+port+"="+strconv.Itoa(closeWait4),
 		"-close-wait", "[::1]:"+port+"="+strconv.Itoa(closeWait6),
 		"-established", "127.0.0.2:"+port+"="+strconv.Itoa(established4),
@@ -179,6 +179,25 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 	for _, c := range []string{"connections", "queues", "ports", "process", "pools"} {
 		if got[`tcpstate_scrape_collector_success{collector="`+c+`"}`] != 1 {
 			t.Errorf("collector %s did not succeed", c)
+		}
+	}
+
+	// `top` shows the same numbers, with the pids and the first pool.
+	code, out := runToExit(t, "top", "--config.file="+config, "--limit=0")
+	if code != 0 {
+		t.Fatalf("top: exit %d\n%s", code, out)
+	}
+	pid := strconv.Itoa(clientHelper.cmd.Process.Pid)
+	for _, want := range [][]string{
+		{client, pid, "127.0.0.2:" + port, strconv.Itoa(closeWait4), strconv.Itoa(established4), "upstream", "400", "-"},
+		{client, pid, "[::1]:" + port, strconv.Itoa(closeWait6), strconv.Itoa(established6), "upstream", "400", "-"},
+	} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			found = found || strings.Join(strings.Fields(line), " ") == strings.Join(want, " ")
+		}
+		if !found {
+			t.Errorf("top has no row %q:\n%s", want, out)
 		}
 	}
 }

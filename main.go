@@ -55,11 +55,20 @@ func run(args []string) int {
 		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").String()
 		webFlags    = kingpinflag.AddFlags(app, defaultAddress)
 		selection   = collector.AddFlags(app)
+
+		serveCmd = app.Command("serve", "Serve the metrics over HTTP (the default).").Default()
+		topCmd   = app.Command("top", "Print the processes holding the most CLOSE_WAIT sockets, per remote endpoint, and exit: the numbers of one scrape, as a table.")
+		top      topOptions
 	)
+	topCmd.Flag("limit", "Rows to print; 0 prints all.").Default("20").IntVar(&top.limit)
+	topCmd.Flag("watch", "Refresh the table until interrupted.").BoolVar(&top.watch)
+	topCmd.Flag("interval", "Time between refreshes with --watch.").Default("2s").DurationVar(&top.interval)
+	topCmd.Flag("count", "With --watch, stop after this many refreshes; 0 means never.").Default("0").IntVar(&top.count)
 	app.Version(version.Print(programName))
 	app.HelpFlag.Short('h')
 	app.UsageWriter(os.Stdout)
-	if _, err := app.Parse(args); err != nil {
+	command, err := app.Parse(args)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, err)
 		return 2
 	}
@@ -73,8 +82,10 @@ func run(args []string) int {
 		return 2
 	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
-	level.Info(logger).Log("msg", "starting "+programName, "version", version.Info())
-	level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
+	if command == serveCmd.FullCommand() {
+		level.Info(logger).Log("msg", "starting "+programName, "version", version.Info())
+		level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
+	}
 
 	states, err := collector.ParseStates(splitList(*routeStates))
 	if err != nil {
@@ -99,6 +110,15 @@ func run(args []string) int {
 	if err != nil {
 		level.Error(logger).Log("msg", "cannot set up collectors", "err", err)
 		return 2
+	}
+	if command == topCmd.FullCommand() {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := runTop(ctx, exporter, cfg.current, *procRoot, top, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
+			return 1
+		}
+		return 0
 	}
 	level.Info(logger).Log("msg", "enabled collectors", "collectors", strings.Join(selection.Enabled(), ","))
 
