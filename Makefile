@@ -25,7 +25,7 @@ export CGO_ENABLED ?= 0
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParseLine FuzzParseSocketLink FuzzParseConfig
 
-.PHONY: all build run test unit race fuzz heavy style vet tidy-check golden rules-check dashboards-check clean
+.PHONY: all build run test unit race fuzz heavy e2e style vet tidy-check golden rules-check dashboards-check clean
 
 all: style vet test build
 
@@ -41,7 +41,7 @@ run: build
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, and
 # the dashboards.
-test: style vet tidy-check race fuzz heavy rules-check dashboards-check
+test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e
 
 unit:
 	$(GO) test -count=1 ./...
@@ -101,3 +101,23 @@ golden:
 
 clean:
 	rm -f $(BIN)
+
+# End to end: the exporter holds real CLOSE_WAIT sockets on loopback, a
+# Prometheus and an Alertmanager started by the test (Debian's packages,
+# installed here when missing; needs root then) scrape it, evaluate the rule
+# pack and deliver TCPStatePoolExhausted to a webhook in the test, and every
+# dashboard query runs against that Prometheus. About 15 s.
+E2E_PACKAGES := prometheus prometheus-alertmanager
+
+e2e:
+	@missing=; \
+	for p in $(E2E_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "e2e: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \
+		echo "e2e: installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $$missing >/dev/null || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
+		for p in $$missing; do command -v $$p >/dev/null 2>&1 || { echo "e2e: $$p still missing after apt-get install" >&2; exit 1; }; done; \
+	fi
+	TCPSTATE_E2E=1 $(GO) test -count=1 -v ./e2e/
