@@ -41,7 +41,7 @@ run: build
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, and
 # the dashboards.
-test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e
+test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e package-test
 
 unit:
 	$(GO) test -count=1 ./...
@@ -100,7 +100,7 @@ golden:
 	$(GO) test -count=1 -run TestGoldenExposition . -update
 
 clean:
-	rm -f $(BIN)
+	rm -rf $(BIN) dist .build/packages .build/release
 
 # End to end: the exporter holds real CLOSE_WAIT sockets on loopback, a
 # Prometheus and an Alertmanager started by the test (Debian's packages,
@@ -121,3 +121,33 @@ e2e:
 		for p in $$missing; do command -v $$p >/dev/null 2>&1 || { echo "e2e: $$p still missing after apt-get install" >&2; exit 1; }; done; \
 	fi
 	TCPSTATE_E2E=1 $(GO) test -count=1 -v ./e2e/
+
+
+# --- Packaging (packaging/, docs/install.md) --------------------------------
+NFPM_VERSION := v2.45.2
+NFPM         := .build/nfpm-$(NFPM_VERSION)/nfpm
+
+.PHONY: package release package-test prometheusrule
+
+$(NFPM):
+	GOBIN=$(abspath $(dir $(NFPM))) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+# .deb and .rpm for linux/amd64 and linux/arm64 in dist/.
+package: $(NFPM)
+	NFPM=$(abspath $(NFPM)) LDFLAGS='$(LDFLAGS)' packaging/build-packages.sh
+
+# Tarballs for linux/amd64 and linux/arm64 and their SHA-256 sums in dist/,
+# built offline (the modules must be in the module cache).
+release:
+	LDFLAGS='$(LDFLAGS)' packaging/build-release.sh
+
+# The packaging checks, as root: package contents, lintian, the unit
+# (systemd-analyze verify and security), install/remove in throwaway roots,
+# the Kubernetes manifests, least privilege, and the package under a booted
+# systemd in a container (SKIP_SYSTEMD_BOOT=1 skips that part).
+package-test: $(NFPM)
+	NFPM=$(abspath $(NFPM)) LDFLAGS='$(LDFLAGS)' packaging/test.sh
+
+# Regenerates packaging/kubernetes/prometheusrule.yaml from the rule pack.
+prometheusrule:
+	packaging/kubernetes/generate-prometheusrule.sh

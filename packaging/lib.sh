@@ -1,0 +1,83 @@
+# shellcheck shell=bash
+# Shared helpers of the packaging scripts; sourced, not run. Expects `root`
+# (the repository root) to be set and the caller to run with
+# `set -euo pipefail`.
+: "${root:?lib.sh: set root to the repository root before sourcing}"
+
+die() {
+	echo "${0##*/}: $*" >&2
+	exit 1
+}
+
+# make_var NAME prints the value of a Makefile variable, so the scripts use
+# the Makefile's ldflags and tool pins instead of copies of them.
+make_var() {
+	make -s --no-print-directory -C "$root" --eval "_packaging_print_var: ; @echo '\$($1)'" _packaging_print_var
+}
+
+# ldflags prints LDFLAGS from the environment (the Makefile passes its own)
+# or, when the script runs on its own, from the Makefile.
+ldflags() {
+	if [[ -n ${LDFLAGS:-} ]]; then
+		printf '%s\n' "$LDFLAGS"
+		return
+	fi
+	local flags
+	flags=$(make_var LDFLAGS)
+	[[ -n $flags ]] || die "LDFLAGS is empty in the Makefile and not set in the environment"
+	printf '%s\n' "$flags"
+}
+
+# ensure_nfpm sets NFPM to an nfpm binary: the one given in the environment,
+# or the version pinned in the Makefile (NFPM_VERSION), built by its rule
+# into .build/ the first time (~30 s).
+ensure_nfpm() {
+	if [[ -z ${NFPM:-} ]]; then
+		local rel
+		rel=$(make_var NFPM)
+		[[ -n $rel ]] || die "NFPM is not set and the Makefile pins no nfpm (NFPM_VERSION / NFPM); see docs/install.md"
+		make -s --no-print-directory -C "$root" "$rel" >&2
+		NFPM=$root/$rel
+	fi
+	[[ -x $NFPM ]] || die "nfpm not found at $NFPM"
+	export NFPM
+}
+
+# go_build GOARCH OUT builds the exporter for linux/GOARCH the way the
+# Makefile does (static, -trimpath, -s -w and version information).
+go_build() {
+	local arch=$1 out=$2 flags
+	flags=$(ldflags)
+	(
+		cd "$root" || exit 1
+		CGO_ENABLED=0 GOOS=linux GOARCH=$arch ${GO:-go} build -trimpath -ldflags "$flags" -o "$out" .
+	)
+}
+
+# source_date_epoch prints SOURCE_DATE_EPOCH, defaulting to the time of the
+# last commit, for dates in the changelog, the man page and the archives.
+source_date_epoch() {
+	if [[ -n ${SOURCE_DATE_EPOCH:-} ]]; then
+		echo "$SOURCE_DATE_EPOCH"
+	else
+		git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s
+	fi
+}
+
+# free_port prints a TCP port that no socket on this machine uses as its
+# local port (in any state), picked at random below the kernel's ephemeral
+# range, so neither a listener nor an outgoing connection can hold it.
+free_port() {
+	local low used p
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+	((low > 20100)) || low=32768
+	used=$(awk 'FNR > 1 { split($2, a, ":"); print "0x" a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		sort -u | xargs -r printf '%d\n')
+	for p in $(shuf -i "20000-$((low - 1))" -n 100); do
+		if ! grep -q -x "$p" <<<"$used"; then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free TCP port found"
+}
