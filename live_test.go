@@ -201,3 +201,59 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveCloseWaitAges holds CLOSE_WAIT sockets for longer than
+// --collector.close-wait.stuck-after and fresh ones beside them, from two
+// processes of the same name toward the same endpoint.
+func TestLiveCloseWaitAges(t *testing.T) {
+	const (
+		old, fresh = 4, 3
+		comm       = "tcpst-aging"
+		stuckAfter = 2 * time.Second
+	)
+	srv := startHelper(t, "serve", "-comm", "tcpst-age-srv", "-listen", "127.0.0.2:0")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	target := "127.0.0.2:" + port
+	startHelper(t, "connect", "-comm", comm, "-close-wait", target+"="+strconv.Itoa(old))
+	heldSince := time.Now() // the old sockets are in CLOSE_WAIT by now
+
+	config := filepath.Join(t.TempDir(), "pools.yml")
+	if err := os.WriteFile(config, []byte("pools:\n  - name: aging\n    remote_port: "+port+"\n    max: 100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, "--config.file="+config, "--collector.close-wait.stuck-after="+stuckAfter.String())
+	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	firstSeen := time.Now()
+	m := parseExposition(t, mustGet(t, e))
+	if m["tcpstate_process_remote_close_wait_stuck"+route] != 0 || m["tcpstate_process_remote_close_wait_oldest_seconds"+route] > 1 {
+		t.Fatalf("first sighting: stuck %v, oldest %v; want 0 and about 0", m["tcpstate_process_remote_close_wait_stuck"+route], m["tcpstate_process_remote_close_wait_oldest_seconds"+route])
+	}
+
+	// Let the old sockets pass stuck-after, then add fresh ones.
+	time.Sleep(stuckAfter + 500*time.Millisecond)
+	startHelper(t, "connect", "-comm", comm, "-close-wait", target+"="+strconv.Itoa(fresh))
+	lastScrape := time.Now()
+	m = parseExposition(t, mustGet(t, e))
+	truth := time.Since(heldSince).Seconds()
+	seen := time.Since(firstSeen).Seconds()
+
+	if got := m[`tcpstate_process_remote_connections{process="`+comm+`",remote_address="127.0.0.2",remote_port="`+port+`",state="close_wait"}`]; got != old+fresh {
+		t.Errorf("route holds %v CLOSE_WAIT sockets, want %d", got, old+fresh)
+	}
+	for _, k := range []string{"tcpstate_process_remote_close_wait_stuck" + route, `tcpstate_pool_close_wait_stuck{pool="aging"}`} {
+		if m[k] != old {
+			t.Errorf("%s = %v, want %d: the old sockets are stuck, the fresh ones not", k, m[k], old)
+		}
+	}
+	// The exporter's clock starts at its first reading, so the age it
+	// reports is short of the truth by at most one scrape interval (here the
+	// time between the helper's readiness and the first scrape).
+	interval := firstSeen.Sub(heldSince).Seconds() + 0.1
+	for _, k := range []string{"tcpstate_process_remote_close_wait_oldest_seconds" + route, `tcpstate_pool_close_wait_oldest_seconds{pool="aging"}`} {
+		got := m[k]
+		if got < truth-interval-0.5 || got > truth || got > seen+0.5 {
+			t.Errorf("%s = %.2fs; the sockets are %.2fs old and were first scraped %.2fs ago", k, got, truth, seen)
+		}
+	}
+	t.Logf("oldest age reported %.2fs, true age %.2fs, last scrape %v after the first", m["tcpstate_process_remote_close_wait_oldest_seconds"+route], truth, lastScrape.Sub(firstSeen))
+}

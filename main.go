@@ -51,6 +51,9 @@ func run(args []string) int {
 		maxSeries   = app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000").Int()
 		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,established").String()
 		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
+		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket seen in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck).").Default("5m").Duration()
+		maxTracked  = app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose age is tracked (about 50 bytes each); 0 turns age tracking off.").Default("100000").Int()
+		sampleEvery = app.Flag("collector.close-wait.sample-interval", "Also read the tables this often between scrapes, so CLOSE_WAIT ages are finer than the scrape interval; 0 (the default) reads only on scrapes.").Default("0").Duration()
 		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").String()
 		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").String()
 		webFlags    = kingpinflag.AddFlags(app, defaultAddress)
@@ -99,12 +102,22 @@ func run(args []string) int {
 		return 1
 	}
 
+	if *maxTracked < 0 || *stuckAfter <= 0 || *sampleEvery < 0 {
+		fmt.Fprintf(os.Stderr, "%s: --collector.close-wait.max-tracked must be >= 0, --collector.close-wait.stuck-after > 0 and --collector.close-wait.sample-interval >= 0\n", programName)
+		return 2
+	}
+	var tracker *collector.CloseWaitTracker
+	if *maxTracked > 0 {
+		tracker = collector.NewCloseWaitTracker(*maxTracked)
+	}
 	exporter, err := collector.NewExporter(collector.Options{
 		ProcRoot:    *procRoot,
 		MaxSeries:   *maxSeries,
 		RouteStates: states,
 		Config:      cfg.current,
 		Workers:     *workers,
+		CloseWait:   tracker,
+		StuckAfter:  *stuckAfter,
 		Logger:      logger,
 	}, selection.Enabled())
 	if err != nil {
@@ -121,6 +134,11 @@ func run(args []string) int {
 		return 0
 	}
 	level.Info(logger).Log("msg", "enabled collectors", "collectors", strings.Join(selection.Enabled(), ","))
+	if *sampleEvery > 0 && tracker != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go exporter.SampleCloseWait(ctx, *sampleEvery)
+	}
 
 	self := prometheus.NewRegistry()
 	self.MustRegister(

@@ -49,7 +49,10 @@ type topView struct {
 
 // gatherTop runs one scrape through the exporter and arranges its families
 // as the table's rows.
-func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config) (*topView, error) {
+//
+// On the first refresh the exporter has seen every socket just once, so no
+// age means anything yet: withAges is false and OLDEST reads "-".
+func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config, withAges bool) (*topView, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(e.Bind(ctx)); err != nil {
 		return nil, err
@@ -84,7 +87,9 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 					row(m).established += val
 				}
 			case "tcpstate_process_remote_close_wait_oldest_seconds":
-				row(m).oldest = val
+				if withAges {
+					row(m).oldest = val
+				}
 			case "tcpstate_connections":
 				switch label(m, "state") {
 				case "close_wait":
@@ -248,7 +253,7 @@ func formatPids(p []int) string {
 // runTop prints the table once or, with watch, refreshes it.
 func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Config, procRoot string, o topOptions, w io.Writer) error {
 	for i := 0; ; i++ {
-		v, err := gatherTop(ctx, e, cfg())
+		v, err := gatherTop(ctx, e, cfg(), i > 0)
 		if err != nil {
 			return err
 		}

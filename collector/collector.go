@@ -41,7 +41,11 @@ type Options struct {
 	Workers int
 	// Tables overrides the table source; nil reads procfs under ProcRoot.
 	Tables TableSource
-	Logger log.Logger
+	// CloseWait, when set, tracks how long sockets stay in CLOSE_WAIT;
+	// StuckAfter is the age from which one counts as stuck.
+	CloseWait  *CloseWaitTracker
+	StuckAfter time.Duration
+	Logger     log.Logger
 }
 
 // familyCollector is one switchable group of metric families, a view of a
@@ -147,12 +151,16 @@ type Exporter struct {
 
 	readings atomic.Uint64
 
-	duration, success, stage, readingsDesc *prometheus.Desc
+	duration, success, stage, readingsDesc, trackedDesc *prometheus.Desc
+	capWarned                                           bool
 }
 
 type flight struct {
 	done chan struct{}
 	snap *Snapshot
+	// users counts the scrapes using snap; the last to finish hands its
+	// buffers back to the reader. Guarded by Exporter.mu.
+	users int
 }
 
 // NewExporter builds the named collectors.
@@ -184,6 +192,8 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 			"Time spent building this scrape's snapshot, by stage: reading the TCP tables, or walking /proc/PID/fd to find socket owners.", []string{"stage"}, nil),
 		readingsDesc: prometheus.NewDesc(namespace+"_snapshot_readings_total",
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
+		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",
+			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (at most --collector.close-wait.max-tracked, about 50 bytes each).", nil, nil),
 	}
 	want := map[string]bool{}
 	for _, n := range enabled {
@@ -234,10 +244,15 @@ func (b boundExporter) Collect(ch chan<- prometheus.Metric) { b.e.CollectContext
 // CollectContext reads (or joins a reading of) a snapshot and emits every
 // enabled collector's families and its duration and success.
 func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metric) {
-	s := e.snapshot(ctx)
+	s, release := e.snapshot(ctx)
+	defer release()
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.TablesDuration.Seconds(), "tables")
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.OwnersDuration.Seconds(), "owners")
 	ch <- prometheus.MustNewConstMetric(e.readingsDesc, prometheus.CounterValue, float64(e.readings.Load()))
+	if t := e.opts.CloseWait; t != nil {
+		tracked, _ := t.Tracked()
+		ch <- prometheus.MustNewConstMetric(e.trackedDesc, prometheus.GaugeValue, float64(tracked))
+	}
 	for _, c := range e.collectors {
 		start := time.Now()
 		err := c.collector.Update(s, ch)
@@ -260,16 +275,18 @@ func (e *Exporter) needsOwners() bool {
 	return false
 }
 
-// snapshot returns a fresh snapshot. A scrape that arrives while another
-// is reading waits for that reading and shares it.
-func (e *Exporter) snapshot(ctx context.Context) *Snapshot {
+// snapshot returns a fresh snapshot, and a function to call once the
+// scrape no longer uses it. A scrape that arrives while another is reading
+// waits for that reading and shares it.
+func (e *Exporter) snapshot(ctx context.Context) (*Snapshot, func()) {
 	e.mu.Lock()
 	if f := e.inflight; f != nil {
+		f.users++
 		e.mu.Unlock()
 		<-f.done
-		return f.snap
+		return f.snap, func() { e.release(f) }
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), users: 1}
 	e.inflight = f
 	e.mu.Unlock()
 
@@ -280,8 +297,13 @@ func (e *Exporter) snapshot(ctx context.Context) *Snapshot {
 		timeout = time.Until(d)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	taken := time.Now()
 	f.snap = e.reader.read(rctx, e.needsOwners())
 	cancel()
+	f.snap.Taken = taken
+	if t := e.opts.CloseWait; t != nil {
+		f.snap.CloseWaitSince = t.Observe(f.snap.Sockets, taken, f.snap.TableErr == nil, f.snap.CloseWaitSince)
+	}
 	e.readings.Add(1)
 	e.noteSnapshot(f.snap)
 
@@ -289,7 +311,35 @@ func (e *Exporter) snapshot(ctx context.Context) *Snapshot {
 	e.inflight = nil
 	e.mu.Unlock()
 	close(f.done)
-	return f.snap
+	return f.snap, func() { e.release(f) }
+}
+
+// SampleCloseWait reads the tables between scrapes so that CLOSE_WAIT ages
+// are finer than the scrape interval. It shares readings with scrapes like
+// any scrape does, and runs until ctx ends.
+func (e *Exporter) SampleCloseWait(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_, release := e.snapshot(ctx)
+			release()
+		}
+	}
+}
+
+// release ends one scrape's use of a flight's snapshot.
+func (e *Exporter) release(f *flight) {
+	e.mu.Lock()
+	f.users--
+	last := f.users == 0
+	e.mu.Unlock()
+	if last {
+		e.reader.release(f.snap)
+	}
 }
 
 // noteSnapshot logs the snapshot's problems once per condition.
@@ -310,6 +360,12 @@ func (e *Exporter) noteSnapshot(s *Snapshot) {
 			level.Error(e.logger).Log("msg", "cannot map sockets to processes", "err", s.OwnersErr)
 		} else {
 			level.Info(e.logger).Log("msg", "mapping sockets to processes works again")
+		}
+	}
+	if t := e.opts.CloseWait; t != nil && !e.capWarned {
+		if _, untracked := t.Tracked(); untracked > 0 {
+			e.capWarned = true
+			level.Warn(e.logger).Log("msg", "more CLOSE_WAIT sockets than --collector.close-wait.max-tracked; the rest have no age and never count as stuck. This is logged once.", "untracked", untracked)
 		}
 	}
 	if s.DeniedProcesses > 0 && !e.deniedWarned {

@@ -6,18 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // noOwner marks a socket whose owning process is not known.
 const noOwner = -1
+
+// completeWalkInterval bounds how long process attributions may come from the
+// cache without a walk of every process (see SocketOwners).
+const completeWalkInterval = 5 * time.Minute
 
 // OwnerWalk is the outcome of one walk of /proc/PID/fd: which process holds
 // each wanted socket inode.
@@ -32,6 +38,8 @@ type OwnerWalk struct {
 	Denied int
 	// Processes counts the processes whose fd folder was read.
 	Processes int
+	// Cached counts the processes whose sockets came from the cache.
+	Cached int
 }
 
 type socketOwner struct {
@@ -48,137 +56,550 @@ func (w *OwnerWalk) Lookup(inode uint64) int32 {
 }
 
 // SocketOwners maps socket inodes to processes through /proc/PID/fd links.
+//
+// Reading every fd link costs a few microseconds each, the bulk of a scrape
+// on a host with many sockets, so SocketOwners remembers, per process (its
+// pid and start time), how many fds it had and which of the wanted sockets
+// it held, and reads a process's fd folder again only when something says
+// it may have changed:
+//
+//   - the process is new, or its pid now names a process with another
+//     start time;
+//   - its fd count (the size the kernel reports for /proc/PID/fd since
+//     Linux 6.2) differs;
+//   - one of the sockets it held is no longer in the tables (closed);
+//   - a socket that had no owner at the previous walk still has none, and
+//     is not one that no process held at the last walk of every process:
+//     then every process not read yet is read, in pid order, until every
+//     socket has its owner. (A socket seen for the first time without an
+//     owner waits a walk: most are passing ones, whose process exited or
+//     closed them after the tables were read.)
+//
+// What this can miss is a process that, between two scrapes, closed or
+// received an fd of a socket shared with another process while keeping its
+// fd count; the sockets are still counted, possibly for the other holder.
+// A complete walk at least every completeWalkInterval corrects that. When
+// the kernel does not report fd counts (before 6.2, or a fixture tree) the
+// cache is off and every walk reads every process.
 type SocketOwners struct {
 	Root string
 	// Workers bounds how many processes are read at once.
 	Workers int
+	// NoCache turns the cache off: every walk reads every process.
+	NoCache bool
+
+	mu    sync.Mutex // one walk at a time; guards the fields below
+	procs map[int32]*procState
+	// orphan: sockets held by no process that could be read, at the last
+	// walk that read every process; pending: sockets first seen without an
+	// owner at the last walk.
+	orphan, pending, spareSet map[uint64]struct{}
+	last                      time.Time // of the last walk that read every process
+	counts                    int8      // whether the kernel reports fd counts: 0 unknown, 1 yes, -1 no
+	pids                      []int32
+	dirent                    []byte
 }
 
-// Walk finds the owners of the given inodes. Processes that exit during the
-// walk are skipped silently; only a failure to list the PID folders is an
-// error.
+// procState is what the cache knows of one process.
+type procState struct {
+	start  uint64   // start time, in clock ticks after boot
+	fds    int64    // its fd count
+	inodes []uint64 // the wanted sockets it held
+}
+
+// Walk finds the owners of the given inodes, the keys of wanted. Processes
+// that exit during the walk are skipped silently; only a failure to list
+// the PID folders is an error.
 func (o *SocketOwners) Walk(ctx context.Context, wanted map[uint64]socketOwner) (*OwnerWalk, error) {
-	dir, err := os.Open(o.Root)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("listing processes: %w", err)
+		return nil, fmt.Errorf("listing processes: open %s: %w", o.Root, err)
 	}
-	names, err := dir.Readdirnames(-1)
-	dir.Close()
-	if err != nil {
+	defer unix.Close(rootFD)
+	if err := o.listPids(rootFD); err != nil {
 		return nil, fmt.Errorf("listing processes in %s: %w", o.Root, err)
 	}
-	pids := make([]int32, 0, len(names))
-	for _, n := range names {
-		if pid, err := strconv.ParseInt(n, 10, 32); err == nil && pid > 0 {
-			pids = append(pids, int32(pid))
+	if o.counts == 0 {
+		o.counts = -1
+		if n, err := fdCount(rootFD, []byte("self/fd\x00")); err == nil && n > 0 {
+			o.counts = 1
 		}
+	}
+	caching := !o.NoCache && o.counts > 0
+	now := time.Now()
+	useCache := caching && o.procs != nil && now.Sub(o.last) < completeWalkInterval
+	if !useCache {
+		// Read every process, and start the cache afresh.
+		o.procs = make(map[int32]*procState)
+		o.last = now
 	}
 
-	w := &OwnerWalk{owner: wanted}
-	workers := max(o.Workers, 1)
-	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		next    = make(chan int32)
-		nameIdx = map[string]int32{}
-	)
-	claim := func(pid int32, comm string, inodes []uint64) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.Processes++
-		idx := int32(noOwner)
-		for _, ino := range inodes {
-			cur, ok := wanted[ino]
-			if !ok || (cur.name != noOwner && cur.pid < pid) {
-				continue
+	wk := &walk{
+		owners: o, rootFD: rootFD, ctx: ctx, caching: caching, useCache: useCache,
+		w:       &OwnerWalk{owner: wanted},
+		nameIdx: map[string]int32{},
+		read:    make(map[int32]bool),
+		checked: make([]bool, len(o.pids)),
+	}
+	open := int64(len(wanted))
+	if useCache {
+		for ino := range o.orphan {
+			if _, ok := wanted[ino]; ok {
+				open--
 			}
-			if idx == noOwner {
-				var seen bool
-				if idx, seen = nameIdx[comm]; !seen {
-					idx = int32(len(w.Names))
-					nameIdx[comm] = idx
-					w.Names = append(w.Names, comm)
-				}
-			}
-			wanted[ino] = socketOwner{name: idx, pid: pid}
 		}
 	}
+	wk.open.Store(open)
+	wk.run(o.pids, false)
+	complete := !useCache
+	if useCache && wk.open.Load() > 0 && wk.err == nil && o.stillPending(wanted) {
+		// A socket that had no owner at the last walk still has none: a
+		// process taken from the cache holds it (it gained the socket while
+		// closing another fd), or one that cannot be read. Read every
+		// process not read yet. A socket seen for the first time waits for
+		// the next walk: most are passing ones whose process exited or
+		// closed them after the tables were read, and reading every
+		// process for them would cost a cold walk each time.
+		rest := make([]int32, 0, len(o.pids))
+		for i, pid := range o.pids {
+			if wk.checked[i] && !wk.read[pid] {
+				rest = append(rest, pid)
+			}
+		}
+		wk.run(rest, true)
+		complete = true
+	}
+	if wk.err != nil {
+		return nil, fmt.Errorf("walking /proc/PID/fd: %w", wk.err)
+	}
+	for pid := range o.procs {
+		if _, found := slices.BinarySearch(o.pids, pid); !found {
+			delete(o.procs, pid) // gone
+		}
+	}
+	o.sortUnresolved(wanted, complete)
+	return wk.w, nil
+}
+
+// stillPending tells whether a socket left without an owner by the last
+// walk still has none.
+func (o *SocketOwners) stillPending(wanted map[uint64]socketOwner) bool {
+	for ino := range o.pending {
+		if cur, ok := wanted[ino]; ok && cur.name == noOwner {
+			return true
+		}
+	}
+	return false
+}
+
+// sortUnresolved files the sockets left without an owner: after a walk that
+// read every process, as held by no process that can be read (they start
+// no walk of every process again); otherwise, unless already so filed, as
+// pending, to be looked for in every process if they are still there at
+// the next walk.
+func (o *SocketOwners) sortUnresolved(wanted map[uint64]socketOwner, complete bool) {
+	if o.orphan == nil {
+		o.orphan = make(map[uint64]struct{})
+		o.pending = make(map[uint64]struct{})
+	}
+	old := o.orphan
+	o.orphan, o.spareSet = o.spareSet, old
+	if o.orphan == nil {
+		o.orphan = make(map[uint64]struct{})
+	}
+	clear(o.orphan)
+	clear(o.pending)
+	for ino, cur := range wanted {
+		if cur.name != noOwner {
+			continue
+		}
+		if _, was := old[ino]; complete || was {
+			o.orphan[ino] = struct{}{}
+		} else {
+			o.pending[ino] = struct{}{}
+		}
+	}
+}
+
+// listPids reads the numeric folders of the procfs root, in pid order.
+func (o *SocketOwners) listPids(rootFD int) error {
+	if o.dirent == nil {
+		o.dirent = make([]byte, 32<<10)
+	}
+	o.pids = o.pids[:0]
+	for {
+		n, err := unix.Getdents(rootFD, o.dirent)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			break
+		}
+		for b := o.dirent[:n]; len(b) >= direntNameOffset; {
+			name, reclen := direntName(b)
+			b = b[reclen:]
+			if pid, ok := parseDec(name); ok && pid > 0 && pid < 1<<31 {
+				o.pids = append(o.pids, int32(pid))
+			}
+		}
+	}
+	slices.Sort(o.pids)
+	return nil
+}
+
+// walk is one Walk's shared state.
+type walk struct {
+	owners *SocketOwners
+	rootFD int
+	ctx    context.Context
+	// caching: the cache is kept up to date; useCache: this walk may take
+	// processes from it.
+	caching, useCache bool
+
+	mu      sync.Mutex // guards w (and the wanted map in it), nameIdx, read, owners.procs
+	w       *OwnerWalk
+	nameIdx map[string]int32
+	read    map[int32]bool // processes whose fd folder was read
+	checked []bool         // by index in owners.pids: looked at in the first pass
+	// open counts wanted sockets without an owner, leaving out those no
+	// process held at the last walk. Without the cache the walk stops
+	// handing out processes when it reaches 0: pids are handed out in
+	// ascending order, so none left could be a lower pid holding one.
+	open atomic.Int64
+	err  error
+}
+
+// run hands pids, in order, to the workers. In the first pass each process
+// is checked against the cache and read only when it may have changed; in
+// the second (force) every one is read.
+func (wk *walk) run(pids []int32, force bool) {
+	workers := max(wk.owners.Workers, 1)
+	next := make(chan int, workers)
+	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var r fdReader
-			for pid := range next {
-				comm, inodes, err := r.read(o.Root, pid)
-				switch {
-				case err == nil:
-					claim(pid, comm, inodes)
-				case errors.Is(err, fs.ErrPermission):
-					mu.Lock()
-					w.Denied++
-					mu.Unlock()
-				}
-				// Any other error means the process went away mid-walk.
+			r := procReader{root: wk.rootFD}
+			for i := range next {
+				wk.visit(&r, pids[i], i, force)
 			}
 		}()
 	}
-	var cerr error
-	for _, pid := range pids {
-		if cerr = ctx.Err(); cerr != nil {
+	// In the first pass with the cache every process is checked, so that
+	// changed ones are noticed; otherwise the walk stops when it is done.
+	mayStop := force || !wk.useCache
+	for i := range pids {
+		if err := wk.ctx.Err(); err != nil {
+			wk.err = err
 			break
 		}
-		next <- pid
+		if mayStop && wk.open.Load() <= 0 {
+			break
+		}
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	if cerr != nil {
-		return nil, fmt.Errorf("walking /proc/PID/fd: %w", cerr)
-	}
-	return w, nil
 }
 
-// fdReader reads one process's comm and socket links, reusing its buffers.
-type fdReader struct {
-	link   []byte
+// visit checks or reads one process.
+func (wk *walk) visit(r *procReader, pid int32, i int, force bool) {
+	o := wk.owners
+	var start uint64
+	fds := int64(-1)
+	if wk.caching {
+		var err error
+		if start, err = r.startTime(pid); err != nil {
+			return // gone
+		}
+		if n, err := r.fdCount(pid); err == nil {
+			fds = n
+		}
+	}
+	if !force {
+		wk.checked[i] = true
+		if wk.useCache {
+			wk.mu.Lock()
+			st := o.procs[pid]
+			reuse := st != nil && st.start == start && st.fds == fds && fds >= 0 && wk.allWanted(st.inodes)
+			wk.mu.Unlock()
+			if reuse {
+				wk.claimCached(r, pid, st)
+				return
+			}
+		}
+	}
+	inodes, err := r.sockets(pid)
+	if err != nil {
+		wk.mu.Lock()
+		if errors.Is(err, fs.ErrPermission) {
+			wk.w.Denied++
+			wk.read[pid] = true
+		}
+		// Otherwise the process went away mid-walk.
+		delete(o.procs, pid)
+		wk.mu.Unlock()
+		return
+	}
+	// Keep only the sockets in the tables.
+	wk.mu.Lock()
+	kept := inodes[:0]
+	for _, ino := range inodes {
+		if _, ok := wk.w.owner[ino]; ok {
+			kept = append(kept, ino)
+		}
+	}
+	wk.mu.Unlock()
+	comm := ""
+	if len(kept) > 0 {
+		if comm, err = r.comm(pid); err != nil {
+			return
+		}
+	}
+	wk.mu.Lock()
+	defer wk.mu.Unlock()
+	wk.read[pid] = true
+	wk.w.Processes++
+	if wk.caching {
+		st := o.procs[pid]
+		if st == nil {
+			st = &procState{}
+			o.procs[pid] = st
+		}
+		st.start, st.fds = start, fds
+		st.inodes = append(st.inodes[:0], kept...)
+	}
+	wk.claim(pid, comm, kept)
+}
+
+// claimCached takes a process's sockets from the cache; its name is read
+// again, as exec or prctl may have changed it.
+func (wk *walk) claimCached(r *procReader, pid int32, st *procState) {
+	comm := ""
+	if len(st.inodes) > 0 {
+		var err error
+		if comm, err = r.comm(pid); err != nil {
+			return
+		}
+	}
+	wk.mu.Lock()
+	defer wk.mu.Unlock()
+	wk.w.Cached++
+	wk.claim(pid, comm, st.inodes)
+}
+
+// claim records pid as the owner of inodes where it is the lowest pid so
+// far. Called with wk.mu held.
+func (wk *walk) claim(pid int32, comm string, inodes []uint64) {
+	idx := int32(noOwner)
+	for _, ino := range inodes {
+		cur, ok := wk.w.owner[ino]
+		if !ok || (cur.name != noOwner && cur.pid < pid) {
+			continue
+		}
+		if idx == noOwner {
+			var seen bool
+			if idx, seen = wk.nameIdx[comm]; !seen {
+				idx = int32(len(wk.w.Names))
+				wk.nameIdx[comm] = idx
+				wk.w.Names = append(wk.w.Names, comm)
+			}
+		}
+		if cur.name == noOwner {
+			if _, orphan := wk.owners.orphan[ino]; !orphan || !wk.useCache {
+				wk.open.Add(-1)
+			}
+		}
+		wk.w.owner[ino] = socketOwner{name: idx, pid: pid}
+	}
+}
+
+// allWanted tells whether every inode is still in the tables. Called with
+// wk.mu held.
+func (wk *walk) allWanted(inodes []uint64) bool {
+	for _, ino := range inodes {
+		if _, ok := wk.w.owner[ino]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// procReader reads one process's files at a time with reused buffers and
+// raw system calls, so that reading an fd link allocates nothing.
+type procReader struct {
+	root   int
+	path   []byte
+	dirent []byte
+	link   [64]byte
+	small  [512]byte
 	inodes []uint64
 }
 
-func (r *fdReader) read(root string, pid int32) (string, []uint64, error) {
-	base := filepath.Join(root, strconv.Itoa(int(pid)))
-	fdDir, err := os.Open(filepath.Join(base, "fd"))
+// at returns "PID/name\x00" for the *at system calls.
+func (r *procReader) at(pid int32, name string) []byte {
+	r.path = strconv.AppendInt(r.path[:0], int64(pid), 10)
+	r.path = append(r.path, '/')
+	r.path = append(r.path, name...)
+	return append(r.path, 0)
+}
+
+// sockets returns the inodes of the process's socket fds, in r's buffer.
+func (r *procReader) sockets(pid int32) ([]uint64, error) {
+	dfd, err := openat(r.root, r.at(pid, "fd"), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	defer fdDir.Close()
-	fds, err := fdDir.Readdirnames(-1)
-	if err != nil {
-		return "", nil, err
-	}
-	if r.link == nil {
-		r.link = make([]byte, 64)
+	defer unix.Close(dfd)
+	if r.dirent == nil {
+		r.dirent = make([]byte, 32<<10)
 	}
 	r.inodes = r.inodes[:0]
-	dfd := int(fdDir.Fd())
-	for _, fd := range fds {
-		n, err := unix.Readlinkat(dfd, fd, r.link)
+	for {
+		n, err := unix.Getdents(dfd, r.dirent)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil {
-			if errors.Is(err, unix.EACCES) {
-				return "", nil, fs.ErrPermission
+			return nil, errnoErr(err)
+		}
+		if n <= 0 {
+			return r.inodes, nil
+		}
+		for b := r.dirent[:n]; len(b) >= direntNameOffset; {
+			name, reclen := direntName(b)
+			if len(name) > 0 && name[0] != '.' {
+				// The name is NUL-terminated in the buffer: hand it to
+				// readlinkat as it is.
+				m, err := readlinkat(dfd, &b[direntNameOffset], r.link[:])
+				if err == unix.EACCES {
+					return nil, fs.ErrPermission
+				}
+				if err == nil {
+					if ino, ok := parseSocketLink(r.link[:m]); ok {
+						r.inodes = append(r.inodes, ino)
+					}
+				}
+				// Any other error: the fd was closed since the listing.
 			}
-			continue // the fd was closed since the listing
-		}
-		if ino, ok := parseSocketLink(r.link[:n]); ok {
-			r.inodes = append(r.inodes, ino)
+			b = b[reclen:]
 		}
 	}
-	if len(r.inodes) == 0 {
-		return "", nil, nil
-	}
-	comm, err := os.ReadFile(filepath.Join(base, "comm"))
+}
+
+// startTime reads field 22 of /proc/PID/stat.
+func (r *procReader) startTime(pid int32) (uint64, error) {
+	b, err := r.readSmall(pid, "stat")
 	if err != nil {
-		return "", nil, err
+		return 0, err
 	}
-	return processName(comm), r.inodes, nil
+	// The name in parentheses may hold anything: count from the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := fields{rest: b[i+1:]}
+	var tok []byte
+	for range 20 { // fields 3 (state) to 22 (starttime)
+		tok, _ = f.next()
+	}
+	v, ok := parseDec(tok)
+	if !ok {
+		return 0, errors.New("malformed stat")
+	}
+	return v, nil
+}
+
+func (r *procReader) fdCount(pid int32) (int64, error) {
+	return fdCount(r.root, r.at(pid, "fd"))
+}
+
+// comm returns the process name as a label value.
+func (r *procReader) comm(pid int32) (string, error) {
+	b, err := r.readSmall(pid, "comm")
+	if err != nil {
+		return "", err
+	}
+	return processName(b), nil
+}
+
+// readSmall reads a small proc file into r.small.
+func (r *procReader) readSmall(pid int32, name string) ([]byte, error) {
+	fd, err := openat(r.root, r.at(pid, name), unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Read(fd, r.small[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, errnoErr(err)
+		}
+		return r.small[:n], nil
+	}
+}
+
+// linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, name.
+const direntNameOffset = 19
+
+// direntName returns the name of the first record of b (without its NUL)
+// and the record's length.
+func direntName(b []byte) ([]byte, int) {
+	reclen := int(*(*uint16)(unsafe.Pointer(&b[16])))
+	name := b[direntNameOffset:reclen]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return name, reclen
+}
+
+func openat(dirfd int, path []byte, flags int) (int, error) {
+	for {
+		fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])), uintptr(flags|unix.O_CLOEXEC), 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, errnoErr(e)
+		}
+		return int(fd), nil
+	}
+}
+
+func readlinkat(dirfd int, name *byte, buf []byte) (int, error) {
+	n, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// fdCount returns the size of an fd folder: its number of open fds since
+// Linux 6.2, 0 before.
+func fdCount(dirfd int, path []byte) (int64, error) {
+	var st unix.Stat_t
+	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])), uintptr(unsafe.Pointer(&st)), 0, 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return st.Size, nil
+}
+
+// errnoErr maps access errors to fs.ErrPermission, as os does.
+func errnoErr(err error) error {
+	if err == unix.EACCES || err == unix.EPERM {
+		return fs.ErrPermission
+	}
+	return err
 }
 
 // parseSocketLink reads the inode from an fd link target "socket:[12345]".

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -9,8 +10,9 @@ import (
 // poolsCollector reports, for each pool declared in the config file, the
 // outbound sockets that match it by state and its configured maximum.
 type poolsCollector struct {
-	connections, max, info *prometheus.Desc
-	config                 func() *Config
+	connections, max, info, oldest, stuck *prometheus.Desc
+	config                                func() *Config
+	stuckAfter                            time.Duration
 }
 
 func newPoolsCollector(o Options) familyCollector {
@@ -21,7 +23,12 @@ func newPoolsCollector(o Options) familyCollector {
 			"The maximum number of connections configured for a pool.", []string{"pool"}, nil),
 		info: prometheus.NewDesc(namespace+"_pool_info",
 			"A pool's matchers as declared in the config file (\"any\" where not set); always 1.", []string{"pool", "process", "remote_address", "remote_port"}, nil),
-		config: o.Config,
+		oldest: prometheus.NewDesc(namespace+"_pool_close_wait_oldest_seconds",
+			"Age of a pool's oldest CLOSE_WAIT socket, counted from when this exporter first saw it in CLOSE_WAIT (so at most its uptime, and only as fine as its readings).", []string{"pool"}, nil),
+		stuck: prometheus.NewDesc(namespace+"_pool_close_wait_stuck",
+			"A pool's CLOSE_WAIT sockets that this exporter has seen in CLOSE_WAIT for longer than --collector.close-wait.stuck-after.", []string{"pool"}, nil),
+		config:     o.Config,
+		stuckAfter: o.StuckAfter,
 	}
 }
 
@@ -34,6 +41,8 @@ func (c *poolsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error 
 		return s.OwnersErr
 	}
 	counts := make([][numStates]float64, len(cfg.Pools))
+	ages := make([]closeWaitAge, len(cfg.Pools))
+	now := s.Taken.UnixNano()
 	for i := range s.Sockets {
 		sk := &s.Sockets[i]
 		if s.Direction[i] != Outbound || !sk.State.Valid() {
@@ -43,6 +52,9 @@ func (c *poolsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error 
 		for p, pool := range cfg.Pools {
 			if pool.Matches(sk.Remote, owner, known) {
 				counts[p][sk.State]++
+				if sk.State == StateCloseWait && s.CloseWaitSince != nil {
+					ages[p].add(s.CloseWaitSince[i], now, c.stuckAfter)
+				}
 			}
 		}
 	}
@@ -56,6 +68,12 @@ func (c *poolsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error 
 			port = strconv.Itoa(int(pool.RemotePort))
 		}
 		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, pool.Name, orAny(pool.processText), orAny(pool.addressText), port)
+		if s.CloseWaitSince != nil {
+			// A pool with no CLOSE_WAIT socket has nothing stuck: 0, not absent,
+			// so that rules compare.
+			ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, ages[p].oldest, pool.Name)
+			ch <- prometheus.MustNewConstMetric(c.stuck, prometheus.GaugeValue, ages[p].stuck, pool.Name)
+		}
 	}
 	return s.TableErr
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,8 +14,10 @@ import (
 // the sockets whose owner could not be found.
 type processCollector struct {
 	process, route, unresolved, truncated *prometheus.Desc
+	oldest, stuck                         *prometheus.Desc
 	maxSeries                             int
 	routeStates                           [numStates]bool
+	stuckAfter                            time.Duration
 }
 
 func newProcessCollector(o Options) familyCollector {
@@ -25,8 +28,13 @@ func newProcessCollector(o Options) familyCollector {
 			"Outbound TCP sockets by holding process name, remote address and port, and state (only the states chosen by --collector.process.remote-states).", []string{"process", "remote_address", "remote_port", "state"}, nil),
 		unresolved: prometheus.NewDesc(namespace+"_unresolved_sockets",
 			"TCP sockets with an inode whose holding process was not found (fd folders not readable, or the process exited during the scrape), by state.", []string{"state"}, nil),
-		truncated: truncatedDesc,
-		maxSeries: o.MaxSeries,
+		oldest: prometheus.NewDesc(namespace+"_process_remote_close_wait_oldest_seconds",
+			"Age of the oldest CLOSE_WAIT socket per holding process and remote endpoint, counted from when this exporter first saw it in CLOSE_WAIT (so at most its uptime, and only as fine as its readings: the scrape interval or --collector.close-wait.sample-interval).", []string{"process", "remote_address", "remote_port"}, nil),
+		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck",
+			"CLOSE_WAIT sockets per holding process and remote endpoint that this exporter has seen in CLOSE_WAIT for longer than --collector.close-wait.stuck-after.", []string{"process", "remote_address", "remote_port"}, nil),
+		truncated:  truncatedDesc,
+		maxSeries:  o.MaxSeries,
+		stuckAfter: o.StuckAfter,
 	}
 	for _, st := range o.RouteStates {
 		c.routeStates[st] = true
@@ -75,7 +83,37 @@ func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) erro
 	for _, st := range allStates {
 		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, unresolved[st], stateNames[st])
 	}
+	c.emitAges(s, ch)
 	return s.TableErr
+}
+
+// emitAges reports the age of the oldest CLOSE_WAIT socket and the stuck
+// ones per route, for the routes with the most CLOSE_WAIT sockets.
+func (c *processCollector) emitAges(s *Snapshot, ch chan<- prometheus.Metric) {
+	if s.CloseWaitSince == nil {
+		return // ages are not tracked
+	}
+	now := s.Taken.UnixNano()
+	ages := map[routeKey]*closeWaitAge{}
+	for i := range s.Sockets {
+		sk := &s.Sockets[i]
+		if sk.State != StateCloseWait || s.Direction[i] != Outbound || s.Owner[i] == noOwner {
+			continue
+		}
+		k := routeKey{s.Owner[i], netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+		a := ages[k]
+		if a == nil {
+			a = &closeWaitAge{}
+			ages[k] = a
+		}
+		a.add(s.CloseWaitSince[i], now, c.stuckAfter)
+	}
+	labels := func(k routeKey) []string {
+		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
+	}
+	folded := emitBoundedAges(ch, c.oldest, c.stuck, ages, c.maxSeries, labels)
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck")
 }
 
 // ParseStates reads a comma-separated list of state names.

@@ -147,7 +147,10 @@ func startExporter(t *testing.T, config string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	return startProcess(t, "tcpstate_exporter", addr, "/", exporterBin,
-		"--web.listen-address="+addr, "--config.file="+config)
+		"--web.listen-address="+addr, "--config.file="+config,
+		// The test holds its sockets for seconds, not minutes: with a short
+		// stuck-after the stuck panels have data to show.
+		"--collector.close-wait.stuck-after=1s")
 }
 
 // startAlertmanager runs Alertmanager with one route to the webhook, for

@@ -13,7 +13,9 @@
 // `-established 127.0.0.3:10000-19999=1` opens N connections to each port
 // that accepts them. With -no-accept the server never accepts: connections
 // wait, established, in the kernel's backlog and cost the server no
-// descriptor.
+// descriptor. With -keepalive=false no connection sends keepalive probes:
+// hundreds of thousands of them overflow loopback's backlog, and the kernel
+// resets the connections whose probes went unanswered.
 //
 // Both hold until SIGTERM, -hold elapses (so a forgotten helper always ends
 // by itself) or, with -stdin, standard input reaches EOF. -comm renames the process, so
@@ -21,6 +23,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,7 +57,11 @@ func main() {
 	noAccept := fs.Bool("no-accept", false, "serve: leave connections in the backlog instead of accepting them")
 	hold := fs.Duration("hold", 10*time.Minute, "release everything and exit after this long")
 	watchStdin := fs.Bool("stdin", false, "also release and exit when standard input reaches EOF (so a helper dies with the test that started it)")
+	keepAlive := fs.Bool("keepalive", true, "send TCP keepalive probes (Go's default); turn off to hold very many sockets: their probes overflow loopback's backlog, and the kernel resets connections whose probes go unanswered")
 	_ = fs.Parse(os.Args[2:])
+	if !*keepAlive {
+		dialer.KeepAlive, listenConfig.KeepAlive = -1, -1
+	}
 	if *comm != "" {
 		// /proc/self names the main thread, whose name is the process's.
 		if err := os.WriteFile("/proc/self/comm", []byte(*comm), 0); err != nil {
@@ -101,6 +108,10 @@ var (
 	keptMu    sync.Mutex
 	kept      []net.Conn     // referenced so that they stay open
 	listeners []net.Listener // likewise
+
+	// dialer and listenConfig carry -keepalive.
+	dialer       net.Dialer
+	listenConfig net.ListenConfig
 )
 
 func serve(addrs []string, noAccept bool) error {
@@ -116,7 +127,7 @@ func serve(addrs []string, noAccept bool) error {
 		if from, to, isRange := portRange(p); isRange {
 			listened, skipped := 0, 0
 			for q := from; q <= to; q++ {
-				l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(q)))
+				l, err := listenConfig.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(q)))
 				if err != nil {
 					skipped++
 					continue
@@ -135,7 +146,7 @@ func serve(addrs []string, noAccept bool) error {
 		if p == "0" && port != "" {
 			p = port
 		}
-		l, err := net.Listen("tcp", net.JoinHostPort(host, p))
+		l, err := listenConfig.Listen(context.Background(), "tcp", net.JoinHostPort(host, p))
 		if err != nil {
 			return err
 		}
@@ -208,7 +219,7 @@ func connect(closeWait, established []string) error {
 		}
 		for _, a := range addrs {
 			for range n {
-				c, err := net.Dial("tcp", a)
+				c, err := dialer.Dial("tcp", a)
 				if err != nil {
 					if isRange && errors.Is(err, syscall.ECONNREFUSED) {
 						refused++ // a port the server could not take
