@@ -4,11 +4,15 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // connectionsCollector counts every socket by family and state.
 type connectionsCollector struct {
-	connections, unknown *prometheus.Desc
+	connections, unknown, netns *prometheus.Desc
+	maxSeries                   int
 }
 
-func newConnectionsCollector(Options) familyCollector {
+func newConnectionsCollector(o Options) familyCollector {
 	return &connectionsCollector{
+		netns: prometheus.NewDesc(namespace+"_netns_connections",
+			"TCP sockets by network namespace and state, with --collector.netns: netns is \"host\" for the exporter's own namespace, else the container id or the name of the namespace's first process.", []string{"netns", "state"}, nil),
+		maxSeries: o.MaxSeries,
 		connections: prometheus.NewDesc(namespace+"_connections",
 			"TCP sockets by address family and state.", []string{"family", "state"}, nil),
 		unknown: prometheus.NewDesc(namespace+"_unknown_state_connections",
@@ -33,6 +37,16 @@ func (c *connectionsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) 
 			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, counts[f][st], family.String(), stateNames[st])
 		}
 		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, unknown[f], family.String())
+	}
+	if s.Namespaces != nil {
+		byNS := newBoundedFamily[uint16]()
+		for i := range s.Sockets {
+			if sk := &s.Sockets[i]; sk.State.Valid() {
+				byNS.add(sk.NetNS, sk.State)
+			}
+		}
+		folded := byNS.emit(ch, c.netns, c.maxSeries, func(ns uint16) []string { return []string{s.Namespaces[ns]} })
+		ch <- prometheus.MustNewConstMetric(truncatedDesc, prometheus.GaugeValue, float64(folded), namespace+"_netns_connections")
 	}
 	return s.TableErr
 }

@@ -55,6 +55,10 @@ type Snapshot struct {
 	// socket was first seen (unix nanoseconds; 0: not tracked).
 	Taken          time.Time
 	CloseWaitSince []int64
+
+	// Namespaces names the network namespaces read, indexed by
+	// Socket.NetNS, when the source reads more than the exporter's own.
+	Namespaces []string
 }
 
 // snapshotReader builds snapshots from a table source and the /proc/PID/fd
@@ -104,6 +108,9 @@ func (r *snapshotReader) read(ctx context.Context, withOwners bool) *Snapshot {
 
 	start := time.Now()
 	s.Sockets, s.TableErr = r.tables.AppendSockets(ctx, s.Sockets)
+	if n, ok := r.tables.(namespaceNamer); ok {
+		s.Namespaces = n.Namespaces()
+	}
 	r.lastSize = len(s.Sockets)
 	s.TablesDuration = time.Since(start)
 	s.classify(r.listeners, r.ports)
@@ -154,8 +161,9 @@ func (r *snapshotReader) release(s *Snapshot) {
 }
 
 type listenKey struct {
-	addr netip.Addr
-	port uint16
+	addr  netip.Addr
+	port  uint16
+	netns uint16 // listeners serve only their own network namespace
 }
 
 // portSet is a set of ports, one bit each.
@@ -174,7 +182,7 @@ func (s *Snapshot) classify(listeners map[listenKey]struct{}, ports *portSet) {
 	for i := range s.Sockets {
 		sk := &s.Sockets[i]
 		if sk.State == StateListen {
-			listeners[listenKey{sk.Local.Addr().Unmap(), sk.Local.Port()}] = struct{}{}
+			listeners[listenKey{sk.Local.Addr().Unmap(), sk.Local.Port(), sk.NetNS}] = struct{}{}
 			ports.add(sk.Local.Port())
 		}
 	}
@@ -191,11 +199,11 @@ func (s *Snapshot) classify(listeners map[listenKey]struct{}, ports *portSet) {
 			s.Direction[i] = Outbound
 		default:
 			s.Direction[i] = Outbound
-			if _, ok := listeners[listenKey{sk.Local.Addr().Unmap(), port}]; ok {
+			if _, ok := listeners[listenKey{sk.Local.Addr().Unmap(), port, sk.NetNS}]; ok {
 				s.Direction[i] = Inbound
-			} else if _, ok := listeners[listenKey{v4any, port}]; ok {
+			} else if _, ok := listeners[listenKey{v4any, port, sk.NetNS}]; ok {
 				s.Direction[i] = Inbound
-			} else if _, ok := listeners[listenKey{v6any, port}]; ok {
+			} else if _, ok := listeners[listenKey{v6any, port, sk.NetNS}]; ok {
 				s.Direction[i] = Inbound
 			}
 		}

@@ -37,6 +37,9 @@ type Socket struct {
 	UID              uint32
 	State            State
 	Family           Family
+	// NetNS numbers the network namespace the socket was listed in: 0 for
+	// the exporter's own, others as NamespaceTables found them.
+	NetNS uint16
 }
 
 // TableSource lists the TCP sockets of both address families. The procfs text

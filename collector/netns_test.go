@@ -1,0 +1,88 @@
+package collector
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestContainerID(t *testing.T) {
+	t.Parallel()
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	cases := map[string]string{
+		"0::/system.slice/docker-" + id + ".scope":                              "0123456789ab",
+		"12:memory:/kubepods/burstable/pod1234/cri-containerd-" + id + ".scope": "0123456789ab",
+		"0::/kubepods.slice/kubepods-besteffort.slice/crio-" + id + ".scope":    "0123456789ab",
+		"4:memory:/process_api/7da8594ec04df67e14418f2a974348a1":                "",
+		"0::/user.slice/user-1000.slice/session-2.scope":                        "",
+		"0::/docker/" + id[:63] + "g":                                           "",
+	}
+	for line, want := range cases {
+		if got := containerID(line); got != want {
+			t.Errorf("containerID(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+// TestNamespaceTablesReadsEachNamespaceOnce builds a tree where processes
+// 900 and 901 share a network namespace other than the exporter's: its
+// table is read once, through the lowest pid, and named after its
+// container.
+func TestNamespaceTablesReadsEachNamespaceOnce(t *testing.T) {
+	t.Parallel()
+	root := copyTree(t)
+	link := func(target, path string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path, text string) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link("net:[1]", filepath.Join(root, "self", "ns", "net"))
+	link("net:[1]", filepath.Join(root, "200", "ns", "net"))
+	for _, pid := range []string{"901", "900"} {
+		link("net:[2]", filepath.Join(root, pid, "ns", "net"))
+		write(filepath.Join(root, pid, "comm"), "nginx\n")
+	}
+	header := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	// Inside: a listener on 127.0.0.1:8080 and a CLOSE_WAIT client socket
+	// whose local port 8080 would look inbound if listeners leaked across
+	// namespaces from the host's 127.0.0.1:8080 listener.
+	write(filepath.Join(root, "900", "net", "tcp"), header+
+		"   0: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5001 1 0000000000000000 100 0 0 10 0\n"+
+		"   1: 0100007F:1F90 0302010A:2328 08 00000000:00000000 00:00000000 00000000     0        0 5002 1 0000000000000000 100 0 0 10 0\n")
+	write(filepath.Join(root, "900", "cgroup"), "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n")
+	write(filepath.Join(root, "901", "net", "tcp"), "this table must not be read\n")
+
+	src := NewNamespaceTables(root)
+	socks, err := src.AppendSockets(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.Namespaces(); len(got) != 2 || got[0] != "host" || got[1] != "0123456789ab" {
+		t.Fatalf("namespaces %q", got)
+	}
+	if len(socks) != 19+4+2 {
+		t.Fatalf("%d sockets, want the host's 23 and the namespace's 2", len(socks))
+	}
+	s := &Snapshot{Sockets: socks}
+	s.classify(map[listenKey]struct{}{}, new(portSet))
+	for i, sk := range socks {
+		if sk.Inode == 5002 && (sk.NetNS != 1 || s.Direction[i] != Outbound) {
+			t.Errorf("socket 5002: netns %d, direction %d; want 1 and outbound", sk.NetNS, s.Direction[i])
+		}
+		if sk.Inode == 1004 && sk.NetNS != 0 {
+			t.Errorf("a host socket got netns %d", sk.NetNS)
+		}
+	}
+}
