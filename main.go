@@ -53,6 +53,7 @@ func run(args []string) int {
 		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
 		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket seen in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck).").Default("5m").Duration()
 		maxTracked  = app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose age is tracked (about 50 bytes each); 0 turns age tracking off.").Default("100000").Int()
+		tcpSource   = app.Flag("collector.tcp.source", "Where to read the TCP tables of the exporter's own network namespace: auto (netlink sock_diag, falling back to procfs with one log line), netlink, or procfs (/proc/net/tcp and tcp6 under --path.procfs).").Default(collector.SourceAuto).String()
 		netns       = app.Flag("collector.netns", "Read the TCP tables of every network namespace that has a process (containers), not only the exporter's own; adds tcpstate_netns_connections. Costs one readlink per process and one table read per other namespace.").Default("true").Bool()
 		sampleEvery = app.Flag("collector.close-wait.sample-interval", "Also read the tables this often between scrapes, so CLOSE_WAIT ages are finer than the scrape interval; 0 (the default) reads only on scrapes.").Default("0").Duration()
 		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").String()
@@ -111,9 +112,13 @@ func run(args []string) int {
 	if *maxTracked > 0 {
 		tracker = collector.NewCloseWaitTracker(*maxTracked)
 	}
-	var tables collector.TableSource
+	tables, err := collector.NewTableSource(*tcpSource, *procRoot, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+		return 2
+	}
 	if *netns {
-		tables = collector.NewNamespaceTables(*procRoot)
+		tables = collector.NewNamespaceTables(*procRoot, tables)
 	}
 	exporter, err := collector.NewExporter(collector.Options{
 		Tables:      tables,

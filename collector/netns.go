@@ -21,7 +21,7 @@ import (
 // processes (socket inodes are unique across namespaces).
 type NamespaceTables struct {
 	Root string
-	own  *ProcfsTables
+	own  TableSource
 	// names of the namespaces of the last reading, by Socket.NetNS.
 	names []string
 }
@@ -31,9 +31,12 @@ type namespaceNamer interface {
 	Namespaces() []string
 }
 
-// NewNamespaceTables returns a source reading every namespace under root.
-func NewNamespaceTables(root string) *NamespaceTables {
-	return &NamespaceTables{Root: root, own: NewProcfsTables(root)}
+// NewNamespaceTables returns a source reading every namespace under root:
+// the exporter's own through own (procfs or netlink), the others through
+// their processes' procfs tables (sock_diag answers only for the namespace
+// of the socket that asks).
+func NewNamespaceTables(root string, own TableSource) *NamespaceTables {
+	return &NamespaceTables{Root: root, own: own}
 }
 
 // Namespaces names the namespaces of the last reading: "host" for the

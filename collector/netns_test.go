@@ -64,7 +64,7 @@ func TestNamespaceTablesReadsEachNamespaceOnce(t *testing.T) {
 	write(filepath.Join(root, "900", "cgroup"), "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n")
 	write(filepath.Join(root, "901", "net", "tcp"), "this table must not be read\n")
 
-	src := NewNamespaceTables(root)
+	src := NewNamespaceTables(root, NewProcfsTables(root))
 	socks, err := src.AppendSockets(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)

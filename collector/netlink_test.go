@@ -1,0 +1,293 @@
+package collector
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// heldSockets opens sockets on loopback in as many states as can be made
+// to stay put, and returns the endpoints of its listeners: every socket it
+// made has one of them as its local or remote address and port.
+func heldSockets(t *testing.T, network, host string) []netip.AddrPort {
+	t.Helper()
+	var ports []netip.AddrPort
+	keep := func(c interface{ Close() error }) { t.Cleanup(func() { c.Close() }) }
+	listen := func() net.Listener {
+		l, err := net.Listen(network, net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep(l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).AddrPort())
+		return l
+	}
+	dial := func(l net.Listener) (client, server net.Conn) {
+		c, err := net.Dial(network, l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s
+	}
+
+	// ESTABLISHED at both ends, with bytes waiting to be read.
+	l := listen()
+	for range 3 {
+		c, s := dial(l)
+		keep(c)
+		keep(s)
+		if _, err := c.Write([]byte("unread")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// CLOSE_WAIT at the client, FIN_WAIT2 (orphaned, inode 0) at the server.
+	for range 2 {
+		c, s := dial(l)
+		keep(c)
+		s.Close()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("read data where EOF was expected")
+		}
+	}
+	// TIME_WAIT at the client, which closes first.
+	{
+		c, s := dial(l)
+		c.Close()
+		_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = s.Read(make([]byte, 1))
+		s.Close()
+	}
+	// SYN_RECV: with TCP_DEFER_ACCEPT the server keeps a request socket
+	// until the client sends data, which it does not.
+	{
+		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 30)
+			})
+			return errors.Join(err, serr)
+		}}
+		dl, err := lc.Listen(context.Background(), network, net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep(dl)
+		ports = append(ports, dl.Addr().(*net.TCPAddr).AddrPort())
+		c, err := net.Dial(network, dl.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep(c)
+	}
+	return ports
+}
+
+// ours keeps the sockets with one of the endpoints as local or remote
+// address and port (IPv4-mapped addresses read as IPv4), sorted.
+func ours(socks []Socket, endpoints []netip.AddrPort) []Socket {
+	unmap := func(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) }
+	var out []Socket
+	for _, s := range socks {
+		if slices.Contains(endpoints, unmap(s.Local)) || slices.Contains(endpoints, unmap(s.Remote)) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b Socket) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	return out
+}
+
+func byFamilyAndState(socks []Socket) map[string]int {
+	out := map[string]int{}
+	for _, s := range socks {
+		out[s.Family.String()+" "+s.State.String()]++
+	}
+	return out
+}
+
+// TestNetlinkMatchesProcfs holds real sockets on loopback, IPv4, IPv6 and
+// IPv4-mapped on a dual-stack listener, and checks that both sources read
+// each of them the same, field by field.
+func TestNetlinkMatchesProcfs(t *testing.T) {
+	t.Parallel()
+	nl := NewNetlinkTables()
+	if err := nl.probe(context.Background()); err != nil {
+		t.Skipf("netlink sock_diag unavailable here: %v", err)
+	}
+	ports := heldSockets(t, "tcp4", "127.0.0.1")
+	if _, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		ports = append(ports, heldSockets(t, "tcp6", "::1")...)
+		// A dual-stack listener: IPv4 clients, accepted as IPv4-mapped
+		// sockets in the IPv6 table.
+		dual, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dual.Close()
+		port := dual.Addr().(*net.TCPAddr).Port
+		ports = append(ports, dual.Addr().(*net.TCPAddr).AddrPort(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+		c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := dual.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	} else {
+		t.Log("no IPv6 on loopback; comparing IPv4 only")
+	}
+
+	procfs := NewProcfsTables("/proc")
+	var fromNetlink, fromProcfs []Socket
+	// A socket may change state between the two readings (a retransmission
+	// timer): read again then.
+	for try := 0; try < 3; try++ {
+		a, err := procfs.AppendSockets(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := nl.AppendSockets(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromProcfs, fromNetlink = ours(a, ports), ours(b, ports)
+		if slices.Equal(fromProcfs, fromNetlink) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !slices.Equal(fromProcfs, fromNetlink) {
+		for _, s := range fromProcfs {
+			if !slices.Contains(fromNetlink, s) {
+				t.Errorf("only procfs has %+v", s)
+			}
+		}
+		for _, s := range fromNetlink {
+			if !slices.Contains(fromProcfs, s) {
+				t.Errorf("only netlink has %+v", s)
+			}
+		}
+	}
+	counts := byFamilyAndState(fromNetlink)
+	t.Logf("compared %d sockets: %v", len(fromNetlink), counts)
+	for _, want := range []string{"ipv4 listen", "ipv4 established", "ipv4 close_wait", "ipv4 fin_wait2", "ipv4 time_wait", "ipv4 syn_recv"} {
+		if counts[want] == 0 {
+			t.Errorf("no %s socket was compared", want)
+		}
+	}
+	for _, s := range fromNetlink {
+		if s.State == StateEstablished && s.Inode == 0 {
+			t.Errorf("established socket without inode: %+v", s)
+		}
+		if s.Family == IPv6 && s.Local.Addr().Is4In6() {
+			return // the dual-stack case was compared
+		}
+	}
+	if counts["ipv6 listen"] > 0 {
+		t.Error("no IPv4-mapped socket in the IPv6 table")
+	}
+}
+
+func TestDiagMessagesRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, fam := range []Family{IPv4, IPv6} {
+		reads := diagAnswer(500, fam, 9)
+		var got []Socket
+		done := false
+		for _, r := range reads {
+			var err error
+			if got, done, err = appendDiagMessages(r, 9, fam, got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !done || len(got) != 500 {
+			t.Fatalf("%v: %d sockets, done %v", fam, len(got), done)
+		}
+		for i, s := range got {
+			want := fakeSocketOf(i, fam)
+			if s != want {
+				t.Fatalf("%v socket %d:\n got %+v\nwant %+v", fam, i, s, want)
+			}
+		}
+	}
+}
+
+func nlmsg(typ uint16, seq uint32, payload []byte) []byte {
+	b := make([]byte, nlmsgHdrLen, nlmsgHdrLen+len(payload)+3)
+	binary.NativeEndian.PutUint32(b[0:], uint32(nlmsgHdrLen+len(payload)))
+	binary.NativeEndian.PutUint16(b[4:], typ)
+	binary.NativeEndian.PutUint32(b[8:], seq)
+	b = append(b, payload...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func errPayload(e unix.Errno) []byte {
+	b := make([]byte, 4)
+	binary.NativeEndian.PutUint32(b, uint32(-int32(e)))
+	return b
+}
+
+func TestDiagMessageErrors(t *testing.T) {
+	t.Parallel()
+	one := appendDiagMsg(nil, 5, fakeSocket(30))
+	cases := []struct {
+		name     string
+		read     []byte
+		sockets  int
+		done     bool
+		errorHas string
+	}{
+		{"error reply", nlmsg(unix.NLMSG_ERROR, 5, errPayload(unix.ENOENT)), 0, true, "no such file"},
+		{"done with error", append(slices.Clone(one), nlmsg(unix.NLMSG_DONE, 5, errPayload(unix.EINTR))...), 1, true, "interrupted"},
+		{"done", append(slices.Clone(one), nlmsg(unix.NLMSG_DONE, 5, make([]byte, 4))...), 1, true, ""},
+		{"stale sequence skipped", append(appendDiagMsg(nil, 4, fakeSocket(31)), one...), 1, false, ""},
+		{"short message", nlmsg(sockDiagByFamily, 5, make([]byte, 20)), 0, false, "short inet_diag_msg"},
+		{"length past the read", one[:40], 0, false, "malformed message"},
+	}
+	for _, c := range cases {
+		got, done, err := appendDiagMessages(c.read, 5, IPv4, nil)
+		if len(got) != c.sockets || done != c.done {
+			t.Errorf("%s: %d sockets, done %v; want %d, %v", c.name, len(got), done, c.sockets, c.done)
+		}
+		if (c.errorHas == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.errorHas)) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.errorHas)
+		}
+	}
+}
+
+func TestListenerQueuesAndRequestUID(t *testing.T) {
+	t.Parallel()
+	m := appendDiagMsg(nil, 1, Socket{Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: StateListen, RxQueue: 3, UID: 33, Inode: 7, Family: IPv4})
+	socks, _, err := appendDiagMessages(m, 1, IPv4, nil)
+	if err != nil || len(socks) != 1 {
+		t.Fatal(socks, err)
+	}
+	if socks[0].TxQueue != 0 || socks[0].RxQueue != 3 {
+		t.Errorf("listener queues tx %d rx %d; want 0 and 3, as /proc/net/tcp shows them", socks[0].TxQueue, socks[0].RxQueue)
+	}
+	socks = append(socks, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateSynRecv, Family: IPv4})
+	fixRequestUIDs(socks)
+	if socks[1].UID != 33 {
+		t.Errorf("request socket uid %d, want the listener's 33", socks[1].UID)
+	}
+}

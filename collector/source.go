@@ -1,0 +1,93 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"golang.org/x/sys/unix"
+)
+
+// Table source kinds, the values of --collector.tcp.source.
+const (
+	SourceAuto    = "auto"
+	SourceNetlink = "netlink"
+	SourceProcfs  = "procfs"
+)
+
+// SourceKinds lists the valid values of --collector.tcp.source.
+var SourceKinds = []string{SourceAuto, SourceNetlink, SourceProcfs}
+
+// probeTimeout bounds the startup check that sock_diag answers.
+const probeTimeout = 5 * time.Second
+
+// NewTableSource returns the table source kind names:
+//
+//   - procfs reads /proc/net/tcp and /proc/net/tcp6 under procRoot;
+//   - netlink dumps the sockets of the exporter's own network namespace
+//     through sock_diag (procRoot is not used);
+//   - auto uses netlink when procRoot is a procfs mount (so both would
+//     show the same namespace) and sock_diag answers, and procfs otherwise;
+//     if netlink fails later, it switches to procfs for good. Each choice
+//     away from netlink is logged once.
+func NewTableSource(kind, procRoot string, logger log.Logger) (TableSource, error) {
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	switch kind {
+	case SourceProcfs:
+		return NewProcfsTables(procRoot), nil
+	case SourceNetlink:
+		return NewNetlinkTables(), nil
+	case SourceAuto:
+	default:
+		return nil, fmt.Errorf("--collector.tcp.source=%q: must be one of auto, netlink, procfs", kind)
+	}
+	procfs := NewProcfsTables(procRoot)
+	if !isProcfsMount(procRoot) {
+		// A fixture tree or a copy: netlink would show this host instead.
+		level.Debug(logger).Log("msg", "reading the TCP tables from text files, not netlink: --path.procfs is not a procfs mount", "path", procRoot)
+		return procfs, nil
+	}
+	nl := NewNetlinkTables()
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	if err := nl.probe(ctx); err != nil {
+		level.Warn(logger).Log("msg", "netlink sock_diag does not answer; reading the TCP tables from "+procRoot+"/net/tcp and tcp6 instead", "err", err)
+		return procfs, nil
+	}
+	return &fallbackTables{primary: nl, fallback: procfs, logger: logger}, nil
+}
+
+// isProcfsMount tells whether path is a mounted procfs.
+func isProcfsMount(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
+}
+
+// fallbackTables reads from primary until it fails for a reason other than
+// the scrape's deadline, then from fallback for good.
+type fallbackTables struct {
+	primary, fallback TableSource
+	logger            log.Logger
+	failed            atomic.Bool
+}
+
+func (f *fallbackTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+	if !f.failed.Load() {
+		start := len(dst)
+		out, err := f.primary.AppendSockets(ctx, dst)
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return out, err
+		}
+		if f.failed.CompareAndSwap(false, true) {
+			level.Warn(f.logger).Log("msg", "netlink sock_diag failed; reading the TCP tables from procfs from now on", "err", err)
+		}
+		dst = out[:start]
+	}
+	return f.fallback.AppendSockets(ctx, dst)
+}
