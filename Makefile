@@ -25,7 +25,7 @@ export CGO_ENABLED ?= 0
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParseLine FuzzParseSocketLink FuzzParseConfig
 
-.PHONY: all build run test unit race fuzz heavy e2e style vet tidy-check golden rules-check dashboards-check clean
+.PHONY: all build run test unit race fuzz heavy e2e bench style vet tidy-check golden rules-check dashboards-check clean
 
 all: style vet test build
 
@@ -54,6 +54,15 @@ race:
 # ports); about 30 s. The figures they log are in docs/reliability.md.
 heavy:
 	TCPSTATE_HEAVY=1 $(GO) test -count=1 -run Heavy -v .
+
+# The performance report: Go benchmarks on generated tables (1 000 to
+# 1 000 000 lines), the netlink library comparison, and real loopback
+# sockets (10 000 to 1 000 000) timed against cat, ss -tan, ss -tanp and
+# node_exporter's tcpstat (installed from Debian's packages when missing).
+# Writes docs/performance.md and docs/performance.png; about 7 minutes.
+# Not part of `make test`. BENCH_ARGS go to the benchmark (-h lists them).
+bench:
+	bench/run.sh $(BENCH_ARGS)
 
 # Each fuzzer for FUZZTIME (the seed corpus from testdata/ runs in every
 # `go test`). Run longer with e.g. `make fuzz FUZZTIME=10m`.

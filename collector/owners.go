@@ -179,7 +179,9 @@ func (o *SocketOwners) Walk(ctx context.Context, wanted map[uint64]socketOwner) 
 			delete(o.procs, pid) // gone
 		}
 	}
-	o.sortUnresolved(wanted, complete)
+	if caching {
+		o.sortUnresolved(wanted, complete)
+	}
 	return wk.w, nil
 }
 

@@ -293,7 +293,9 @@ func BenchmarkScrape(b *testing.B) {
 				series = <-done
 				ch = make(chan prometheus.Metric, 4096)
 			}
-			scrape() // the first reading sizes the buffers
+			// The first readings size the buffers and maps.
+			scrape()
+			scrape()
 			for b.Loop() {
 				scrape()
 			}
