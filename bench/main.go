@@ -550,6 +550,7 @@ const (
 	exporterNoProc   = "--no-collector.process"
 	exporterNoPools  = "--no-collector.pools"
 	coldStartsPerRun = 5
+	soakScrapes      = 300
 )
 
 var toolOrder = []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolNetlinkCold}
@@ -563,6 +564,8 @@ type sizeResult struct {
 	allocPerScrape  map[string]float64 // bytes, from go_memstats_alloc_bytes_total
 	seen            map[string]float64 // sockets each exporter reported
 	timedOut        map[string]bool    // its one sample is maxSample, a lower bound
+	soakRSS         uint64             // peak RSS of netlink + process after soakScrapes more
+	gogc            float64            // the exporter's GOGC, as it reports it
 	// tableStage holds, per exporter configuration, the table stage its
 	// scrapes reported (tcpstate_snapshot_duration_seconds{stage="tables"}).
 	tableStage map[string][]time.Duration
@@ -711,6 +714,18 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 			res.allocPerScrape[name] = (metricSum(body, "go_memstats_alloc_bytes_total") - allocStart[name]) / float64(res.rounds)
 		}
 	}
+	// Memory in the long run: the heap grows towards the collector's goal
+	// over many scrapes, so the peak after a few rounds is not the peak.
+	if res.sockets <= 200_000 {
+		s := servers[toolNetlinkProc]
+		for i := 0; i < soakScrapes; i++ {
+			if _, _, err := scrape(b.ctx, s.url); err != nil {
+				return nil, err
+			}
+		}
+		res.soakRSS = s.peakRSS()
+	}
+	res.gogc = metricSum(lastBody[toolNetlinkProc], "go_gc_gogc_percent")
 	b.logf("at %d sockets: %s", res.sockets, res.line())
 	return res, nil
 }

@@ -249,6 +249,7 @@ func (r *report) goals() []goal {
 			}
 		}
 		add("peak RSS of the exporter at 100 000 sockets (largest of its four configurations: "+worst+")", "< 40 MB", float64(peak)/1e6, peak > 0, "%.1f MB", func(v float64) bool { return v < 40 })
+		add(fmt.Sprintf("peak RSS at 100 000 sockets after %d more scrapes (netlink + process)", soakScrapes), "< 40 MB", float64(at.soakRSS)/1e6, at.soakRSS > 0, "%.1f MB", func(v float64) bool { return v < 40 })
 	}
 	if first, last := r.firstLast(); first != nil && last != nil && first != last {
 		a, b := first.allocPerScrape[toolNetlinkProc], last.allocPerScrape[toolNetlinkProc]
@@ -378,6 +379,13 @@ func (r *report) markdown(png string) string {
 			mb(s.peakRSS[toolNetlink]), mb(s.peakRSS[toolProcfs]), mb(s.peakRSS[toolNetlinkProc]), mb(s.peakRSS[toolProcfsProc]), mb(s.peakRSS[toolNode]),
 			kb(s.allocPerScrape[toolNetlink]), kb(s.allocPerScrape[toolNetlinkProc]), kb(s.allocPerScrape[toolProcfsProc]))
 	}
+	w("\nPeak RSS of `netlink + process` after %d more scrapes (the heap grows towards the garbage collector's goal over many scrapes):", soakScrapes)
+	for _, s := range r.sizes {
+		if s.soakRSS > 0 {
+			w(" %s at %d sockets (GOGC %.0f);", mb(s.soakRSS), s.sockets, s.gogc)
+		}
+	}
+	w("\n")
 	w("\nSockets each server reported in its first scrape (sum of `tcpstate_connections`, `node_tcp_connection_states`), as a check that all saw the held sockets:\n\n| sockets | ")
 	names := []string{toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc}
 	w("%s |\n|---:|%s\n", strings.Join(names, " | "), strings.Repeat("---:|", len(names)))

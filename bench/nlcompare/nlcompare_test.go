@@ -51,6 +51,7 @@ func holdConnections(n int) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	listener = l.Addr().(*net.TCPAddr).AddrPort()
 	var held []io.Closer
 	accepted := make(chan net.Conn, 256)
 	go func() {
@@ -239,7 +240,8 @@ func vishvanandaExecuteIter(dst []collector.Socket) ([]collector.Socket, error) 
 
 // TestSameSockets checks that every way reads the same sockets (those that
 // do not change between two readings: the held connections).
-var held3 = netip.MustParseAddr("127.0.0.3")
+// listener is the endpoint every held connection goes to.
+var listener netip.AddrPort
 
 func TestSameSockets(t *testing.T) {
 	ref, err := ways[0].read(nil)
@@ -249,7 +251,7 @@ func TestSameSockets(t *testing.T) {
 	held := func(socks []collector.Socket) []collector.Socket {
 		var out []collector.Socket
 		for _, s := range socks {
-			if (s.Local.Addr() == held3 || s.Remote.Addr() == held3) && s.State != collector.StateTimeWait {
+			if (s.Local == listener || s.Remote == listener) && s.State != collector.StateTimeWait {
 				out = append(out, s)
 			}
 		}
