@@ -54,6 +54,12 @@ func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) erro
 	byProcess := newBoundedFamily[int32]()
 	byRoute := newBoundedFamily[routeKey]()
 	var unresolved [numStates]float64
+	// CLOSE_WAIT ages per route, when tracked, gathered in the same pass.
+	var ages map[routeKey]*closeWaitAge
+	if s.CloseWaitSince != nil {
+		ages = map[routeKey]*closeWaitAge{}
+	}
+	now := s.Taken.UnixNano()
 	for i := range s.Sockets {
 		sk := &s.Sockets[i]
 		if !sk.State.Valid() {
@@ -67,53 +73,41 @@ func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) erro
 			continue
 		}
 		byProcess.add(owner, sk.State)
-		if s.Direction[i] == Outbound && c.routeStates[sk.State] {
-			remote := netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())
-			byRoute.add(routeKey{owner, remote}, sk.State)
+		if s.Direction[i] != Outbound {
+			continue
 		}
+		key := routeKey{owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+		if c.routeStates[sk.State] {
+			byRoute.add(key, sk.State)
+		}
+		if ages != nil && sk.State == StateCloseWait {
+			a := ages[key]
+			if a == nil {
+				a = &closeWaitAge{}
+				ages[key] = a
+			}
+			a.add(s.CloseWaitSince[i], now, c.stuckAfter)
+		}
+	}
+	routeLabels := func(k routeKey) []string {
+		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
 	}
 	folded := byProcess.emit(ch, c.process, c.maxSeries, func(p int32) []string {
 		return []string{s.OwnerNames[p]}
 	})
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_connections")
-	folded = byRoute.emit(ch, c.route, c.maxSeries, func(k routeKey) []string {
-		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
-	})
+	folded = byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_connections")
 	for _, st := range allStates {
 		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, unresolved[st], stateNames[st])
 	}
-	c.emitAges(s, ch)
+	if ages != nil {
+		// The routes with the most CLOSE_WAIT sockets keep their own series.
+		folded = emitBoundedAges(ch, c.oldest, c.stuck, ages, c.maxSeries, routeLabels)
+		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
+		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck")
+	}
 	return s.TableErr
-}
-
-// emitAges reports the age of the oldest CLOSE_WAIT socket and the stuck
-// ones per route, for the routes with the most CLOSE_WAIT sockets.
-func (c *processCollector) emitAges(s *Snapshot, ch chan<- prometheus.Metric) {
-	if s.CloseWaitSince == nil {
-		return // ages are not tracked
-	}
-	now := s.Taken.UnixNano()
-	ages := map[routeKey]*closeWaitAge{}
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if sk.State != StateCloseWait || s.Direction[i] != Outbound || s.Owner[i] == noOwner {
-			continue
-		}
-		k := routeKey{s.Owner[i], netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
-		a := ages[k]
-		if a == nil {
-			a = &closeWaitAge{}
-			ages[k] = a
-		}
-		a.add(s.CloseWaitSince[i], now, c.stuckAfter)
-	}
-	labels := func(k routeKey) []string {
-		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
-	}
-	folded := emitBoundedAges(ch, c.oldest, c.stuck, ages, c.maxSeries, labels)
-	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
-	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck")
 }
 
 // ParseStates reads a comma-separated list of state names.
