@@ -132,7 +132,6 @@ func Names() []string {
 type enabledCollector struct {
 	entry     collectorEntry
 	collector familyCollector
-	failing   bool
 }
 
 // Exporter reads one snapshot per scrape, shared by concurrent scrapes, and
@@ -262,7 +261,6 @@ func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metr
 			ok = 0
 		}
 		ch <- prometheus.MustNewConstMetric(e.success, prometheus.GaugeValue, ok, c.entry.name)
-		e.noteCollector(c, s, err)
 	}
 }
 
@@ -372,23 +370,5 @@ func (e *Exporter) noteSnapshot(s *Snapshot) {
 		e.deniedWarned = true
 		level.Warn(e.logger).Log("msg", "cannot read /proc/PID/fd of processes owned by other users; their sockets are counted in tcpstate_unresolved_sockets instead of under their process. Run with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (the packaged systemd unit grants both). This is logged once.",
 			"processes_denied", s.DeniedProcesses)
-	}
-}
-
-// noteCollector logs when a collector starts or stops failing, unless the
-// cause is the snapshot's own problem, which noteSnapshot has logged.
-func (e *Exporter) noteCollector(c *enabledCollector, s *Snapshot, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if failing := err != nil; failing != c.failing {
-		c.failing = failing
-		if err == s.TableErr || err == s.OwnersErr {
-			return
-		}
-		if failing {
-			level.Error(e.logger).Log("msg", "collector failed; its families are incomplete", "collector", c.entry.name, "err", err)
-		} else {
-			level.Info(e.logger).Log("msg", "collector succeeds again", "collector", c.entry.name)
-		}
 	}
 }
