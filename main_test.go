@@ -7,17 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/e2e-output.txt from the binary's output")
@@ -35,13 +35,9 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "tcpstate_exporter")
 	sockhold = filepath.Join(dir, "sockhold")
-	for out, pkg := range map[string]string{binary: ".", sockhold: "./internal/sockhold"} {
-		build := exec.Command("go", "build", "-o", out, pkg)
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
-			os.Exit(1)
-		}
+	if err := testutil.Build(map[string]string{binary: ".", sockhold: "./internal/sockhold"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -52,34 +48,16 @@ func TestMain(m *testing.M) {
 type exporter struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // its exit status, once exited is closed
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // launch starts cmd as an exporter serving on addr and stops it when the
 // test ends.
 func launch(t *testing.T, cmd *exec.Cmd, addr string) *exporter {
 	t.Helper()
-	e := &exporter{cmd: cmd, url: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	e := &exporter{cmd: cmd, url: "http://" + addr, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = e.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,20 +67,10 @@ func launch(t *testing.T, cmd *exec.Cmd, addr string) *exporter {
 	return e
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startExporter runs the binary with args and waits until it serves.
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	e := launch(t, exec.Command(binary, append([]string{"--web.listen-address=" + addr}, args...)...), addr)
 	e.waitServing(t)
 	return e
@@ -291,7 +259,7 @@ func TestBadConfigExitsWithoutServing(t *testing.T) {
 	if err := os.WriteFile(path, []byte("pools:\n  - name: search\n    remote_address: 10.0.0.300/8\n    max: 400\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	code, out := runToExit(t, "--config.file="+path, "--web.listen-address="+addr)
 	if code == 0 {
 		t.Fatalf("exit code 0 with a bad config; output:\n%s", out)
@@ -319,7 +287,7 @@ func TestBadFlagsAreClearErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, "unknown long flag '--no-such-flag'"},
 	}
 	for _, c := range cases {
-		code, out := runToExit(t, append(c.args, "--web.listen-address="+freeAddr(t))...)
+		code, out := runToExit(t, append(c.args, "--web.listen-address="+testutil.FreeAddr(t))...)
 		if code == 0 || !strings.Contains(out, c.want) {
 			t.Errorf("%v: exit %d, want non-zero and %q in:\n%s", c.args, code, c.want, out)
 		}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 and returns the
@@ -265,7 +267,7 @@ func TestUnreadableFdFolderAsNobody(t *testing.T) {
 	if err := os.Chmod(filepath.Join(root, "200", "fd"), 0o500); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	e := launch(t, exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		binary, "--web.listen-address="+addr, "--path.procfs="+root, "--config.file=testdata/config.yml"), addr)
 	e.waitServing(t)

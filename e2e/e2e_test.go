@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 const (
@@ -68,14 +70,10 @@ func TestMain(m *testing.M) {
 	}
 	exporterBin = filepath.Join(dir, "tcpstate_exporter")
 	sockholdBin = filepath.Join(dir, "sockhold")
-	for out, pkg := range map[string]string{exporterBin: "..", sockholdBin: "../internal/sockhold"} {
-		build := exec.Command("go", "build", "-o", out, pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+	if err := testutil.Build(map[string]string{exporterBin: "..", sockholdBin: "../internal/sockhold"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

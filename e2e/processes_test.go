@@ -2,41 +2,22 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 // httpClient bounds every request the test makes.
 var httpClient = &http.Client{Timeout: 10 * time.Second}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // process is a server the test started: the exporter, Prometheus or
 // Alertmanager.
@@ -44,21 +25,9 @@ type process struct {
 	name   string
 	addr   string // host:port it serves on
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *testutil.SyncBuffer
 	done   chan struct{}
 	err    error // valid once done is closed
-}
-
-// freeAddr returns a loopback address with a port free at the time of the
-// call.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // diesWithTest makes the kernel send SIGTERM to a child when the test
@@ -72,7 +41,7 @@ func diesWithTest() *syscall.SysProcAttr {
 // until GET readyPath on addr answers 200.
 func startProcess(t *testing.T, name, addr, readyPath, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, addr: addr, output: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, addr: addr, output: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	p.cmd.SysProcAttr = diesWithTest()
@@ -145,7 +114,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // startExporter runs the exporter with the pool configuration.
 func startExporter(t *testing.T, config string) *process {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	return startProcess(t, "tcpstate_exporter", addr, "/", exporterBin,
 		"--web.listen-address="+addr, "--config.file="+config,
 		// The test holds its sockets for seconds, not minutes: with a short
@@ -170,7 +139,7 @@ receivers:
       - url: %q
         send_resolved: true
 `, webhookURL))
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	return startProcess(t, "alertmanager", addr, "/-/ready", "prometheus-alertmanager",
 		"--web.listen-address="+addr,
 		"--cluster.listen-address=", // else it binds 0.0.0.0:9094
@@ -198,7 +167,7 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, rules, amAddr, jobName, exporterAddr))
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	return startProcess(t, "prometheus", addr, "/-/ready", "prometheus",
 		"--web.listen-address="+addr,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -231,7 +200,7 @@ func startSockhold(t *testing.T, args ...string) *sockhold {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	h.cmd.Stderr = stderr
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
