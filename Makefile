@@ -40,8 +40,8 @@ run: build
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, and
-# the dashboards.
-test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e package-test
+# the dashboards, the packages, and the image run under runc.
+test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e package-test image-test
 
 unit:
 	$(GO) test -count=1 ./...
@@ -160,3 +160,26 @@ package-test: $(NFPM)
 # Regenerates packaging/kubernetes/prometheusrule.yaml from the rule pack.
 prometheusrule:
 	packaging/kubernetes/generate-prometheusrule.sh
+
+
+# --- Container image and Helm chart (packaging/container, packaging/helm) ---
+IMAGE_NAME  := ghcr.io/tcpstate-exporter/tcpstate_exporter
+IMAGE       := dist/tcpstate_exporter-$(VERSION).oci.tar
+
+.PHONY: image image-test
+
+# The image as an OCI archive, linux/amd64 and linux/arm64 in one index
+# tagged vVERSION, built without a daemon or a base image; push it with
+# `skopeo copy --all oci-archive:$(IMAGE) docker://REGISTRY/NAME:vVERSION`.
+image:
+	IMAGE_NAME=$(IMAGE_NAME) OUT=$(IMAGE) LDFLAGS='$(LDFLAGS)' packaging/container/build-image.sh
+
+# The image as a node runs it (as root: installs skopeo, umoci and runc if
+# missing, and starts containers with runc): both architectures carry the
+# file capabilities and nothing else; the host architecture's image, run
+# non-root with host PID and network namespaces, the host's /proc at
+# /host/proc and a read-only root, attributes a root process's CLOSE_WAIT
+# sockets, and counts them unresolved, with the one warning, without its
+# file capabilities.
+image-test: image
+	packaging/container/test-image.sh $(IMAGE)

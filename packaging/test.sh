@@ -380,7 +380,7 @@ ok "nobody without capabilities: tcpstate_unresolved_sockets{state=\"close_wait\
 # The DaemonSet's model: the runtime starts the process as uid 65534 with
 # the added capabilities in its bounding and permitted sets but not its
 # ambient set, with no_new_privs. Only an executable with file capabilities
-# keeps them across execve() (packaging/container/Dockerfile sets them).
+# keeps them across execve() (the image from `make image` has them).
 cp "$bin" "$work/exporter-filecaps"
 cp "$bin" "$work/exporter-plain"
 setcap cap_dac_read_search,cap_sys_ptrace=ep "$work/exporter-filecaps" ||
