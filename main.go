@@ -225,7 +225,8 @@ func run(args []string) int {
 
 // newLoggers returns the go-kit logger the program logs with (with time
 // stamp and caller) and an slog bridge for exporter-toolkit, built on the
-// undecorated logger because the bridge adds its own time and caller.
+// undecorated logger because the bridge adds its own time and caller, which
+// toolkitDialect renames and orders as the program's own.
 func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
 	w := log.NewSyncWriter(os.Stderr)
 	var base log.Logger
@@ -238,7 +239,7 @@ func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
 	base = level.NewFilter(base, allow)
 	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 	slogLevel := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[lvl]
-	return logger, slog.New(sloggokit.NewGoKitHandler(base, slogLevel))
+	return logger, slog.New(sloggokit.NewGoKitHandler(toolkitDialect{base}, slogLevel))
 }
 
 // metricsHandler serves one scrape: the exporter's families, read within the
