@@ -40,8 +40,9 @@ run: build
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, and
-# the dashboards, the packages, and the image run under runc.
-test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e package-test image-test
+# the dashboards, the packages, the image run under runc, and the Helm
+# chart.
+test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e package-test image-test helm-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -166,7 +167,10 @@ prometheusrule:
 IMAGE_NAME  := ghcr.io/tcpstate-exporter/tcpstate_exporter
 IMAGE       := dist/tcpstate_exporter-$(VERSION).oci.tar
 
-.PHONY: image image-test
+HELM_VERSION := v3.19.0
+HELM         := .build/helm-$(HELM_VERSION)/helm
+
+.PHONY: image image-test helm-check helm-rules
 
 # The image as an OCI archive, linux/amd64 and linux/arm64 in one index
 # tagged vVERSION, built without a daemon or a base image; push it with
@@ -183,3 +187,21 @@ image:
 # file capabilities.
 image-test: image
 	packaging/container/test-image.sh $(IMAGE)
+
+# About 10 minutes the first time on two cores; cached in .build/ after.
+$(HELM):
+	GOBIN=$(abspath $(dir $(HELM))) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# The Helm chart: its copy of the rule pack is current, `helm lint --strict`
+# with the defaults and with everything enabled, and the rendered objects
+# (`helm template`, in packaging/kubernetes/validate) pass the checks the
+# manifests pass. -count=1: the chart lives outside the test module.
+helm-check: $(HELM)
+	packaging/helm/generate-rules.sh --check
+	$(HELM) lint --strict packaging/helm/tcpstate-exporter
+	$(HELM) lint --strict packaging/helm/tcpstate-exporter --set serviceMonitor.enabled=true,prometheusRule.enabled=true
+	cd packaging/kubernetes/validate && HELM=$(abspath $(HELM)) $(GO) test -count=1 -run Helm ./...
+
+# Regenerates the chart's copy of the rule pack.
+helm-rules:
+	packaging/helm/generate-rules.sh
