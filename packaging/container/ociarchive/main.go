@@ -11,8 +11,9 @@
 // (builders differ in whether COPY keeps it; kaniko drops it). Here the
 // attribute is written into the layer's PAX header from the capability
 // names, whatever the build machine's file system supports, without root,
-// and the archive is byte-for-byte reproducible (one time stamp,
-// SOURCE_DATE_EPOCH). packaging/container/test-image.sh checks the result
+// and the same binaries always give the same archive, byte for byte (one
+// time stamp, SOURCE_DATE_EPOCH; the binaries themselves carry the build
+// date of the Makefile's ldflags). packaging/container/test-image.sh checks the result
 // with other tools: skopeo, umoci, getcap, and runc running it.
 //
 // Usage:
