@@ -211,6 +211,45 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 	}
 }
 
+// TestLiveCloseWaitUnread holds three kinds of CLOSE_WAIT sockets toward
+// one endpoint: idle ones (the FIN never read, Recv-Q 1), ones holding a
+// response nobody read (Recv-Q 101) and ones read to the end of stream
+// (Recv-Q 0). Only the second kind holds data.
+func TestLiveCloseWaitUnread(t *testing.T) {
+	const (
+		idle, unread, drained = 5, 3, 2
+		comm                  = "tcpst-unread"
+	)
+	srv := startHelper(t, "serve", "-comm", "tcpst-unread-s", "-listen", "127.0.0.2:0", "-listen", "[::1]:0", "-response-bytes", "100")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	target := "127.0.0.2:" + port
+	startHelper(t, "connect", "-comm", comm,
+		"-close-wait-idle", target+"="+strconv.Itoa(idle),
+		"-close-wait-unread", target+"="+strconv.Itoa(unread),
+		"-close-wait", target+"="+strconv.Itoa(drained))
+	// A second route of the same process, with idle sockets only.
+	startHelper(t, "connect", "-comm", comm, "-close-wait-idle", "[::1]:"+port+"=4")
+
+	m := parseExposition(t, mustGet(t, startExporter(t)))
+	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	want := map[string]float64{
+		`tcpstate_process_remote_connections{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`: idle + unread + drained,
+		"tcpstate_process_remote_close_wait_unread_sockets" + route:                                                                            unread,
+		`tcpstate_process_remote_close_wait_unread_sockets{process="` + comm + `",remote_address="::1",remote_port="` + port + `"}`:            0,
+		`tcpstate_series_truncated{metric="tcpstate_process_remote_close_wait_unread_sockets"}`:                                                0,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	// The host's other sockets add to the queue bytes, but the held ones
+	// contribute exactly their unread responses.
+	if got := m[`tcpstate_receive_queue_bytes{state="close_wait"}`]; got < unread*100 {
+		t.Errorf(`tcpstate_receive_queue_bytes{state="close_wait"} = %v, want at least %d`, got, unread*100)
+	}
+}
+
 // TestLiveCloseWaitAges holds CLOSE_WAIT sockets for longer than
 // --collector.close-wait.stuck-after and fresh ones beside them, from two
 // processes of the same name toward the same endpoint.
