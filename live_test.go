@@ -288,6 +288,9 @@ func TestLiveCloseWaitAges(t *testing.T) {
 	if got := m[`tcpstate_process_remote_connections{process="`+comm+`",remote_address="127.0.0.2",remote_port="`+port+`",state="close_wait"}`]; got != old+fresh {
 		t.Errorf("route holds %v CLOSE_WAIT sockets, want %d", got, old+fresh)
 	}
+	if got := m["tcpstate_close_wait_stuck_after_seconds"]; got != stuckAfter.Seconds() {
+		t.Errorf("tcpstate_close_wait_stuck_after_seconds = %v, want --collector.close-wait.stuck-after %v", got, stuckAfter.Seconds())
+	}
 	for _, k := range []string{"tcpstate_process_remote_close_wait_stuck" + route, `tcpstate_pool_close_wait_stuck{pool="aging"}`} {
 		if m[k] != old {
 			t.Errorf("%s = %v, want %d: the old sockets are stuck, the fresh ones not", k, m[k], old)

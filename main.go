@@ -327,6 +327,11 @@ func (h *configHolder) load() error {
 			return err
 		}
 	}
+	if h.path != "" && len(cfg.Pools) == 0 {
+		// Valid, but probably not what was meant: a file that lost its
+		// content, or pools commented out.
+		level.Warn(h.logger).Log("msg", "the config file declares no pools; there are no pool metrics until it does", "file", h.path)
+	}
 	h.mu.Lock()
 	h.cfg, h.ok, h.lastSuccess = cfg, true, time.Now()
 	h.mu.Unlock()

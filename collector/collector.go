@@ -151,6 +151,7 @@ type Exporter struct {
 	readings atomic.Uint64
 
 	duration, success, stage, readingsDesc, trackedDesc *prometheus.Desc
+	stuckAfterDesc                                      *prometheus.Desc
 	capWarned                                           bool
 }
 
@@ -193,6 +194,8 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
 		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",
 			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (at most --collector.close-wait.max-tracked, about 50 bytes each).", nil, nil),
+		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
+			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
 	want := map[string]bool{}
 	for _, n := range enabled {
@@ -251,6 +254,7 @@ func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metr
 	if t := e.opts.CloseWait; t != nil {
 		tracked, _ := t.Tracked()
 		ch <- prometheus.MustNewConstMetric(e.trackedDesc, prometheus.GaugeValue, float64(tracked))
+		ch <- prometheus.MustNewConstMetric(e.stuckAfterDesc, prometheus.GaugeValue, e.opts.StuckAfter.Seconds())
 	}
 	for _, c := range e.collectors {
 		start := time.Now()
