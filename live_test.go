@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 // helper is a running sockhold process.
@@ -366,5 +368,58 @@ func TestLiveNetworkNamespace(t *testing.T) {
 	}
 	if m[`tcpstate_netns_connections{netns="host",state="listen"}`] < 1 {
 		t.Errorf("the exporter's own namespace should read host and hold its listener")
+	}
+}
+
+// TestLiveDeniedProcessesAreNamed runs the exporter as root without
+// CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE and CAP_SYS_PTRACE beside a
+// root-owned process with every capability holding CLOSE_WAIT sockets: the
+// kernel refuses that process's /proc/PID/fd, and the log must name it, the
+// errno, and the capabilities really missing; with every capability the
+// log must not tell to grant them.
+func TestLiveDeniedProcessesAreNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the exporter drops capabilities a root process has")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skipf("needs setpriv (util-linux): %v", err)
+	}
+	srv := startHelper(t, "serve", "-comm", "tcpst-deny-srv", "-listen", "127.0.0.2:0")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	client := startHelper(t, "connect", "-comm", "tcpst-denied", "-close-wait", "127.0.0.2:"+port+"=3")
+	pid := strconv.Itoa(client.cmd.Process.Pid)
+
+	addr := testutil.FreeAddr(t)
+	e := launch(t, exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-dac_read_search,-dac_override,-sys_ptrace",
+		binary, "--web.listen-address="+addr), addr)
+	e.waitServing(t)
+	m := parseExposition(t, mustGet(t, e))
+	if _, named := m[`tcpstate_process_connections{process="tcpst-denied",state="close_wait"}`]; named {
+		t.Fatal("the exporter read the fds of a process it should be denied")
+	}
+	if m[`tcpstate_unresolved_sockets{state="close_wait"}`] < 3 {
+		t.Errorf("unresolved close_wait %v, want at least the 3 held", m[`tcpstate_unresolved_sockets{state="close_wait"}`])
+	}
+	log := strings.ReplaceAll(e.stderr.String(), `\"`, `"`)
+	for _, want := range []string{"cannot read /proc/PID/fd of ", "(EACCES)", "The exporter lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", "capabilities_missing=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("want %q in the log:\n%s", want, log)
+		}
+	}
+	// The client is named when it is among the first pids listed, and
+	// counted in processes_denied in any case.
+	if !strings.Contains(log, "processes_denied=") {
+		t.Errorf("no processes_denied in the log:\n%s", log)
+	}
+	t.Logf("client pid %s; log:\n%s", pid, log)
+
+	full := startExporter(t)
+	m = parseExposition(t, mustGet(t, full))
+	if m[`tcpstate_process_connections{process="tcpst-denied",state="close_wait"}`] != 3 {
+		t.Errorf("with every capability the client's sockets are not attributed")
+	}
+	if log := full.stderr.String(); strings.Contains(log, "lacks CAP_") || strings.Contains(log, "grant CAP_") {
+		t.Errorf("root with every capability was told to grant capabilities:\n%s", log)
 	}
 }

@@ -183,6 +183,11 @@ func run(args []string) int {
 			}
 			fmt.Fprintln(w, "config reloaded")
 		})
+	} else {
+		// Say why rather than a bare 404: the endpoint exists but is off.
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "/-/reload is off: start the exporter with --web.enable-lifecycle to reload --config.file over HTTP (SIGHUP reloads it in any case)", http.StatusNotFound)
+		})
 	}
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,8 @@ type Exporter struct {
 	tablesFailing, ownersFailing, deniedWarned bool
 
 	readings atomic.Uint64
+	// capabilities reads the effective capability set (a test may fake it).
+	capabilities func() (uint64, error)
 
 	duration, success, stage, readingsDesc, trackedDesc *prometheus.Desc
 	stuckAfterDesc                                      *prometheus.Desc
@@ -181,9 +184,10 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		o.Tables = NewProcfsTables(o.ProcRoot)
 	}
 	e := &Exporter{
-		opts:   o,
-		logger: o.Logger,
-		reader: snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}},
+		opts:         o,
+		logger:       o.Logger,
+		capabilities: effectiveCapabilities,
+		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to build its families from the scrape's snapshot.", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
@@ -372,7 +376,12 @@ func (e *Exporter) noteSnapshot(s *Snapshot) {
 	}
 	if s.DeniedProcesses > 0 && !e.deniedWarned {
 		e.deniedWarned = true
-		level.Warn(e.logger).Log("msg", "cannot read /proc/PID/fd of processes owned by other users; their sockets are counted in tcpstate_unresolved_sockets instead of under their process. Run with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (the packaged systemd unit grants both). This is logged once.",
-			"processes_denied", s.DeniedProcesses)
+		eff, err := e.capabilities()
+		var missing []string
+		if err == nil {
+			missing = missingFdCapabilities(eff)
+		}
+		level.Warn(e.logger).Log("msg", deniedMessage(s.DeniedPIDs, s.DeniedErr, missing, err == nil),
+			"processes_denied", s.DeniedProcesses, "capabilities_missing", strings.Join(missing, ","))
 	}
 }

@@ -336,7 +336,8 @@ value() { # value FILE SERIES: the sample of one exact series, or nothing.
 	awk -v s="$2" 'index($0, s " ") == 1 { print $2 }' "$1"
 }
 denied() { grep -o 'processes_denied=[0-9]*' "$1" | cut -d= -f2 || true; }
-warning='cannot read /proc/PID/fd of processes owned by other users'
+warning='cannot read /proc/PID/fd of '
+hint='The exporter lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE'
 route="{process=\"$client\",remote_address=\"127.0.0.2\",remote_port=\"$port\""
 
 # Baseline: how many processes even root cannot read here (a sandbox's
@@ -358,6 +359,9 @@ got=$(value "$work/caps.metrics" "tcpstate_process_remote_connections$route,stat
 [[ $(value "$work/caps.metrics" tcpstate_config_last_reload_successful) == 1 ]] || fail "the packaged config.yml did not load"
 caps_denied=$(denied "$work/caps.log")
 ((${caps_denied:-0} <= ${root_denied:-0})) || fail "with the two capabilities $caps_denied processes were unreadable, as root ${root_denied:-0}"
+if grep -q -F 'lacks CAP_' "$work/caps.log" "$work/root.log"; then
+	fail "with both capabilities the log still says they are missing: $(grep -h -F 'lacks CAP_' "$work/caps.log" "$work/root.log")"
+fi
 ok "nobody + CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE: $closewait close_wait and $established established attributed to $client (unreadable processes: ${caps_denied:-0}, as root: ${root_denied:-0})"
 
 run_exporter nocaps setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all "$bin"
@@ -375,6 +379,8 @@ if ! [[ $unresolved =~ ^[0-9]+$ ]] || ((unresolved < closewait)); then
 fi
 warnings=$(grep -c -F "$warning" "$work/nocaps.log" || true)
 [[ $warnings == 1 ]] || { cat "$work/nocaps.log" >&2; fail "without capabilities the log has $warnings lines with \"$warning\", want 1"; }
+grep -q -F "$hint" "$work/nocaps.log" || { cat "$work/nocaps.log" >&2; fail "without capabilities the log does not say \"$hint\""; }
+grep -q -E 'first error: /proc/[0-9]+/fd: .*\(E(ACCES|PERM)\)' "$work/nocaps.log" || { cat "$work/nocaps.log" >&2; fail "the warning does not name a pid and its errno"; }
 ok "nobody without capabilities: tcpstate_unresolved_sockets{state=\"close_wait\"} $unresolved (>= $closewait), $client not named, one warning in two scrapes"
 
 # The DaemonSet's model: the runtime starts the process as uid 65534 with
