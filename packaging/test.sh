@@ -23,7 +23,8 @@
 #      capabilities, no_new_privs) grants the two capabilities only with the
 #      file capabilities in place.
 #
-#   8. docs/install.md shows the binary's real --help output;
+#   8. docs/install.md shows the binary's real --help output; the release
+#      tarball holds the binary and the docs (runbooks and rules included);
 #   9. the .deb under a booted systemd in a container
 #      (packaging/test-systemd.sh; SKIP_SYSTEMD_BOOT=1 skips it; the first
 #      run fetches a Debian root file system, ~1 min).
@@ -117,6 +118,8 @@ expected_files="-rw-r--r-- root/root ./etc/default/tcpstate_exporter
 -rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/changelog.gz
 -rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/copyright
 -rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/install.md
+-rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/rules.md
+-rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/runbooks.md
 -rw-r--r-- root/root ./usr/share/lintian/overrides/tcpstate-exporter
 -rw-r--r-- root/root ./usr/share/man/man1/tcpstate_exporter.1.gz
 $(cd "$root" && for f in dashboards/*.json; do echo "-rw-r--r-- root/root ./usr/share/tcpstate_exporter/$f"; done)
@@ -127,6 +130,14 @@ if [[ $actual_files != "$(sort <<<"$expected_files")" ]]; then
 	fail ".deb file list, modes or owners differ"
 fi
 ok "$(wc -l <<<"$actual_files") files with the expected modes and owners"
+# The runbooks the alerts link to are on the host, as in the repository.
+for doc in runbooks.md rules.md; do
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/doc/tcpstate-exporter/$doc" | cmp -s - "$root/docs/$doc" ||
+		fail ".deb: /usr/share/doc/tcpstate-exporter/$doc differs from docs/$doc"
+	rpm -qlp "$rpmfile" 2>/dev/null | grep -q -x "/usr/share/doc/tcpstate-exporter/$doc" ||
+		fail ".rpm: no /usr/share/doc/tcpstate-exporter/$doc"
+done
+ok "runbooks.md and rules.md in /usr/share/doc/tcpstate-exporter/ of both packages"
 
 dpkg-deb -e "$deb" "$work/control"
 conffiles=$(sort "$work/control/conffiles")
@@ -423,6 +434,22 @@ if ! diff -u --label "docs/install.md" --label "tcpstate_exporter --help" "$work
 	fail "the --help output in docs/install.md is stale: run packaging/update-install-help.sh"
 fi
 ok "the --help block matches the binary"
+
+# --- 8b. release tarball -------------------------------------------------------
+step "8b. release tarball (amd64)"
+DIST=$work/release "$root/packaging/build-release.sh" amd64 >"$work/release.log" 2>&1 ||
+	{ cat "$work/release.log" >&2; fail "build-release.sh failed"; }
+tarball=$work/release/tcpstate_exporter-$version.linux-amd64.tar.gz
+[[ -f $tarball ]] || fail "no $tarball"
+top=tcpstate_exporter-$version.linux-amd64
+listing=$(tar -tzf "$tarball")
+for f in tcpstate_exporter README.md docs/install.md docs/runbooks.md docs/rules.md rules/tcpstate_exporter.rules.yml packaging/config.yml; do
+	grep -q -x -F "$top/$f" <<<"$listing" || fail "the release tarball lacks $top/$f"
+done
+for doc in runbooks.md rules.md; do
+	tar -xzOf "$tarball" "$top/docs/$doc" | cmp -s - "$root/docs/$doc" || fail "the tarball's docs/$doc differs from the repository's"
+done
+ok "$(basename "$tarball"): binary, README, install, runbooks and rules docs, rule file, config"
 
 # --- 9. booted systemd --------------------------------------------------------
 if [[ ${SKIP_SYSTEMD_BOOT:-0} == 1 ]]; then
