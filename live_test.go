@@ -423,3 +423,139 @@ func TestLiveDeniedProcessesAreNamed(t *testing.T) {
 		t.Errorf("root with every capability was told to grant capabilities:\n%s", log)
 	}
 }
+
+// TestLiveFileCapabilitiesRaised runs the exporter as nobody from a binary
+// with the image's file capabilities, cap_dac_read_search,cap_sys_ptrace=p,
+// beside a root-owned process holding CLOSE_WAIT sockets:
+//   - with both in the bounding set, every thread of the exporter has them
+//     effective and the sockets are attributed;
+//   - with neither (a runtime that withholds them), the binary still
+//     starts, counts the sockets unresolved and warns once in two scrapes;
+//   - a binary linking cgo cannot raise them on every thread and says so.
+func TestLiveFileCapabilitiesRaised(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: sets file capabilities and runs the exporter as nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skipf("needs setpriv (util-linux): %v", err)
+	}
+	setcap, err := exec.LookPath("setcap")
+	if err != nil {
+		t.Skipf("needs setcap (libcap2-bin): %v", err)
+	}
+	// Nobody must reach the binaries: not under TestMain's 0700 directory.
+	dir, err := os.MkdirTemp("", "tcpstate-filecaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	static := filepath.Join(dir, "tcpstate_exporter")
+	build := exec.Command("go", "build", "-o", static, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build with CGO_ENABLED=0: %v", err)
+	}
+	filecaps := func(path string) {
+		t.Helper()
+		if out, err := exec.Command(setcap, "cap_dac_read_search,cap_sys_ptrace=p", path).CombinedOutput(); err != nil {
+			t.Skipf("setcap on %s (a file system without extended attributes?): %v: %s", dir, err, out)
+		}
+	}
+	filecaps(static)
+
+	srv := startHelper(t, "serve", "-comm", "tcpst-fcap-srv", "-listen", "127.0.0.2:0")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	startHelper(t, "connect", "-comm", "tcpst-fcaps", "-close-wait", "127.0.0.2:"+port+"=3")
+	const attributed = `tcpstate_process_connections{process="tcpst-fcaps",state="close_wait"}`
+	const warning = "cannot read /proc/PID/fd of "
+
+	// asNobody starts bin as uid 65534 with the bounding set changed by
+	// bounding (setpriv's syntax; empty: unchanged).
+	asNobody := func(bin, bounding string) *exporter {
+		t.Helper()
+		args := []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+		if bounding != "" {
+			args = append(args, "--bounding-set="+bounding)
+		}
+		addr := testutil.FreeAddr(t)
+		cmd := exec.Command(setpriv, append(args, bin, "--web.listen-address="+addr)...)
+		cmd.Dir = "/"
+		e := launch(t, cmd, addr)
+		e.waitServing(t)
+		return e
+	}
+
+	t.Run("granted", func(t *testing.T) {
+		e := asNobody(static, "")
+		m := parseExposition(t, mustGet(t, e))
+		if m[attributed] != 3 {
+			t.Errorf("%s = %v, want 3", attributed, m[attributed])
+		}
+		// setpriv execs the exporter in place: the pid is the exporter's.
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", e.cmd.Process.Pid))
+		if err != nil || len(tasks) < 2 {
+			t.Fatalf("threads of the exporter: %v %v", tasks, err)
+		}
+		for _, status := range tasks {
+			b, err := os.ReadFile(status)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), "\nCapEff:\t0000000000080004\n") {
+				t.Errorf("%s: the thread does not have exactly DAC_READ_SEARCH and SYS_PTRACE effective:\n%s", status, b)
+			}
+		}
+		log := e.stderr.String()
+		if !strings.Contains(log, "made the permitted CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE effective") || strings.Contains(log, "lacks CAP_") {
+			t.Errorf("the log does not say both were raised, or says one is missing:\n%s", log)
+		}
+		t.Logf("%d threads with CapEff 0000000000080004", len(tasks))
+	})
+
+	t.Run("withheld", func(t *testing.T) {
+		e := asNobody(static, "-dac_read_search,-sys_ptrace")
+		m := parseExposition(t, mustGet(t, e))
+		mustGet(t, e)
+		if _, named := m[attributed]; named {
+			t.Error("without the capabilities the exporter named a root-owned process")
+		}
+		if got := m[`tcpstate_unresolved_sockets{state="close_wait"}`]; got < 3 {
+			t.Errorf("unresolved close_wait %v, want at least the 3 held", got)
+		}
+		log := strings.ReplaceAll(e.stderr.String(), `\"`, `"`)
+		if n := strings.Count(log, warning); n != 1 || !strings.Contains(log, "lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE") || strings.Contains(log, "made the permitted") {
+			t.Errorf("want one warning in two scrapes naming both capabilities missing, nothing raised; %d warnings:\n%s", n, log)
+		}
+	})
+
+	t.Run("cgo", func(t *testing.T) {
+		if out, err := exec.Command("go", "env", "CGO_ENABLED").Output(); err != nil || strings.TrimSpace(string(out)) != "1" {
+			t.Skipf("TestMain's binary is built without cgo here (go env CGO_ENABLED: %q, %v)", out, err)
+		}
+		withCgo := filepath.Join(dir, "tcpstate_exporter-cgo")
+		b, err := os.ReadFile(binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(withCgo, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		filecaps(withCgo)
+		e := asNobody(withCgo, "")
+		m := parseExposition(t, mustGet(t, e))
+		if _, named := m[attributed]; named {
+			t.Error("a binary linking cgo cannot have raised its capabilities on every thread, yet named a root-owned process")
+		}
+		log := e.stderr.String()
+		for _, want := range []string{"cannot make the permitted CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE effective", "links cgo", "CGO_ENABLED=0"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("want %q in the log:\n%s", want, log)
+			}
+		}
+	})
+}

@@ -125,6 +125,9 @@ func run(args []string) int {
 		level.Info(logger).Log("msg", "starting "+programName, "version", version.Info())
 		level.Info(logger).Log("msg", "build context", "build_context", version.BuildContext())
 	}
+	// Before any /proc/PID/fd is read; the image's binary has its
+	// capabilities permitted but not yet effective.
+	collector.RaiseFdCapabilities(logger)
 
 	states, err := collector.ParseStates(splitList(*routeStates))
 	if err != nil {
