@@ -57,16 +57,29 @@ var capabilityNumbers = map[string]uint{
 // and flags), then permitted and inheritable sets as two 32-bit halves
 // each. Revision 2 has no root uid (that is revision 3, for user
 // namespaces), so the capabilities hold whichever user namespace the
-// container runs in.
+// container runs in. The one flag, VFS_CAP_FLAGS_EFFECTIVE (0x000001, what
+// setcap's "e" sets), stays clear: see fileCapabilities.
 const (
-	vfsCapRevision2      = 0x02000000
-	vfsCapFlagsEffective = 0x000001
-	vfsCapDataSize       = 4 + 2*8
+	vfsCapRevision2 = 0x02000000
+	vfsCapDataSize  = 4 + 2*8
 )
 
 // fileCapabilities encodes "cap_a,cap_b" as the value of the
-// security.capability extended attribute that `setcap cap_a,cap_b=ep`
-// writes: permitted and effective, nothing inheritable.
+// security.capability extended attribute that `setcap cap_a,cap_b=p`
+// writes: permitted only, not effective, nothing inheritable.
+//
+// Why not =ep: Kubernetes gives a non-root container no ambient
+// capabilities, so the exporter's only way to its two is the binary's file
+// capabilities, which the kernel grants at exec as far as the bounding set
+// allows. With the effective bit, a binary whose file capabilities the
+// bounding set does not fully hold is refused at exec (EPERM: "operation
+// not permitted"), so an image run where a PodSecurity policy or the
+// runtime drops the capabilities would not start, nor log why. Permitted
+// only, the kernel grants what the bounding set holds, starts the binary
+// with nothing effective, and the exporter raises what it was given at
+// start (collector.RaiseFdCapabilities); without them it runs, counts the
+// sockets it cannot attribute in tcpstate_unresolved_sockets, and says why
+// once.
 func fileCapabilities(names string) ([]byte, error) {
 	var permitted uint64
 	for _, name := range strings.Split(names, ",") {
@@ -78,7 +91,7 @@ func fileCapabilities(names string) ([]byte, error) {
 		permitted |= 1 << n
 	}
 	b := make([]byte, vfsCapDataSize)
-	binary.LittleEndian.PutUint32(b[0:], vfsCapRevision2|vfsCapFlagsEffective)
+	binary.LittleEndian.PutUint32(b[0:], vfsCapRevision2)
 	binary.LittleEndian.PutUint32(b[4:], uint32(permitted))      // data[0].permitted
 	binary.LittleEndian.PutUint32(b[8:], 0)                      // data[0].inheritable
 	binary.LittleEndian.PutUint32(b[12:], uint32(permitted>>32)) // data[1].permitted

@@ -1,8 +1,9 @@
 // Command ociarchive writes the tcpstate_exporter container image as an
 // OCI archive: one image index with a manifest per architecture, each a
 // single layer holding the static binary, with the file capabilities
-// cap_dac_read_search,cap_sys_ptrace=ep, and a minimal /etc/passwd and
-// /etc/group. `make image` runs it (packaging/container/build-image.sh).
+// cap_dac_read_search,cap_sys_ptrace=p (permitted only: why in
+// filecaps.go), and a minimal /etc/passwd and /etc/group. `make image`
+// runs it (packaging/container/build-image.sh).
 //
 // Why write the layout here instead of `podman build` or `docker buildx`:
 // the image is FROM scratch plus files, so a builder adds nothing but a
