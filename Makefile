@@ -183,8 +183,9 @@ image:
 # file capabilities and nothing else; the host architecture's image, run
 # non-root with host PID and network namespaces, the host's /proc at
 # /host/proc and a read-only root, attributes a root process's CLOSE_WAIT
-# sockets, and counts them unresolved, with the one warning, without its
-# file capabilities.
+# sockets, and counts them unresolved, with the one warning, when the
+# runtime withholds the capabilities or the binary lost its file
+# capabilities.
 image-test: image
 	packaging/container/test-image.sh $(IMAGE)
 
