@@ -1,6 +1,6 @@
-package main
+package plot
 
-// A 5×7 bitmap font for the plot's labels, so that the plot needs nothing
+// A 5×7 bitmap font for the plots' labels, so that they need nothing
 // beyond the standard library. Each glyph is seven rows of five pixels,
 // '#' set, down to the baseline; descenders holds the two rows below it.
 // Upper-case letters are drawn as lower-case ones.
