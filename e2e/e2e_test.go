@@ -56,11 +56,12 @@ const (
 )
 
 // exporterBin and sockholdBin are built once by TestMain when the test is
-// enabled.
-var exporterBin, sockholdBin string
+// enabled; incidentServerBin and incidentGoBin when the incident replay is.
+var exporterBin, sockholdBin, incidentServerBin, incidentGoBin string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(enableEnv) != "1" {
+	e2e, incident := os.Getenv(enableEnv) == "1", os.Getenv(incidentEnv) == "1"
+	if !e2e && !incident {
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "tcpstate-e2e-bin")
@@ -69,8 +70,19 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	exporterBin = filepath.Join(dir, "tcpstate_exporter")
-	sockholdBin = filepath.Join(dir, "sockhold")
-	if err := testutil.Build(map[string]string{exporterBin: "..", sockholdBin: "../internal/sockhold"}); err != nil {
+	builds := map[string]string{exporterBin: ".."}
+	if e2e {
+		sockholdBin = filepath.Join(dir, "sockhold")
+		builds[sockholdBin] = "../internal/sockhold"
+	}
+	if incident {
+		// The file name becomes the process name the exporter reports.
+		incidentServerBin = filepath.Join(dir, "incident-srv")
+		incidentGoBin = filepath.Join(dir, goClientComm)
+		builds[incidentServerBin] = "../incident/server"
+		builds[incidentGoBin] = "../incident/goclient"
+	}
+	if err := testutil.Build(builds); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
