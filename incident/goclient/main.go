@@ -5,8 +5,9 @@
 //	goclient -url http://127.0.0.1:PORT/ -mode leak -pool 20
 //	    the bug: each response's body is never read nor closed, so its
 //	    connection stays leased; when the server closes it, the socket
-//	    stays in CLOSE_WAIT. Requests go out every -pace until one waits
-//	    longer than -wait for a connection: the pool is dry. It prints
+//	    stays in CLOSE_WAIT. Requests go out every -pace until, with all
+//	    -pool connections leaked, one waits longer than -wait for a
+//	    connection: the pool is dry. It prints
 //	    "leaked N" after each response, then "dry" with the time, and holds
 //	    the sockets until standard input reaches EOF or -hold elapses.
 //	goclient -url ... -mode fixed -pool 20 -requests 60
@@ -15,7 +16,7 @@
 //	    -requests requests, pausing -idle-pause after every -idle-every of
 //	    them so that the server closes the idle connection in between,
 //	    prints "fixed ok N" and exits; it fails if any request fails or
-//	    waits longer than -wait.
+//	    takes longer than 10 s.
 //
 // -keepalive sets the TCP keepalive period of the dialer (0: Go's default,
 // negative: off). See docs/incident.md for why the replay turns it off.
@@ -113,19 +114,30 @@ func leak(o options) error {
 	c := client(o)
 	var leaked []*http.Response // the bug: bodies kept, never read nor closed
 	for i := 0; i < o.maxLeakTry; i++ {
+		pending := start(c, o.url)
+		var r result
 		select {
-		case r := <-start(c, o.url):
-			if r.err != nil {
-				return fmt.Errorf("request %d: %w", i+1, r.err)
-			}
-			leaked = append(leaked, r.resp)
-			fmt.Println("leaked", len(leaked))
+		case r = <-pending:
 		case <-time.After(o.wait):
-			fmt.Printf("dry %d: request %d waited %v for a connection; %d responses leaked\n",
-				time.Now().UnixMilli(), i+1, o.wait, len(leaked))
-			holdUntilStdinEOF(o.hold)
-			return nil
+			if len(leaked) >= o.pool {
+				fmt.Printf("dry %d: request %d waited %v for a connection; %d responses leaked\n",
+					time.Now().UnixMilli(), i+1, o.wait, len(leaked))
+				holdUntilStdinEOF(o.hold)
+				return nil
+			}
+			// Connections are left: a slow answer on a busy machine, not
+			// a dry pool. Wait for it.
+			select {
+			case r = <-pending:
+			case <-time.After(30 * time.Second):
+				return fmt.Errorf("request %d: no answer after 30s with %d of %d connections leaked", i+1, len(leaked), o.pool)
+			}
 		}
+		if r.err != nil {
+			return fmt.Errorf("request %d: %w", i+1, r.err)
+		}
+		leaked = append(leaked, r.resp)
+		fmt.Println("leaked", len(leaked))
 		time.Sleep(o.pace)
 	}
 	return fmt.Errorf("the pool never ran dry: %d requests, %d responses leaked", o.maxLeakTry, len(leaked))
@@ -135,7 +147,9 @@ func fixed(o options) error {
 	c := client(o)
 	c.Timeout = 10 * time.Second // a bounded wait, as the runbook asks
 	for i := 1; i <= o.requests; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), o.wait)
+		// A request that waits this long, with every connection released,
+		// means the fix does not work; a busy machine is slower than -wait.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := get(ctx, c, o.url)
 		cancel()
 		if err != nil {
