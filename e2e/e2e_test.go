@@ -8,6 +8,10 @@
 // It needs Debian's prometheus and prometheus-alertmanager packages and takes
 // a few tens of seconds, so it runs only with TCPSTATE_E2E=1; `make e2e`
 // installs the packages when they are missing and runs it.
+//
+// incident_test.go replays the incident with real client libraries and the
+// rule file as shipped, its `for` durations real (about 4 minutes): it runs
+// only with TCPSTATE_INCIDENT=1, from `make incident`.
 package e2e
 
 import (

@@ -66,7 +66,8 @@ func queryRange(prom *process, expr string, start, end time.Time) ([]timeline, e
 // below, the state of each pool alert over time, with the moments the pool
 // ran dry, the page arrived and the fixed client started.
 func writeIncidentPlot(prom *process, r *incidentResult, path string) error {
-	start, end := r.start.Add(-5*time.Second), r.fixedEnd.Add(5*time.Second)
+	// x = 0 is the moment the leaking client started, as the axis says.
+	start, end := r.start, r.fixedEnd.Add(5*time.Second)
 	sel := fmt.Sprintf(`job=%q,pool=%q`, jobName, r.client.pool)
 	get := func(expr string) ([]timeline, error) { return queryRange(prom, expr, start, end) }
 	cw, err := get(`tcpstate_pool_connections{` + sel + `,state="close_wait"}`)
@@ -107,7 +108,7 @@ func writeIncidentPlot(prom *process, r *incidentResult, path string) error {
 
 	c.Text(left, 16, fmt.Sprintf("incident replay: %s client, pool %s (max %d), one connection leaked every %v",
 		r.client.name, r.client.pool, incidentPoolMax, leakPace), 2, black)
-	c.Text(left, 40, "the pool's sockets in the replay's prometheus (1 s scrapes) and the shipped rules' alerts", 2, gray)
+	c.Text(left, 40, fmt.Sprintf("the pool's sockets in the replay's prometheus (%v scrapes) and the shipped rules' alerts", incidentScrape), 2, gray)
 	for s := 0.0; s <= span; s += 30 {
 		x := px(s)
 		c.Line(x, top, x, plotBottom, 1, grid, false)

@@ -40,6 +40,11 @@ const (
 	fixedIdlePause  = 3 * time.Second // longer than serverIdle: idle connections get closed
 	fixedPace       = 200 * time.Millisecond
 
+	// incidentScrape is the replay's scrape interval and timeout: short,
+	// for a precise delay, but not 1 s, which a loaded CI machine can miss
+	// (a failed scrape restarts every pending alert).
+	incidentScrape = 2 * time.Second
+
 	pageBudget = 3 * time.Minute // the issue's bound from dry to page
 	// pageHold keeps the leak a little after the page, so the timeline
 	// shows the alert firing.
@@ -133,7 +138,7 @@ func TestIncident(t *testing.T) {
 	am := startAlertmanager(t, hook.url)
 	exp := startExporter(t, writeIncidentConfig(t, clients))
 	rules := shippedRules(t)
-	prom := startPrometheus(t, exp.addr, am.addr, rules.path)
+	prom := startPrometheusScraping(t, exp.addr, am.addr, rules.path, incidentScrape)
 	t.Run("rules healthy", func(t *testing.T) {
 		waitForValue(t, prom, fmt.Sprintf(`count(tcpstate_pool_max_connections{job=%q} == %d)`, jobName, incidentPoolMax), float64(len(clients)))
 		checkRulesHealthy(t, prom, rules)
