@@ -39,10 +39,10 @@ run: build
 	./$(BIN)
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
-# tests under the race detector, the rule pack under promtool 2 and 3, and
-# the dashboards, the packages, the image run under runc, and the Helm
-# chart.
-test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e package-test image-test helm-check
+# tests under the race detector, the rule pack under promtool 2 and 3, the
+# dashboards, the incident replay (about 4 minutes of real `for`), the
+# packages, the image run under runc, and the Helm chart.
+test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e incident package-test image-test helm-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -206,3 +206,30 @@ helm-check: $(HELM)
 # Regenerates the chart's copy of the rule pack.
 helm-rules:
 	packaging/helm/generate-rules.sh
+
+# --- Incident replay (e2e/incident_test.go, docs/incident.md) ---------------
+# Three real clients leak their pools against a loopback keep-alive server:
+# Apache HttpClient 4.5 (Debian's libhttpclient-java on default-jdk-headless),
+# Python requests (Debian's python3 and python3-requests) and Go net/http. The
+# exporter, a Prometheus with the shipped rule file (unchanged: the page waits
+# its real `for`) and an Alertmanager must page within 3 minutes of each pool
+# running dry; then each program with the runbook's fix must keep CLOSE_WAIT
+# from accumulating. About 4 minutes. Installs the packages when missing (as
+# root). INCIDENT_PLOT=docs/incident.png also draws the Java client's
+# timeline from the replay's Prometheus.
+INCIDENT_PACKAGES := prometheus prometheus-alertmanager default-jdk-headless libhttpclient-java python3-requests
+INCIDENT_PLOT ?=
+
+.PHONY: incident
+incident:
+	@missing=; \
+	for p in $(INCIDENT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "incident: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \
+		echo "incident: installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $$missing >/dev/null || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
+	fi
+	TCPSTATE_INCIDENT=1 $(if $(INCIDENT_PLOT),TCPSTATE_INCIDENT_PLOT=$(abspath $(INCIDENT_PLOT))) \
+		$(GO) test -count=1 -v -timeout 12m -parallel 3 -run '^TestIncident$$' ./e2e/

@@ -8,6 +8,10 @@
 // It needs Debian's prometheus and prometheus-alertmanager packages and takes
 // a few tens of seconds, so it runs only with TCPSTATE_E2E=1; `make e2e`
 // installs the packages when they are missing and runs it.
+//
+// incident_test.go replays the incident with real client libraries and the
+// rule file as shipped, its `for` durations real (about 4 minutes): it runs
+// only with TCPSTATE_INCIDENT=1, from `make incident`.
 package e2e
 
 import (
@@ -60,11 +64,12 @@ const (
 )
 
 // exporterBin and sockholdBin are built once by TestMain when the test is
-// enabled.
-var exporterBin, sockholdBin string
+// enabled; incidentServerBin and incidentGoBin when the incident replay is.
+var exporterBin, sockholdBin, incidentServerBin, incidentGoBin string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(enableEnv) != "1" {
+	e2e, incident := os.Getenv(enableEnv) == "1", os.Getenv(incidentEnv) == "1"
+	if !e2e && !incident {
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "tcpstate-e2e-bin")
@@ -73,8 +78,19 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	exporterBin = filepath.Join(dir, "tcpstate_exporter")
-	sockholdBin = filepath.Join(dir, "sockhold")
-	if err := testutil.Build(map[string]string{exporterBin: "..", sockholdBin: "../internal/sockhold"}); err != nil {
+	builds := map[string]string{exporterBin: ".."}
+	if e2e {
+		sockholdBin = filepath.Join(dir, "sockhold")
+		builds[sockholdBin] = "../internal/sockhold"
+	}
+	if incident {
+		// The file name becomes the process name the exporter reports.
+		incidentServerBin = filepath.Join(dir, "incident-srv")
+		incidentGoBin = filepath.Join(dir, goClientComm)
+		builds[incidentServerBin] = "../incident/server"
+		builds[incidentGoBin] = "../incident/goclient"
+	}
+	if err := testutil.Build(builds); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)

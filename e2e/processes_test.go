@@ -151,22 +151,29 @@ receivers:
 // rules every second, sending alerts to Alertmanager.
 func startPrometheus(t *testing.T, exporterAddr, amAddr, rules string) *process {
 	t.Helper()
+	return startPrometheusScraping(t, exporterAddr, amAddr, rules, time.Second)
+}
+
+// startPrometheusScraping is startPrometheus with another scrape interval
+// (and timeout); rules are still evaluated every second.
+func startPrometheusScraping(t *testing.T, exporterAddr, amAddr, rules string, scrape time.Duration) *process {
+	t.Helper()
 	dir := t.TempDir()
 	config := writeFile(t, dir, "prometheus.yml", fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
+  scrape_interval: %[5]s
+  scrape_timeout: %[5]s
   evaluation_interval: 1s
 rule_files:
-  - %q
+  - %[1]q
 alerting:
   alertmanagers:
     - static_configs:
-        - targets: [%q]
+        - targets: [%[2]q]
 scrape_configs:
-  - job_name: %q
+  - job_name: %[3]q
     static_configs:
-      - targets: [%q]
-`, rules, amAddr, jobName, exporterAddr))
+      - targets: [%[4]q]
+`, rules, amAddr, jobName, exporterAddr, scrape))
 	addr := testutil.FreeAddr(t)
 	return startProcess(t, "prometheus", addr, "/-/ready", "prometheus",
 		"--web.listen-address="+addr,
