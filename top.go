@@ -25,6 +25,11 @@ type topOptions struct {
 	watch    bool
 	interval time.Duration
 	count    int // refreshes before exiting with --watch; 0: until interrupted
+	// sockets lists CLOSE_WAIT sockets one by one instead of routes,
+	// filtered; output is "table" or "json".
+	sockets bool
+	filter  socketFilter
+	output  string
 }
 
 // topRow is one process's sockets toward one remote endpoint.
@@ -253,15 +258,34 @@ func formatPids(p []int) string {
 // runTop prints the table once or, with watch, refreshes it.
 func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Config, procRoot string, o topOptions, w io.Writer) error {
 	for i := 0; ; i++ {
-		v, err := gatherTop(ctx, e, cfg(), i > 0)
-		if err != nil {
-			return err
+		var render func()
+		if o.sockets {
+			socks, readErr := e.CloseWaitSockets(ctx)
+			l, err := listSockets(socks, readErr, cfg(), o.filter, o.limit, i == 0)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				if err := l.renderJSON(w); err != nil {
+					return err
+				}
+			} else {
+				render = func() { l.render(w) }
+			}
+		} else {
+			v, err := gatherTop(ctx, e, cfg(), i > 0)
+			if err != nil {
+				return err
+			}
+			render = func() { v.render(w, procRoot, o.limit) }
 		}
-		if o.watch {
-			fmt.Fprint(w, "\033[H\033[2J") // home and clear
-			fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", time.Now().Format(time.TimeOnly), o.interval)
+		if render != nil {
+			if o.watch {
+				fmt.Fprint(w, "\033[H\033[2J") // home and clear
+				fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", time.Now().Format(time.TimeOnly), o.interval)
+			}
+			render()
 		}
-		v.render(w, procRoot, o.limit)
 		if !o.watch || (o.count > 0 && i+1 >= o.count) {
 			return nil
 		}

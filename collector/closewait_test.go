@@ -11,36 +11,103 @@ func cwSocket(inode uint64, remotePort uint16, st State) Socket {
 	return Socket{Local: ap("10.0.0.5:40000"), Remote: netip.AddrPortFrom(netip.MustParseAddr("10.1.2.3"), remotePort), State: st, Inode: inode, Family: IPv4}
 }
 
+// seen returns the first-seen stamp of t.
+func seen(t time.Time) closeWaitSince { return closeWaitSince{t.UnixNano(), AgeFirstSeen} }
+
+// fromKernel returns the kernel stamp of a socket whose last ACK came ago
+// before t.
+func fromKernel(t time.Time, ago time.Duration) closeWaitSince {
+	return closeWaitSince{t.Add(-ago).UnixNano(), AgeKernel}
+}
+
+// withAckAge gives s the kernel's time since its last ACK.
+func withAckAge(s Socket, ago time.Duration) Socket {
+	s.AckAge, s.HasAckAge = uint32(ago/time.Millisecond), true
+	return s
+}
+
 func TestCloseWaitTrackerAges(t *testing.T) {
 	t.Parallel()
 	tr := NewCloseWaitTracker(100)
 	t0 := time.Unix(1000, 0)
-	first := tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateEstablished)}, t0, true, nil)
-	if first[0] != t0.UnixNano() || first[1] != 0 {
+	first := tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateEstablished)}, t0, t0, true, nil)
+	if first[0] != seen(t0) || first[1] != (closeWaitSince{}) {
 		t.Fatalf("first reading: %v", first)
 	}
 	// A minute later socket 1 keeps its first sighting; socket 2 entered
 	// CLOSE_WAIT since and starts now.
 	t1 := t0.Add(time.Minute)
-	second := tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t1, true, first)
-	if second[0] != t0.UnixNano() || second[1] != t1.UnixNano() {
+	second := tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t1, t1, true, first)
+	if second[0] != seen(t0) || second[1] != seen(t1) {
 		t.Fatalf("second reading: %v", second)
 	}
 	// An incomplete reading that misses socket 2 must not forget it.
 	t2 := t1.Add(time.Minute)
-	tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait)}, t2, false, nil)
+	tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait)}, t2, t2, false, nil)
 	if n, _ := tr.Tracked(); n != 2 {
 		t.Fatalf("an incomplete reading forgot sockets: %d tracked", n)
 	}
 	// Socket 1 leaves CLOSE_WAIT and is forgotten; its inode reused by a new
 	// socket toward another port is a new socket.
 	t3 := t2.Add(time.Minute)
-	third := tr.Observe([]Socket{cwSocket(1, 9001, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t3, true, nil)
-	if third[0] != t3.UnixNano() || third[1] != t1.UnixNano() {
+	third := tr.Observe([]Socket{cwSocket(1, 9001, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t3, t3, true, nil)
+	if third[0] != seen(t3) || third[1] != seen(t1) {
 		t.Fatalf("inode reuse: %v", third)
 	}
 	if n, _ := tr.Tracked(); n != 2 {
 		t.Fatalf("%d tracked, want 2", n)
+	}
+	if src := tr.Sources(); src != [numAgeSources]int{AgeFirstSeen: 2} {
+		t.Fatalf("sources %v, want 2 first-seen", src)
+	}
+}
+
+// TestCloseWaitTrackerKernelAges: the kernel's clock gives a socket its
+// full age at the first reading; when it restarts (a keepalive probe
+// answered), the earlier start is kept, so an age never goes backwards.
+func TestCloseWaitTrackerKernelAges(t *testing.T) {
+	t.Parallel()
+	tr := NewCloseWaitTracker(100)
+	t0 := time.Unix(1000, 0)
+	// The table stage ends 200 ms after the reading starts: the kernel's
+	// clock counts from then.
+	k0 := t0.Add(200 * time.Millisecond)
+	first := tr.Observe([]Socket{
+		withAckAge(cwSocket(1, 9000, StateCloseWait), 7*time.Minute),
+		cwSocket(2, 9000, StateCloseWait), // another namespace: no kernel age
+	}, t0, k0, true, nil)
+	if first[0] != fromKernel(k0, 7*time.Minute) || first[1] != seen(t0) {
+		t.Fatalf("first reading: %v", first)
+	}
+	if src := tr.Sources(); src != [numAgeSources]int{AgeKernel: 1, AgeFirstSeen: 1} {
+		t.Fatalf("sources %v", src)
+	}
+	// A minute later a keepalive probe was answered 2 s ago: the kernel's
+	// clock restarted, the start stays.
+	t1, k1 := t0.Add(time.Minute), k0.Add(time.Minute)
+	second := tr.Observe([]Socket{
+		withAckAge(cwSocket(1, 9000, StateCloseWait), 2*time.Second),
+		withAckAge(cwSocket(2, 9000, StateCloseWait), 30*time.Second),
+	}, t1, k1, true, nil)
+	if second[0] != fromKernel(k0, 7*time.Minute) {
+		t.Fatalf("socket 1 went backwards: %v", second[0])
+	}
+	// Socket 2's first sighting (a minute ago) beats the kernel's 30 s.
+	if second[1] != seen(t0) {
+		t.Fatalf("socket 2: %v, want its first sighting", second[1])
+	}
+	// Over the cap, a kernel age still counts; without one, no age.
+	small := NewCloseWaitTracker(1)
+	got := small.Observe([]Socket{
+		cwSocket(1, 9000, StateCloseWait),
+		withAckAge(cwSocket(2, 9000, StateCloseWait), time.Hour),
+		cwSocket(3, 9000, StateCloseWait),
+	}, t0, k0, true, nil)
+	if got[1] != fromKernel(k0, time.Hour) || got[2] != (closeWaitSince{}) {
+		t.Fatalf("over the cap: %v", got)
+	}
+	if src := small.Sources(); src != [numAgeSources]int{AgeFirstSeen: 1, AgeKernel: 1, AgeNone: 1} {
+		t.Fatalf("sources over the cap %v", src)
 	}
 }
 
@@ -51,20 +118,20 @@ func TestCloseWaitTrackerCap(t *testing.T) {
 	for i := range 5 {
 		socks = append(socks, cwSocket(uint64(i+1), 9000, StateCloseWait))
 	}
-	since := tr.Observe(socks, time.Unix(1, 0), true, nil)
+	since := tr.Observe(socks, time.Unix(1, 0), time.Unix(1, 0), true, nil)
 	tracked, untracked := tr.Tracked()
-	if tracked != 3 || untracked != 2 || since[3] != 0 || since[4] != 0 {
+	if tracked != 3 || untracked != 2 || since[3].source != AgeNone || since[4].source != AgeNone {
 		t.Fatalf("tracked %d, untracked %d, since %v", tracked, untracked, since)
 	}
 }
 
 func TestCloseWaitAgeSummary(t *testing.T) {
 	t.Parallel()
-	now := time.Unix(10000, 0).UnixNano()
+	now := time.Unix(10000, 0)
 	var a closeWaitAge
-	a.add(now-int64(10*time.Minute), now, 5*time.Minute)
-	a.add(now-int64(time.Minute), now, 5*time.Minute)
-	a.add(0, now, 5*time.Minute) // untracked: counted, no age
+	a.add(seen(now.Add(-10*time.Minute)), now.UnixNano(), 5*time.Minute)
+	a.add(fromKernel(now, time.Minute), now.UnixNano(), 5*time.Minute)
+	a.add(closeWaitSince{}, now.UnixNano(), 5*time.Minute) // untracked: counted, no age
 	if a.count != 3 || a.stuck != 1 || a.oldest != 600 || !a.known {
 		t.Fatalf("%+v", a)
 	}
@@ -78,12 +145,12 @@ func TestCloseWaitTrackerMemory(t *testing.T) {
 	for i := range socks {
 		socks[i] = cwSocket(uint64(i+1), uint16(1+i%60000), StateCloseWait)
 	}
-	since := make([]int64, 0, n)
+	since := make([]closeWaitSince, 0, n)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	tr := NewCloseWaitTracker(n)
-	tr.Observe(socks, time.Unix(1, 0), true, since)
+	tr.Observe(socks, time.Unix(1, 0), time.Unix(1, 0), true, since)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	perSocket := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n

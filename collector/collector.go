@@ -150,8 +150,8 @@ type Exporter struct {
 
 	readings atomic.Uint64
 
-	duration, success, stage, readingsDesc, trackedDesc *prometheus.Desc
-	capWarned                                           bool
+	duration, success, stage, readingsDesc, trackedDesc, ageSourceDesc *prometheus.Desc
+	capWarned                                                          bool
 }
 
 type flight struct {
@@ -193,6 +193,8 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
 		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",
 			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (at most --collector.close-wait.max-tracked, about 50 bytes each).", nil, nil),
+		ageSourceDesc: prometheus.NewDesc(namespace+"_close_wait_age_sockets",
+			"CLOSE_WAIT sockets by the clock their age comes from: kernel (time since the socket last received an ACK, read through netlink: right from the first scrape), first_seen (since this exporter first saw it: procfs source, other network namespaces, or a kernel clock restarted by a keepalive probe), none (no age).", []string{"source"}, nil),
 	}
 	want := map[string]bool{}
 	for _, n := range enabled {
@@ -243,7 +245,7 @@ func (b boundExporter) Collect(ch chan<- prometheus.Metric) { b.e.CollectContext
 // CollectContext reads (or joins a reading of) a snapshot and emits every
 // enabled collector's families and its duration and success.
 func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metric) {
-	s, release := e.snapshot(ctx)
+	s, release := e.snapshot(ctx, false)
 	defer release()
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.TablesDuration.Seconds(), "tables")
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.OwnersDuration.Seconds(), "owners")
@@ -251,6 +253,9 @@ func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metr
 	if t := e.opts.CloseWait; t != nil {
 		tracked, _ := t.Tracked()
 		ch <- prometheus.MustNewConstMetric(e.trackedDesc, prometheus.GaugeValue, float64(tracked))
+		for src, n := range t.Sources() {
+			ch <- prometheus.MustNewConstMetric(e.ageSourceDesc, prometheus.GaugeValue, float64(n), AgeSource(src).String())
+		}
 	}
 	for _, c := range e.collectors {
 		start := time.Now()
@@ -275,8 +280,10 @@ func (e *Exporter) needsOwners() bool {
 
 // snapshot returns a fresh snapshot, and a function to call once the
 // scrape no longer uses it. A scrape that arrives while another is reading
-// waits for that reading and shares it.
-func (e *Exporter) snapshot(ctx context.Context) (*Snapshot, func()) {
+// waits for that reading and shares it. withOwners walks /proc/PID/fd even
+// when no enabled collector needs it (a reading already under way is
+// shared as it is).
+func (e *Exporter) snapshot(ctx context.Context, withOwners bool) (*Snapshot, func()) {
 	e.mu.Lock()
 	if f := e.inflight; f != nil {
 		f.users++
@@ -296,11 +303,15 @@ func (e *Exporter) snapshot(ctx context.Context) (*Snapshot, func()) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	taken := time.Now()
-	f.snap = e.reader.read(rctx, e.needsOwners())
+	f.snap = e.reader.read(rctx, withOwners || e.needsOwners())
 	cancel()
 	f.snap.Taken = taken
 	if t := e.opts.CloseWait; t != nil {
-		f.snap.CloseWaitSince = t.Observe(f.snap.Sockets, taken, f.snap.TableErr == nil, f.snap.CloseWaitSince)
+		// Ages are counted to when the reading began, and the kernel's
+		// clock (read at the end of the table stage) from when that stage
+		// ended: an age may come out short by the reading's length, never
+		// long.
+		f.snap.CloseWaitSince = t.Observe(f.snap.Sockets, taken, taken.Add(f.snap.TablesDuration), f.snap.TableErr == nil, f.snap.CloseWaitSince)
 	}
 	e.readings.Add(1)
 	e.noteSnapshot(f.snap)
@@ -323,7 +334,7 @@ func (e *Exporter) SampleCloseWait(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			_, release := e.snapshot(ctx)
+			_, release := e.snapshot(ctx, false)
 			release()
 		}
 	}

@@ -42,24 +42,42 @@ const (
 	// allStatesMask asks for sockets in every state, including the
 	// TIME_WAIT and SYN_RECV (request) minisockets /proc/net/tcp lists too.
 	allStatesMask = 0xffffffff
+	// closeWaitMask selects CLOSE_WAIT sockets: they are dumped on their
+	// own, with struct tcp_info, so that only they pay for it.
+	closeWaitMask = 1 << StateCloseWait
+	// inetDiagInfo is the INET_DIAG_INFO attribute (struct tcp_info); the
+	// request's idiag_ext asks for attribute N with bit N-1.
+	inetDiagInfo    = 2
+	extTCPInfo      = 1 << (inetDiagInfo - 1)
+	rtaHdrLen       = 4  // struct rtattr
+	lastAckRecvOff  = 56 // tcpi_last_ack_recv in struct tcp_info (include/uapi/linux/tcp.h)
+	lastAckRecvSize = 4
 	// recvBufSize bounds one read. The kernel fills at most 32 KiB of dump
 	// messages per read (less than a page for the first); the margin keeps
 	// a larger datagram from being cut short.
 	recvBufSize = 64 << 10
 )
 
+// AppendSockets dumps every TCP socket. CLOSE_WAIT sockets come from a
+// second, small dump per family that asks for struct tcp_info, whose
+// tcpi_last_ack_recv gives their age in CLOSE_WAIT from the kernel's own
+// clock (see Socket.AckAge); the common path stays a plain dump.
 func (n *NetlinkTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
-	return n.dump(ctx, dst, allStatesMask, unix.AF_INET, unix.AF_INET6)
+	dst, err := n.dump(ctx, dst, allStatesMask&^closeWaitMask, 0, unix.AF_INET, unix.AF_INET6)
+	if err != nil {
+		return dst, err
+	}
+	return n.dump(ctx, dst, closeWaitMask, extTCPInfo, unix.AF_INET, unix.AF_INET6)
 }
 
 // probe checks that sock_diag answers for TCP, asking only for listening
 // sockets so that it stays cheap on a host with many connections.
 func (n *NetlinkTables) probe(ctx context.Context) error {
-	_, err := n.dump(ctx, nil, 1<<StateListen, unix.AF_INET)
+	_, err := n.dump(ctx, nil, 1<<StateListen, 0, unix.AF_INET)
 	return err
 }
 
-func (n *NetlinkTables) dump(ctx context.Context, dst []Socket, states uint32, families ...uint8) ([]Socket, error) {
+func (n *NetlinkTables) dump(ctx context.Context, dst []Socket, states uint32, ext uint8, families ...uint8) ([]Socket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return dst, fmt.Errorf("opening a NETLINK_SOCK_DIAG socket: %w", err)
@@ -81,7 +99,7 @@ func (n *NetlinkTables) dump(ctx context.Context, dst []Socket, states uint32, f
 	defer n.bufs.Put(bp)
 	for _, family := range families {
 		start := len(dst)
-		if dst, err = n.dumpFamily(ctx, fd, *bp, family, states, dst); err != nil {
+		if dst, err = n.dumpFamily(ctx, fd, *bp, family, states, ext, dst); err != nil {
 			return dst, err
 		}
 		fixRequestUIDs(dst[start:])
@@ -97,7 +115,7 @@ func familyName(family uint8) string {
 }
 
 // dumpFamily sends one INET_DIAG dump request and reads its answer.
-func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, family uint8, states uint32, dst []Socket) ([]Socket, error) {
+func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, family uint8, states uint32, ext uint8, dst []Socket) ([]Socket, error) {
 	seq := n.seq.Add(1)
 	var req [nlmsgHdrLen + inetDiagReqLen]byte
 	ne := binary.NativeEndian
@@ -107,6 +125,7 @@ func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, fami
 	ne.PutUint32(req[8:], seq)                                // nlmsg_seq
 	req[nlmsgHdrLen+0] = family                               // sdiag_family
 	req[nlmsgHdrLen+1] = unix.IPPROTO_TCP                     // sdiag_protocol
+	req[nlmsgHdrLen+2] = ext                                  // idiag_ext
 	ne.PutUint32(req[nlmsgHdrLen+4:], states)                 // idiag_states
 	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return dst, fmt.Errorf("sending the sock_diag %s dump request: %w", familyName(family), err)
@@ -192,6 +211,8 @@ func FamilyOf(af uint8) Family {
 //	u8 family, state, timer, retrans
 //	inet_diag_sockid: be16 sport, dport; be32 src[4], dst[4]; u32 if; u32 cookie[2]
 //	u32 expires, rqueue, wqueue, uid, inode
+//
+// followed by attributes, of which only INET_DIAG_INFO is read.
 func parseDiagMsg(m []byte, family Family, s *Socket) {
 	ne := binary.NativeEndian
 	s.Family = family
@@ -214,6 +235,26 @@ func parseDiagMsg(m []byte, family Family, s *Socket) {
 	}
 	s.UID = ne.Uint32(m[64:])
 	s.Inode = uint64(ne.Uint32(m[68:]))
+	if ms, ok := lastAckRecv(m[inetDiagMsgLen:]); ok {
+		s.AckAge, s.HasAckAge = ms, true
+	}
+}
+
+// lastAckRecv finds tcpi_last_ack_recv, in milliseconds, in a message's
+// attributes, when they carry struct tcp_info.
+func lastAckRecv(attrs []byte) (uint32, bool) {
+	ne := binary.NativeEndian
+	for len(attrs) >= rtaHdrLen {
+		l, typ := int(ne.Uint16(attrs[0:])), ne.Uint16(attrs[2:])
+		if l < rtaHdrLen || l > len(attrs) {
+			return 0, false
+		}
+		if typ == inetDiagInfo && l >= rtaHdrLen+lastAckRecvOff+lastAckRecvSize {
+			return ne.Uint32(attrs[rtaHdrLen+lastAckRecvOff:]), true
+		}
+		attrs = attrs[min((l+3)&^3, len(attrs)):]
+	}
+	return 0, false
 }
 
 // fixRequestUIDs gives request sockets (SYN_RECV) the uid of their

@@ -168,6 +168,15 @@ func TestNetlinkMatchesProcfs(t *testing.T) {
 			t.Fatal(err)
 		}
 		fromProcfs, fromNetlink = ours(a, ports), ours(b, ports)
+		// Only netlink reads the kernel's age of CLOSE_WAIT sockets, and
+		// for every one of them: checked, then left out of the comparison.
+		for i := range fromNetlink {
+			s := &fromNetlink[i]
+			if s.HasAckAge != (s.State == StateCloseWait) || s.AckAge > 60000 {
+				t.Errorf("netlink: kernel age %v %d ms on %+v; want one, below a minute, exactly on CLOSE_WAIT sockets", s.HasAckAge, s.AckAge, *s)
+			}
+			s.AckAge, s.HasAckAge = 0, false
+		}
 		if slices.Equal(fromProcfs, fromNetlink) {
 			break
 		}
@@ -271,6 +280,38 @@ func TestDiagMessageErrors(t *testing.T) {
 		}
 		if (c.errorHas == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.errorHas)) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.errorHas)
+		}
+	}
+}
+
+// TestDiagKernelAge reads tcpi_last_ack_recv from INET_DIAG_INFO, and no
+// age from a message without it or with a cut attribute.
+func TestDiagKernelAge(t *testing.T) {
+	t.Parallel()
+	cw := Socket{Local: ap("10.0.0.5:40000"), Remote: ap("10.1.2.3:9000"), State: StateCloseWait, Inode: 9, Family: IPv4, AckAge: 4024, HasAckAge: true}
+	got, _, err := appendDiagMessages(appendDiagMsg(nil, 1, cw), 1, IPv4, nil)
+	if err != nil || len(got) != 1 || got[0] != cw {
+		t.Fatalf("got %+v, %v; want %+v", got, err, cw)
+	}
+	plain := cw
+	plain.AckAge, plain.HasAckAge = 0, false
+	got, _, err = appendDiagMessages(appendDiagMsg(nil, 1, plain), 1, IPv4, nil)
+	if err != nil || len(got) != 1 || got[0] != plain {
+		t.Fatalf("without tcp_info: got %+v, %v", got, err)
+	}
+	// An INET_DIAG_INFO attribute too short to hold the field, and one
+	// whose length runs past the message: no age, no panic.
+	for _, cut := range []int{rtaHdrLen + lastAckRecvOff, 600} {
+		m := appendDiagMsg(nil, 1, cw)
+		info := nlmsgHdrLen + inetDiagMsgLen + 8
+		binary.NativeEndian.PutUint16(m[info:], uint16(cut))
+		if cut < 600 {
+			m = m[:info+cut]
+			binary.NativeEndian.PutUint32(m, uint32(len(m)))
+		}
+		got, _, err = appendDiagMessages(m, 1, IPv4, nil)
+		if err != nil || len(got) != 1 || got[0].HasAckAge {
+			t.Errorf("attribute of %d bytes: got %+v, %v; want the socket without an age", cut, got, err)
 		}
 	}
 }

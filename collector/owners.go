@@ -47,12 +47,13 @@ type socketOwner struct {
 	pid  int32
 }
 
-// Lookup returns the index in Names of the process holding inode, or noOwner.
-func (w *OwnerWalk) Lookup(inode uint64) int32 {
+// Lookup returns the index in Names of the process holding inode and its
+// pid, or noOwner and 0.
+func (w *OwnerWalk) Lookup(inode uint64) (name, pid int32) {
 	if o, ok := w.owner[inode]; ok && o.name != noOwner {
-		return o.name
+		return o.name, o.pid
 	}
-	return noOwner
+	return noOwner, 0
 }
 
 // SocketOwners maps socket inodes to processes through /proc/PID/fd links.

@@ -47,7 +47,7 @@ func walkOwners(t *testing.T, o *SocketOwners, inodes ...uint64) ([]string, *Own
 	}
 	names := make([]string, len(inodes))
 	for i, ino := range inodes {
-		if idx := w.Lookup(ino); idx != noOwner {
+		if idx, _ := w.Lookup(ino); idx != noOwner {
 			names[i] = w.Names[idx]
 		}
 	}

@@ -24,9 +24,9 @@ func newPoolsCollector(o Options) familyCollector {
 		info: prometheus.NewDesc(namespace+"_pool_info",
 			"A pool's matchers as declared in the config file (\"any\" where not set); always 1.", []string{"pool", "process", "remote_address", "remote_port"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_pool_close_wait_oldest_seconds",
-			"Age of a pool's oldest CLOSE_WAIT socket, counted from when this exporter first saw it in CLOSE_WAIT (so at most its uptime, and only as fine as its readings).", []string{"pool"}, nil),
+			"Age of a pool's oldest CLOSE_WAIT socket: the larger of the kernel's time since the socket last received an ACK (netlink source) and the time since this exporter first saw it in CLOSE_WAIT (procfs source, other network namespaces).", []string{"pool"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_pool_close_wait_stuck",
-			"A pool's CLOSE_WAIT sockets that this exporter has seen in CLOSE_WAIT for longer than --collector.close-wait.stuck-after.", []string{"pool"}, nil),
+			"A pool's CLOSE_WAIT sockets that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_pool_close_wait_oldest_seconds.", []string{"pool"}, nil),
 		config:     o.Config,
 		stuckAfter: o.StuckAfter,
 	}

@@ -212,9 +212,23 @@ func diagAnswer(n int, family Family, seq uint32) [][]byte {
 // attribute as every real message has.
 func appendDiagMsg(b []byte, seq uint32, s Socket) []byte {
 	ne := binary.NativeEndian
-	const msgLen = nlmsgHdrLen + inetDiagMsgLen + 8
-	m := make([]byte, msgLen)
-	ne.PutUint32(m[0:], msgLen)
+	// Attributes: INET_DIAG_SHUTDOWN (as the kernel always sends it), and
+	// for a socket with a kernel age INET_DIAG_INFO, a struct tcp_info of
+	// the size kernel 6.x sends.
+	attrs := make([]byte, 8)
+	ne.PutUint16(attrs[0:], 5) // nla_len
+	ne.PutUint16(attrs[2:], 8) // INET_DIAG_SHUTDOWN
+	if s.HasAckAge {
+		info := make([]byte, rtaHdrLen+232)
+		ne.PutUint16(info[0:], uint16(len(info)))
+		ne.PutUint16(info[2:], inetDiagInfo)
+		info[rtaHdrLen] = uint8(s.State)
+		ne.PutUint32(info[rtaHdrLen+lastAckRecvOff:], s.AckAge)
+		attrs = append(attrs, info...)
+	}
+	msgLen := nlmsgHdrLen + inetDiagMsgLen + len(attrs)
+	m := make([]byte, nlmsgHdrLen+inetDiagMsgLen, msgLen)
+	ne.PutUint32(m[0:], uint32(msgLen))
 	ne.PutUint16(m[4:], sockDiagByFamily)
 	ne.PutUint16(m[6:], unix.NLM_F_MULTI)
 	ne.PutUint32(m[8:], seq)
@@ -236,9 +250,7 @@ func appendDiagMsg(b []byte, seq uint32, s Socket) []byte {
 	ne.PutUint32(d[60:], tx)
 	ne.PutUint32(d[64:], s.UID)
 	ne.PutUint32(d[68:], uint32(s.Inode))
-	ne.PutUint16(d[72:], 5) // nla_len
-	ne.PutUint16(d[74:], 8) // INET_DIAG_SHUTDOWN
-	return append(b, m...)
+	return append(b, append(m, attrs...)...)
 }
 
 // BenchmarkNetlinkParse parses generated sock_diag answers: the part of a

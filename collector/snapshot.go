@@ -31,10 +31,12 @@ const (
 // that used it released it (its buffers then serve a later reading).
 type Snapshot struct {
 	Sockets []Socket
-	// Direction and Owner run parallel to Sockets. Owner indexes
-	// OwnerNames, or is noOwner.
+	// Direction, Owner and OwnerPid run parallel to Sockets. Owner indexes
+	// OwnerNames, or is noOwner; OwnerPid is the pid that holds the socket
+	// (the lowest, when several do).
 	Direction  []Direction
 	Owner      []int32
+	OwnerPid   []int32
 	OwnerNames []string
 
 	// TableErr is set when the tables could not be read completely: the
@@ -51,10 +53,10 @@ type Snapshot struct {
 	TablesDuration, OwnersDuration time.Duration
 
 	// Taken is when the tables were read. CloseWaitSince, parallel to
-	// Sockets when CLOSE_WAIT ages are tracked, holds when each CLOSE_WAIT
-	// socket was first seen (unix nanoseconds; 0: not tracked).
+	// Sockets when CLOSE_WAIT ages are tracked, holds since when each
+	// CLOSE_WAIT socket has been in that state, and by which clock.
 	Taken          time.Time
-	CloseWaitSince []int64
+	CloseWaitSince []closeWaitSince
 
 	// Namespaces names the network namespaces read, indexed by
 	// Socket.NetNS, when the source reads more than the exporter's own.
@@ -90,7 +92,7 @@ func (r *snapshotReader) read(ctx context.Context, withOwners bool) *Snapshot {
 	if s == nil {
 		s = &Snapshot{}
 	}
-	*s = Snapshot{Sockets: s.Sockets[:0], Direction: s.Direction[:0], Owner: s.Owner[:0], CloseWaitSince: s.CloseWaitSince[:0]}
+	*s = Snapshot{Sockets: s.Sockets[:0], Direction: s.Direction[:0], Owner: s.Owner[:0], OwnerPid: s.OwnerPid[:0], CloseWaitSince: s.CloseWaitSince[:0]}
 	if r.lastSize == 0 {
 		// Size the first reading from the kernel's socket counters rather
 		// than by growing: growing a large slice leaves four times its size
@@ -215,9 +217,10 @@ func (s *Snapshot) classify(listeners map[listenKey]struct{}, ports *portSet) {
 func (s *Snapshot) attribute(ctx context.Context, owners *SocketOwners, wanted map[uint64]socketOwner) {
 	s.OwnersWalked = true
 	s.Owner = slices.Grow(s.Owner[:0], len(s.Sockets))[:len(s.Sockets)]
+	s.OwnerPid = slices.Grow(s.OwnerPid[:0], len(s.Sockets))[:len(s.Sockets)]
 	clear(wanted)
 	for i := range s.Sockets {
-		s.Owner[i] = noOwner
+		s.Owner[i], s.OwnerPid[i] = noOwner, 0
 		if ino := s.Sockets[i].Inode; ino != 0 {
 			wanted[ino] = socketOwner{name: noOwner}
 		}
@@ -231,7 +234,7 @@ func (s *Snapshot) attribute(ctx context.Context, owners *SocketOwners, wanted m
 	s.DeniedProcesses = walk.Denied
 	for i := range s.Sockets {
 		if ino := s.Sockets[i].Inode; ino != 0 {
-			s.Owner[i] = walk.Lookup(ino)
+			s.Owner[i], s.OwnerPid[i] = walk.Lookup(ino)
 		}
 	}
 }

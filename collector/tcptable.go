@@ -40,6 +40,14 @@ type Socket struct {
 	// NetNS numbers the network namespace the socket was listed in: 0 for
 	// the exporter's own, others as NamespaceTables found them.
 	NetNS uint16
+	// AckAge, when HasAckAge, is the kernel's tcpi_last_ack_recv in
+	// milliseconds: how long ago the socket last received an ACK. For a
+	// CLOSE_WAIT socket whose process sends nothing that is the time since
+	// the peer's FIN, unless the peer acknowledged something later (a
+	// keepalive probe): a lower bound of its age in CLOSE_WAIT either way.
+	// Only the netlink source reads it, and only for CLOSE_WAIT sockets.
+	AckAge    uint32
+	HasAckAge bool
 }
 
 // TableSource lists the TCP sockets of both address families. The procfs text
