@@ -22,6 +22,10 @@ import (
 // libraries measured against it (docs/performance.md) allocate per message
 // or per socket where this reads in place from one reused buffer.
 type NetlinkTables struct {
+	// NoKernelAges dumps CLOSE_WAIT sockets without struct tcp_info, as
+	// before kernel ages: only for measuring what the ages cost (make bench).
+	NoKernelAges bool
+
 	bufs sync.Pool // *[]byte receive buffers
 	seq  atomic.Uint32
 }
@@ -66,6 +70,9 @@ func (n *NetlinkTables) AppendSockets(ctx context.Context, dst []Socket) ([]Sock
 	dst, err := n.dump(ctx, dst, allStatesMask&^closeWaitMask, 0, unix.AF_INET, unix.AF_INET6)
 	if err != nil {
 		return dst, err
+	}
+	if n.NoKernelAges {
+		return n.dump(ctx, dst, closeWaitMask, 0, unix.AF_INET, unix.AF_INET6)
 	}
 	return n.dump(ctx, dst, closeWaitMask, extTCPInfo, unix.AF_INET, unix.AF_INET6)
 }
