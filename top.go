@@ -55,8 +55,9 @@ type topView struct {
 // gatherTop runs one scrape through the exporter and arranges its families
 // as the table's rows.
 //
-// On the first refresh the exporter has seen every socket just once, so no
-// age means anything yet: withAges is false and OLDEST reads "-".
+// On the first refresh the exporter has seen every socket just once, so
+// only the kernel's ages mean anything yet: withAges is false and OLDEST
+// reads "-" for routes whose ages are all first sightings.
 func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config, withAges bool) (*topView, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(e.Bind(ctx)); err != nil {
@@ -92,7 +93,9 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 					row(m).established += val
 				}
 			case "tcpstate_process_remote_close_wait_oldest_seconds":
-				if withAges {
+				// A first sighting at this very reading is 0 and means
+				// nothing yet; a kernel age is right at once.
+				if withAges || val > 0 {
 					row(m).oldest = val
 				}
 			case "tcpstate_connections":
@@ -230,7 +233,7 @@ func (v *topView) render(w io.Writer, procRoot string, limit int) {
 		}
 		oldest := "-"
 		if r.oldest >= 0 {
-			oldest = (time.Duration(r.oldest) * time.Second).String()
+			oldest = formatAge(time.Duration(r.oldest * float64(time.Second)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.process, formatPids(pids[r.process]), remote, r.closeWait, r.established, pool, maxConns, oldest)
 	}
