@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 // helper is a running sockhold process.
@@ -220,6 +222,45 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 	}
 }
 
+// TestLiveCloseWaitUnread holds three kinds of CLOSE_WAIT sockets toward
+// one endpoint: idle ones (the FIN never read, Recv-Q 1), ones holding a
+// response nobody read (Recv-Q 101) and ones read to the end of stream
+// (Recv-Q 0). Only the second kind holds data.
+func TestLiveCloseWaitUnread(t *testing.T) {
+	const (
+		idle, unread, drained = 5, 3, 2
+		comm                  = "tcpst-unread"
+	)
+	srv := startHelper(t, "serve", "-comm", "tcpst-unread-s", "-listen", "127.0.0.2:0", "-listen", "[::1]:0", "-response-bytes", "100")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	target := "127.0.0.2:" + port
+	startHelper(t, "connect", "-comm", comm,
+		"-close-wait-idle", target+"="+strconv.Itoa(idle),
+		"-close-wait-unread", target+"="+strconv.Itoa(unread),
+		"-close-wait", target+"="+strconv.Itoa(drained))
+	// A second route of the same process, with idle sockets only.
+	startHelper(t, "connect", "-comm", comm, "-close-wait-idle", "[::1]:"+port+"=4")
+
+	m := parseExposition(t, mustGet(t, startExporter(t)))
+	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	want := map[string]float64{
+		`tcpstate_process_remote_connections{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`: idle + unread + drained,
+		"tcpstate_process_remote_close_wait_unread_sockets" + route:                                                                            unread,
+		`tcpstate_process_remote_close_wait_unread_sockets{process="` + comm + `",remote_address="::1",remote_port="` + port + `"}`:            0,
+		`tcpstate_series_truncated{metric="tcpstate_process_remote_close_wait_unread_sockets"}`:                                                0,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	// The host's other sockets add to the queue bytes, but the held ones
+	// contribute exactly their unread responses.
+	if got := m[`tcpstate_receive_queue_bytes{state="close_wait"}`]; got < unread*100 {
+		t.Errorf(`tcpstate_receive_queue_bytes{state="close_wait"} = %v, want at least %d`, got, unread*100)
+	}
+}
+
 // TestLiveCloseWaitKernelAges holds sockets in CLOSE_WAIT for a few seconds
 // before the exporter starts: with the netlink source its first scrape
 // already knows their age from the kernel's clock, and so does a restarted
@@ -278,6 +319,9 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 		t.Errorf("route holds %v CLOSE_WAIT sockets, want %d", got, old+fresh)
 	}
 	check("with fresh sockets", m, old)
+	if got := m["tcpstate_close_wait_stuck_after_seconds"]; got != stuckAfter.Seconds() {
+		t.Errorf("tcpstate_close_wait_stuck_after_seconds = %v, want --collector.close-wait.stuck-after %v", got, stuckAfter.Seconds())
+	}
 
 	// A restarted exporter knows the ages at once too.
 	e.stop(t)
@@ -480,5 +524,58 @@ func TestLiveNetworkNamespace(t *testing.T) {
 	}
 	if m[`tcpstate_netns_connections{netns="host",state="listen"}`] < 1 {
 		t.Errorf("the exporter's own namespace should read host and hold its listener")
+	}
+}
+
+// TestLiveDeniedProcessesAreNamed runs the exporter as root without
+// CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE and CAP_SYS_PTRACE beside a
+// root-owned process with every capability holding CLOSE_WAIT sockets: the
+// kernel refuses that process's /proc/PID/fd, and the log must name it, the
+// errno, and the capabilities really missing; with every capability the
+// log must not tell to grant them.
+func TestLiveDeniedProcessesAreNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the exporter drops capabilities a root process has")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skipf("needs setpriv (util-linux): %v", err)
+	}
+	srv := startHelper(t, "serve", "-comm", "tcpst-deny-srv", "-listen", "127.0.0.2:0")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	client := startHelper(t, "connect", "-comm", "tcpst-denied", "-close-wait", "127.0.0.2:"+port+"=3")
+	pid := strconv.Itoa(client.cmd.Process.Pid)
+
+	addr := testutil.FreeAddr(t)
+	e := launch(t, exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-dac_read_search,-dac_override,-sys_ptrace",
+		binary, "--web.listen-address="+addr), addr)
+	e.waitServing(t)
+	m := parseExposition(t, mustGet(t, e))
+	if _, named := m[`tcpstate_process_connections{process="tcpst-denied",state="close_wait"}`]; named {
+		t.Fatal("the exporter read the fds of a process it should be denied")
+	}
+	if m[`tcpstate_unresolved_sockets{state="close_wait"}`] < 3 {
+		t.Errorf("unresolved close_wait %v, want at least the 3 held", m[`tcpstate_unresolved_sockets{state="close_wait"}`])
+	}
+	log := strings.ReplaceAll(e.stderr.String(), `\"`, `"`)
+	for _, want := range []string{"cannot read /proc/PID/fd of ", "(EACCES)", "The exporter lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE", "capabilities_missing=CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("want %q in the log:\n%s", want, log)
+		}
+	}
+	// The client is named when it is among the first pids listed, and
+	// counted in processes_denied in any case.
+	if !strings.Contains(log, "processes_denied=") {
+		t.Errorf("no processes_denied in the log:\n%s", log)
+	}
+	t.Logf("client pid %s; log:\n%s", pid, log)
+
+	full := startExporter(t)
+	m = parseExposition(t, mustGet(t, full))
+	if m[`tcpstate_process_connections{process="tcpst-denied",state="close_wait"}`] != 3 {
+		t.Errorf("with every capability the client's sockets are not attributed")
+	}
+	if log := full.stderr.String(); strings.Contains(log, "lacks CAP_") || strings.Contains(log, "grant CAP_") {
+		t.Errorf("root with every capability was told to grant capabilities:\n%s", log)
 	}
 }

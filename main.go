@@ -39,6 +39,12 @@ const (
 	defaultAddress = ":9951"
 )
 
+// serveOnlyFlags are the flags only serving uses, hidden from `top --help`.
+var serveOnlyFlags = []string{
+	"web.listen-address", "web.config.file", "web.systemd-socket", "web.telemetry-path",
+	"web.max-requests", "web.enable-lifecycle", "collector.close-wait.sample-interval",
+}
+
 func main() {
 	// A scrape reuses one large socket buffer and allocates little else; at
 	// Go's default GOGC of 100 the heap may grow to twice that buffer
@@ -66,7 +72,8 @@ func run(args []string) int {
 		tcpSource   = app.Flag("collector.tcp.source", "Where to read the TCP tables of the exporter's own network namespace: auto (netlink sock_diag, falling back to procfs with one log line), netlink, or procfs (/proc/net/tcp and tcp6 under --path.procfs).").Default(collector.SourceAuto).String()
 		netns       = app.Flag("collector.netns", "Read the TCP tables of every network namespace that has a process (containers), not only the exporter's own; adds tcpstate_netns_connections. Costs one readlink per process and one table read per other namespace.").Default("true").Bool()
 		sampleEvery = app.Flag("collector.close-wait.sample-interval", "Also read the tables this often between scrapes, so CLOSE_WAIT ages are finer than the scrape interval; 0 (the default) reads only on scrapes.").Default("0").Duration()
-		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]").Default("info").String()
+		logLevelSet bool
+		logLevel    = app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]. `top` logs only errors unless this is given.").Default("info").IsSetByUser(&logLevelSet).String()
 		logFormat   = app.Flag("log.format", "Output format of log messages. One of: [logfmt, json]").Default("logfmt").String()
 		webFlags    = kingpinflag.AddFlags(app, defaultAddress)
 		selection   = collector.AddFlags(app)
@@ -87,6 +94,17 @@ func run(args []string) int {
 		topPort    = topCmd.Flag("remote-port", "With --sockets: only sockets toward this port.").Int()
 		topPool    = topCmd.Flag("pool", "With --sockets: only sockets that belong to this declared pool.").String()
 	)
+	// `top --help` lists what top uses: it serves nothing and samples
+	// nothing between its own refreshes. Its pre-action runs before kingpin
+	// writes the help.
+	topCmd.PreAction(func(*kingpin.ParseContext) error {
+		for _, name := range serveOnlyFlags {
+			if f := app.GetFlag(name); f != nil {
+				f.Hidden()
+			}
+		}
+		return nil
+	})
 	app.Version(version.Print(programName))
 	app.HelpFlag.Short('h')
 	app.UsageWriter(os.Stdout)
@@ -103,6 +121,12 @@ func run(args []string) int {
 	if err := oneOf("--log.format", *logFormat, "logfmt", "json"); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
 		return 2
+	}
+	if command == topCmd.FullCommand() && !logLevelSet {
+		// The table is what top is for: log lines would land between its
+		// rows. It says itself why rows are missing; --log.level shows the
+		// log (on standard error) again.
+		*logLevel = "error"
 	}
 	logger, slogger := newLoggers(*logLevel, *logFormat)
 	if command == serveCmd.FullCommand() {
@@ -164,6 +188,7 @@ func run(args []string) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		top.terminal = isTerminal(os.Stdout)
 		if err := runTop(ctx, exporter, cfg.current, *procRoot, top, os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 			return 1
@@ -198,6 +223,11 @@ func run(args []string) int {
 				return
 			}
 			fmt.Fprintln(w, "config reloaded")
+		})
+	} else {
+		// Say why rather than a bare 404: the endpoint exists but is off.
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "/-/reload is off: start the exporter with --web.enable-lifecycle to reload --config.file over HTTP (SIGHUP reloads it in any case)", http.StatusNotFound)
 		})
 	}
 	if *metricsPath != "/" {
@@ -241,7 +271,8 @@ func run(args []string) int {
 
 // newLoggers returns the go-kit logger the program logs with (with time
 // stamp and caller) and an slog bridge for exporter-toolkit, built on the
-// undecorated logger because the bridge adds its own time and caller.
+// undecorated logger because the bridge adds its own time and caller, which
+// toolkitDialect renames and orders as the program's own.
 func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
 	w := log.NewSyncWriter(os.Stderr)
 	var base log.Logger
@@ -254,7 +285,7 @@ func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
 	base = level.NewFilter(base, allow)
 	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 	slogLevel := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[lvl]
-	return logger, slog.New(sloggokit.NewGoKitHandler(base, slogLevel))
+	return logger, slog.New(sloggokit.NewGoKitHandler(toolkitDialect{base}, slogLevel))
 }
 
 // metricsHandler serves one scrape: the exporter's families, read within the
@@ -342,6 +373,11 @@ func (h *configHolder) load() error {
 			h.mu.Unlock()
 			return err
 		}
+	}
+	if h.path != "" && len(cfg.Pools) == 0 {
+		// Valid, but probably not what was meant: a file that lost its
+		// content, or pools commented out.
+		level.Warn(h.logger).Log("msg", "the config file declares no pools; there are no pool metrics until it does", "file", h.path)
 	}
 	h.mu.Lock()
 	h.cfg, h.ok, h.lastSuccess = cfg, true, time.Now()

@@ -317,3 +317,44 @@ func TestDisabledCollectorsAreAbsent(t *testing.T) {
 		t.Errorf("the fd walk ran although no collector needs it")
 	}
 }
+
+func TestConfigErrorsNameEveryBadPool(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	doc := "pools:\n  - name: search\n    remote_address: 10.0.0.300/8\n    max: 400\n  - name: db\n    remote_port: 5432\n    max: 0\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runToExit(t, "--config.file="+path, "--web.listen-address="+testutil.FreeAddr(t))
+	if code == 0 {
+		t.Fatalf("exit code 0 with two bad pools:\n%s", out)
+	}
+	for _, want := range []string{
+		path + `:3: pool "search": remote_address "10.0.0.300/8": not an IP address or CIDR`,
+		path + `:7: pool "db": max "0": must be a whole number greater than 0`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestEmptyConfigFileWarns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, "--path.procfs=testdata/proc", "--config.file="+path)
+	if _, body := e.get(t, "/metrics"); strings.Contains(body, "tcpstate_pool_connections") {
+		t.Errorf("pool metrics without pools")
+	}
+	const want = "the config file declares no pools"
+	if log := e.stderr.String(); !strings.Contains(log, want) || !strings.Contains(log, "file="+path) {
+		t.Errorf("want a warning %q naming %s in:\n%s", want, path, log)
+	}
+	// A config with pools says nothing of the kind.
+	e = startExporter(t, "--path.procfs=testdata/proc", "--config.file=testdata/config.yml")
+	e.get(t, "/metrics")
+	if strings.Contains(e.stderr.String(), want) {
+		t.Errorf("warned about a config that declares pools:\n%s", e.stderr)
+	}
+}

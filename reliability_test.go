@@ -217,9 +217,10 @@ func TestReloadEndpointIsOffByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("POST /-/reload without --web.enable-lifecycle: %d, want 404", resp.StatusCode)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--web.enable-lifecycle") {
+		t.Errorf("POST /-/reload without --web.enable-lifecycle: %d %q, want 404 and a body naming the flag", resp.StatusCode, body)
 	}
 }
 

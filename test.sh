@@ -10,6 +10,7 @@ command -v make >/dev/null || need+=(make)
 command -v git >/dev/null || need+=(git)
 command -v ip >/dev/null || need+=(iproute2)        # network namespaces in the live tests
 command -v setpriv >/dev/null || need+=(util-linux) # the unprivileged run
+command -v nft >/dev/null || need+=(nftables)      # dropped segments for LAST_ACK and CLOSING in the queue test
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "test.sh: missing ${need[*]}; install them (apt-get install -y ${need[*]}) or run as root" >&2

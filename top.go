@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
 )
@@ -30,6 +31,16 @@ type topOptions struct {
 	sockets bool
 	filter  socketFilter
 	output  string
+	// terminal: standard output is a terminal, so --watch may clear the
+	// screen; otherwise (a pipe, a file) each refresh is appended as plain
+	// text.
+	terminal bool
+}
+
+// isTerminal tells whether f is a terminal (it answers the TCGETS ioctl).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // topRow is one process's sockets toward one remote endpoint.
@@ -50,6 +61,9 @@ type topView struct {
 	unresolvedCloseWait float64
 	truncated           float64
 	failed              []string
+	// collectors lists the collectors that ran, to tell an empty table's
+	// reason.
+	collectors map[string]bool
 }
 
 // gatherTop runs one scrape through the exporter and arranges its families
@@ -67,7 +81,7 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 	if err != nil {
 		return nil, err
 	}
-	v := &topView{}
+	v := &topView{collectors: map[string]bool{}}
 	rows := map[[3]string]*topRow{}
 	row := func(m *dto.Metric) *topRow {
 		k := [3]string{label(m, "process"), label(m, "remote_address"), label(m, "remote_port")}
@@ -112,6 +126,7 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 			case "tcpstate_series_truncated":
 				v.truncated += val
 			case "tcpstate_scrape_collector_success":
+				v.collectors[label(m, "collector")] = true
 				if val == 0 {
 					v.failed = append(v.failed, label(m, "collector"))
 				}
@@ -200,7 +215,11 @@ func pidsByName(procRoot string, names map[string]bool) map[string][]int {
 
 // render writes the table of the worst offenders.
 func (v *topView) render(w io.Writer, procRoot string, limit int) {
-	fmt.Fprintf(w, "CLOSE_WAIT %.0f  ESTABLISHED %.0f", v.hostCloseWait, v.hostEstablished)
+	if v.collectors["connections"] {
+		fmt.Fprintf(w, "CLOSE_WAIT %.0f  ESTABLISHED %.0f", v.hostCloseWait, v.hostEstablished)
+	} else {
+		fmt.Fprint(w, "no host totals: the connections collector is off")
+	}
 	if v.unresolvedCloseWait > 0 {
 		fmt.Fprintf(w, "  (%.0f CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)", v.unresolvedCloseWait)
 	}
@@ -238,8 +257,27 @@ func (v *topView) render(w io.Writer, procRoot string, limit int) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.process, formatPids(pids[r.process]), remote, r.closeWait, r.established, pool, maxConns, oldest)
 	}
 	tw.Flush()
+	if len(v.rows) == 0 {
+		fmt.Fprintf(w, "(no rows: %s)\n", v.emptyReason())
+	}
 	if len(v.rows) > len(rows) {
 		fmt.Fprintf(w, "(%d more rows; --limit shows more)\n", len(v.rows)-len(rows))
+	}
+}
+
+// emptyReason says why the table has no row, from what the scrape shows.
+func (v *topView) emptyReason() string {
+	switch {
+	case !v.collectors["process"]:
+		return "the process collector is off; rows need it (--collector.process)"
+	case slices.Contains(v.failed, "process"):
+		return "the process collector failed; run with --log.level=error to see why"
+	case v.unresolvedCloseWait > 0 && (!v.collectors["connections"] || v.unresolvedCloseWait >= v.hostCloseWait):
+		return fmt.Sprintf("the %.0f CLOSE_WAIT sockets have no known process: the exporter may not read other users' /proc/PID/fd; run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (--log.level=warn says which processes)", v.unresolvedCloseWait)
+	case v.collectors["connections"] && v.hostCloseWait > 0:
+		return fmt.Sprintf("the %.0f CLOSE_WAIT sockets are not outbound (a server's accepted connections, see tcpstate_local_port_connections) or not in --collector.process.remote-states", v.hostCloseWait)
+	default:
+		return "no outbound socket in CLOSE_WAIT or ESTABLISHED has a known process"
 	}
 }
 
@@ -284,7 +322,11 @@ func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Co
 		}
 		if render != nil {
 			if o.watch {
-				fmt.Fprint(w, "\033[H\033[2J") // home and clear
+				if o.terminal {
+					fmt.Fprint(w, "\033[H\033[2J") // home and clear
+				} else if i > 0 {
+					fmt.Fprintln(w) // a blank line between refreshes
+				}
 				fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", time.Now().Format(time.TimeOnly), o.interval)
 			}
 			render()

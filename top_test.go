@@ -1,9 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestTopOnFixtureTree(t *testing.T) {
@@ -26,16 +37,177 @@ func TestTopOnFixtureTree(t *testing.T) {
 	}
 }
 
+// TestTopLimitAndWatch runs top --watch through a pipe: each refresh is
+// appended as plain text, without the escape codes that clear a terminal.
 func TestTopLimitAndWatch(t *testing.T) {
-	code, out := runToExit(t, "top", "--path.procfs=testdata/proc", "--limit=1", "--watch", "--interval=10ms", "--count=3")
+	stdout, stderr, code := runPiped(t, "top", "--path.procfs=testdata/proc", "--limit=1", "--watch", "--interval=10ms", "--count=3")
 	if code != 0 {
-		t.Fatalf("exit %d:\n%s", code, out)
+		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
 	}
-	if n := strings.Count(out, "\033[H\033[2J"); n != 3 {
-		t.Errorf("%d refreshes, want 3:\n%q", n, out)
+	if strings.Contains(stdout, "\033") {
+		t.Errorf("escape codes written to a pipe:\n%q", stdout)
 	}
-	if n := strings.Count(out, "(3 more rows; --limit shows more)"); n != 3 {
-		t.Errorf("--limit=1 should leave 3 rows out on each refresh:\n%s", out)
+	if n := strings.Count(stdout, "tcpstate_exporter top — "); n != 3 {
+		t.Errorf("%d refreshes, want 3:\n%s", n, stdout)
+	}
+	if n := strings.Count(stdout, "(3 more rows; --limit shows more)"); n != 3 {
+		t.Errorf("--limit=1 should leave 3 rows out on each refresh:\n%s", stdout)
+	}
+}
+
+// runPiped runs the binary with standard output and standard error on
+// separate pipes, as `top > file` would.
+func runPiped(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errOut.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+// TestTopWatchOnATerminal runs top --watch with its standard output on a
+// pseudo-terminal: there, each refresh clears the screen.
+func TestTopWatchOnATerminal(t *testing.T) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "top", "--path.procfs=testdata/proc", "--watch", "--interval=10ms", "--count=2")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = pts, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&out, ptmx); close(copied) }() // ends with EIO once the child is gone
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	select {
+	case <-copied:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the terminal's output did not end")
+	}
+	if n := strings.Count(out.String(), "\033[H\033[2J"); n != 2 {
+		t.Errorf("%d screen clears on a terminal, want 2:\n%q", n, out.String())
+	}
+}
+
+// TestTopHelpListsWhatTopUses: `top --help` leaves out the flags only
+// serving uses; the exporter's own --help keeps them.
+func TestTopHelpListsWhatTopUses(t *testing.T) {
+	stdout, stderr, code := runPiped(t, "top", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"--limit", "--watch", "--path.procfs", "--config.file", "--log.level"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("top --help lacks %s:\n%s", want, stdout)
+		}
+	}
+	for _, hidden := range serveOnlyFlags {
+		if strings.Contains(stdout, hidden) { // boolean flags read --[no-]NAME
+			t.Errorf("top --help lists --%s, which top does not use", hidden)
+		}
+	}
+	stdout, _, _ = runPiped(t, "--help")
+	for _, flag := range serveOnlyFlags {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("the exporter's --help lost --%s", flag)
+		}
+	}
+}
+
+// TestTopKeepsTheLogOffTheTable: top logs nothing below errors unless
+// --log.level says so, and then on standard error only.
+func TestTopKeepsTheLogOffTheTable(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"top", "--path.procfs=testdata/proc", "--config.file=" + empty}
+	stdout, stderr, code := runPiped(t, args...)
+	if code != 0 || stderr != "" {
+		t.Errorf("top by default: exit %d, standard error %q, want 0 and nothing", code, stderr)
+	}
+	if strings.Contains(stdout, "level=") {
+		t.Errorf("a log line in the table:\n%s", stdout)
+	}
+	stdout, stderr, _ = runPiped(t, append(args, "--log.level=warn")...)
+	if !strings.Contains(stderr, "declares no pools") || strings.Contains(stdout, "level=") {
+		t.Errorf("with --log.level=warn the warning belongs on standard error only:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
+// TestTopEmptyTableSaysWhy: an empty table names its reason.
+func TestTopEmptyTableSaysWhy(t *testing.T) {
+	// A tree whose sockets no process holds: every CLOSE_WAIT socket is
+	// unresolved, as for an exporter without privileges.
+	orphans := t.TempDir()
+	copyTables(t, orphans, "testdata/proc/net/tcp", "testdata/proc/net/tcp6")
+	// A tree with no socket at all.
+	none := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(none, "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(none, "net", "tcp"), []byte("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--path.procfs=testdata/proc", "--no-collector.process"}, "(no rows: the process collector is off"},
+		{[]string{"--path.procfs=" + orphans}, "(no rows: the 6 CLOSE_WAIT sockets have no known process"},
+		{[]string{"--path.procfs=" + none}, "(no rows: no outbound socket in CLOSE_WAIT or ESTABLISHED has a known process)"},
+		{[]string{"--path.procfs=testdata/proc", "--collector.process.remote-states=time_wait"}, "(no rows: the 6 CLOSE_WAIT sockets are not outbound"},
+	}
+	for _, c := range cases {
+		stdout, stderr, code := runPiped(t, append([]string{"top"}, c.args...)...)
+		if code != 0 || !strings.Contains(stdout, c.want) {
+			t.Errorf("top %v: exit %d, want %q in:\n%s%s", c.args, code, c.want, stdout, stderr)
+		}
+	}
+	// A table with rows gives no such reason.
+	if stdout, _, _ := runPiped(t, "top", "--path.procfs=testdata/proc"); strings.Contains(stdout, "(no rows") {
+		t.Errorf("a reason for an empty table under rows:\n%s", stdout)
+	}
+}
+
+func copyTables(t *testing.T, root string, files ...string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(root, "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "net", filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

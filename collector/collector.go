@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,9 +150,12 @@ type Exporter struct {
 	tablesFailing, ownersFailing, deniedWarned bool
 
 	readings atomic.Uint64
+	// capabilities reads the effective capability set (a test may fake it).
+	capabilities func() (uint64, error)
 
-	duration, success, stage, readingsDesc, trackedDesc, ageSourceDesc *prometheus.Desc
-	capWarned                                                          bool
+	duration, success, stage, readingsDesc, trackedDesc *prometheus.Desc
+	ageSourceDesc, stuckAfterDesc                       *prometheus.Desc
+	capWarned                                           bool
 }
 
 type flight struct {
@@ -180,9 +184,10 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		o.Tables = NewProcfsTables(o.ProcRoot)
 	}
 	e := &Exporter{
-		opts:   o,
-		logger: o.Logger,
-		reader: snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}},
+		opts:         o,
+		logger:       o.Logger,
+		capabilities: effectiveCapabilities,
+		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to build its families from the scrape's snapshot.", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
@@ -195,6 +200,8 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (at most --collector.close-wait.max-tracked, about 50 bytes each).", nil, nil),
 		ageSourceDesc: prometheus.NewDesc(namespace+"_close_wait_age_sockets",
 			"CLOSE_WAIT sockets by the clock their age comes from: kernel (time since the socket last received an ACK, read through netlink: right from the first scrape), first_seen (since this exporter first saw it: procfs source, other network namespaces, or a kernel clock restarted by a keepalive probe), none (no age).", []string{"source"}, nil),
+		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
+			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
 	want := map[string]bool{}
 	for _, n := range enabled {
@@ -256,6 +263,7 @@ func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metr
 		for src, n := range t.Sources() {
 			ch <- prometheus.MustNewConstMetric(e.ageSourceDesc, prometheus.GaugeValue, float64(n), AgeSource(src).String())
 		}
+		ch <- prometheus.MustNewConstMetric(e.stuckAfterDesc, prometheus.GaugeValue, e.opts.StuckAfter.Seconds())
 	}
 	for _, c := range e.collectors {
 		start := time.Now()
@@ -379,7 +387,12 @@ func (e *Exporter) noteSnapshot(s *Snapshot) {
 	}
 	if s.DeniedProcesses > 0 && !e.deniedWarned {
 		e.deniedWarned = true
-		level.Warn(e.logger).Log("msg", "cannot read /proc/PID/fd of processes owned by other users; their sockets are counted in tcpstate_unresolved_sockets instead of under their process. Run with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (the packaged systemd unit grants both). This is logged once.",
-			"processes_denied", s.DeniedProcesses)
+		eff, err := e.capabilities()
+		var missing []string
+		if err == nil {
+			missing = missingFdCapabilities(eff)
+		}
+		level.Warn(e.logger).Log("msg", deniedMessage(s.DeniedPIDs, s.DeniedErr, missing, err == nil),
+			"processes_denied", s.DeniedProcesses, "capabilities_missing", strings.Join(missing, ","))
 	}
 }

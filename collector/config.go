@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -68,13 +69,38 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	cfg, err := ParseConfig(data)
+	var list ConfigErrors
+	if errors.As(err, &list) {
+		named := make(ConfigErrors, len(list))
+		for i, e := range list {
+			named[i] = fmt.Errorf("%s:%w", path, e)
+		}
+		return nil, named
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
 	}
 	return cfg, nil
 }
 
-// ParseConfig parses a config document. Errors start with the line number.
+// ConfigErrors lists every problem of a config document, so that one run
+// reports every bad pool rather than the first. Each starts with its line
+// number (with the file's name, from LoadConfig).
+type ConfigErrors []error
+
+func (e ConfigErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e ConfigErrors) Unwrap() []error { return e }
+
+// ParseConfig parses a config document. Errors start with the line number;
+// problems of the document's structure stop it at once, problems of pools
+// are gathered, every pool checked, and returned together as ConfigErrors.
 func ParseConfig(data []byte) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -88,29 +114,37 @@ func ParseConfig(data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%d: the config must be a mapping with a \"pools\" key", root.Line)
 	}
+	var errs ConfigErrors
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
 		if key.Value != "pools" {
-			return nil, fmt.Errorf("%d: unknown key %q (the only top-level key is \"pools\")", key.Line, key.Value)
+			errs = append(errs, fmt.Errorf("%d: unknown key %q (the only top-level key is \"pools\")", key.Line, key.Value))
+			continue
 		}
 		if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
 			continue
 		}
 		if val.Kind != yaml.SequenceNode {
-			return nil, fmt.Errorf("%d: \"pools\" must be a list", val.Line)
+			errs = append(errs, fmt.Errorf("%d: \"pools\" must be a list", val.Line))
+			continue
 		}
 		seen := map[string]int{}
 		for n, item := range val.Content {
 			p, err := parsePool(item, n)
 			if err != nil {
-				return nil, err
+				errs = append(errs, err)
+				continue
 			}
 			if first, dup := seen[p.Name]; dup {
-				return nil, fmt.Errorf("%d: pool %q: name: duplicate of the pool on line %d", item.Line, p.Name, first)
+				errs = append(errs, fmt.Errorf("%d: pool %q: name: duplicate of the pool on line %d", item.Line, p.Name, first))
+				continue
 			}
 			seen[p.Name] = item.Line
 			cfg.Pools = append(cfg.Pools, p)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return cfg, nil
 }

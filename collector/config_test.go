@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -127,5 +128,48 @@ func TestMissingConfigFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yml"))
 	if err == nil || !strings.Contains(err.Error(), "nope.yml") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestConfigReportsEveryBadPool(t *testing.T) {
+	t.Parallel()
+	doc := `pools:
+  - name: search
+    remote_address: 10.0.0.300/8
+    max: 400
+  - name: good
+    max: 3
+  - name: db
+    remote_port: 70000
+    max: 10
+  - name: good
+    max: 4
+  - max: 5
+`
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(path)
+	var list ConfigErrors
+	if !errors.As(err, &list) {
+		t.Fatalf("got %v (%T), want ConfigErrors", err, err)
+	}
+	want := []string{
+		path + `:3: pool "search": remote_address "10.0.0.300/8": not an IP address or CIDR`,
+		path + `:8: pool "db": remote_port "70000": must be a port number from 1 to 65535`,
+		path + `:10: pool "good": name: duplicate of the pool on line 5`,
+		path + `:12: pool #5: name: missing`,
+	}
+	if len(list) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(list), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(list[i].Error(), w) {
+			t.Errorf("problem %d: %q, want it to start with %q", i+1, list[i], w)
+		}
+	}
+	if !strings.Contains(err.Error(), want[0]+"; "+want[1]) {
+		t.Errorf("one line for the log should name them all: %q", err)
 	}
 }

@@ -92,3 +92,47 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 	}
 	return folded
 }
+
+// rankedValue is one entity's value in a family of one series per entity,
+// and the count it is ranked by.
+type rankedValue struct {
+	rank, value float64
+}
+
+// emitRanked sends one series per entity, keeping the maxSeries entities
+// with the highest rank and summing the rest into one series whose labels
+// read "other". It returns how many entities were folded.
+func emitRanked[K comparable](ch chan<- prometheus.Metric, desc *prometheus.Desc, values map[K]*rankedValue, maxSeries int, labels func(K) []string) int {
+	type entity struct {
+		labels []string
+		v      *rankedValue
+	}
+	ents := make([]entity, 0, len(values))
+	for k, v := range values {
+		ents = append(ents, entity{labels(k), v})
+	}
+	slices.SortFunc(ents, func(a, b entity) int {
+		if c := cmp.Compare(b.v.rank, a.v.rank); c != 0 {
+			return c
+		}
+		return slices.Compare(a.labels, b.labels)
+	})
+	var other float64
+	folded := 0
+	for i, e := range ents {
+		if i < maxSeries {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, e.v.value, e.labels...)
+			continue
+		}
+		folded++
+		other += e.v.value
+	}
+	if folded > 0 {
+		others := make([]string, len(ents[0].labels))
+		for i := range others {
+			others[i] = otherLabel
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, other, others...)
+	}
+	return folded
+}

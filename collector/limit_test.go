@@ -81,3 +81,28 @@ func TestBoundedFamilyFoldsTheSmallestIntoOther(t *testing.T) {
 		t.Fatalf("max 1: got %q, folded %d", got, folded)
 	}
 }
+
+func TestEmitRankedKeepsTheHighestRanked(t *testing.T) {
+	t.Parallel()
+	desc := prometheus.NewDesc("test_route_unread", "test", []string{"route"}, nil)
+	values := map[string]*rankedValue{
+		"a": {rank: 40, value: 0}, // many CLOSE_WAIT, none unread: still kept
+		"b": {rank: 10, value: 3},
+		"c": {rank: 10, value: 1}, // ties broken by label: b before c
+		"d": {rank: 2, value: 2},
+	}
+	var folded int
+	got := render(t, func(ch chan<- prometheus.Metric) {
+		folded = emitRanked(ch, desc, values, 2, func(k string) []string { return []string{k} })
+	})
+	want := []string{"route=a 0", "route=b 3", "route=other 3"}
+	if !slices.Equal(got, want) || folded != 2 {
+		t.Fatalf("got %q, folded %d; want %q, folded 2", got, folded, want)
+	}
+	got = render(t, func(ch chan<- prometheus.Metric) {
+		folded = emitRanked(ch, desc, values, 4, func(k string) []string { return []string{k} })
+	})
+	if len(got) != 4 || folded != 0 {
+		t.Fatalf("max 4: got %q, folded %d", got, folded)
+	}
+}

@@ -34,8 +34,11 @@ type OwnerWalk struct {
 	// that won it (the lowest pid holding the socket).
 	owner map[uint64]socketOwner
 	// Denied counts processes whose fd folder could not be read for lack of
-	// privileges; their sockets stay unresolved.
-	Denied int
+	// privileges; their sockets stay unresolved. DeniedPIDs lists them, in
+	// pid order, and DeniedErr is the error of the lowest one.
+	Denied     int
+	DeniedPIDs []int32
+	DeniedErr  error
 	// Processes counts the processes whose fd folder was read.
 	Processes int
 	// Cached counts the processes whose sockets came from the cache.
@@ -175,6 +178,7 @@ func (o *SocketOwners) Walk(ctx context.Context, wanted map[uint64]socketOwner) 
 	if wk.err != nil {
 		return nil, fmt.Errorf("walking /proc/PID/fd: %w", wk.err)
 	}
+	slices.Sort(wk.w.DeniedPIDs)
 	for pid := range o.procs {
 		if _, found := slices.BinarySearch(o.pids, pid); !found {
 			delete(o.procs, pid) // gone
@@ -275,6 +279,8 @@ type walk struct {
 	// ascending order, so none left could be a lower pid holding one.
 	open atomic.Int64
 	err  error
+	// deniedMin is the lowest pid in w.DeniedPIDs.
+	deniedMin int32
 }
 
 // run hands pids, in order, to the workers. In the first pass each process
@@ -343,6 +349,12 @@ func (wk *walk) visit(r *procReader, pid int32, i int, force bool) {
 		wk.mu.Lock()
 		if errors.Is(err, fs.ErrPermission) {
 			wk.w.Denied++
+			// Workers finish out of order: keep the lowest pid's error.
+			if wk.w.DeniedErr == nil || pid < wk.deniedMin {
+				wk.deniedMin = pid
+				wk.w.DeniedErr = fmt.Errorf("%s/%d/fd: %w", wk.owners.Root, pid, err)
+			}
+			wk.w.DeniedPIDs = append(wk.w.DeniedPIDs, pid)
 			wk.read[pid] = true
 		}
 		// Otherwise the process went away mid-walk.
@@ -481,8 +493,8 @@ func (r *procReader) sockets(pid int32) ([]uint64, error) {
 				// The name is NUL-terminated in the buffer: hand it to
 				// readlinkat as it is.
 				m, err := readlinkat(dfd, &b[direntNameOffset], r.link[:])
-				if err == unix.EACCES {
-					return nil, fs.ErrPermission
+				if err == unix.EACCES || err == unix.EPERM {
+					return nil, errnoErr(err)
 				}
 				if err == nil {
 					if ino, ok := parseSocketLink(r.link[:m]); ok {
@@ -597,13 +609,24 @@ func fdCount(dirfd int, path []byte) (int64, error) {
 	return st.Size, nil
 }
 
-// errnoErr maps access errors to fs.ErrPermission, as os does.
+// errnoErr maps access errors to a deniedError, which is fs.ErrPermission
+// as os's errors are, and keeps the errno for the log.
 func errnoErr(err error) error {
-	if err == unix.EACCES || err == unix.EPERM {
-		return fs.ErrPermission
+	if errno, ok := err.(unix.Errno); ok && (errno == unix.EACCES || errno == unix.EPERM) {
+		return deniedError{errno}
 	}
 	return err
 }
+
+// deniedError is a refused access: fs.ErrPermission, naming its errno.
+type deniedError struct{ errno unix.Errno }
+
+func (e deniedError) Error() string {
+	return fmt.Sprintf("%s (%s)", e.errno.Error(), unix.ErrnoName(e.errno))
+}
+
+func (e deniedError) Is(target error) bool { return target == fs.ErrPermission }
+func (e deniedError) Unwrap() error        { return e.errno }
 
 // parseSocketLink reads the inode from an fd link target "socket:[12345]".
 func parseSocketLink(link []byte) (uint64, bool) {

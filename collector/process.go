@@ -14,7 +14,7 @@ import (
 // the sockets whose owner could not be found.
 type processCollector struct {
 	process, route, unresolved, truncated *prometheus.Desc
-	oldest, stuck                         *prometheus.Desc
+	oldest, stuck, unread                 *prometheus.Desc
 	maxSeries                             int
 	routeStates                           [numStates]bool
 	stuckAfter                            time.Duration
@@ -32,6 +32,8 @@ func newProcessCollector(o Options) familyCollector {
 			"Age of the oldest CLOSE_WAIT socket per holding process and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "remote_address", "remote_port"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck",
 			"CLOSE_WAIT sockets per holding process and remote endpoint that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "remote_address", "remote_port"}, nil),
+		unread: prometheus.NewDesc(namespace+"_process_remote_close_wait_unread_sockets",
+			"CLOSE_WAIT sockets per holding process and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "remote_address", "remote_port"}, nil),
 		truncated:  truncatedDesc,
 		maxSeries:  o.MaxSeries,
 		stuckAfter: o.StuckAfter,
@@ -59,6 +61,8 @@ func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) erro
 	if s.CloseWaitSince != nil {
 		ages = map[routeKey]*closeWaitAge{}
 	}
+	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data.
+	unread := map[routeKey]*rankedValue{}
 	now := s.Taken.UnixNano()
 	for i := range s.Sockets {
 		sk := &s.Sockets[i]
@@ -80,6 +84,17 @@ func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) erro
 		if c.routeStates[sk.State] {
 			byRoute.add(key, sk.State)
 		}
+		if sk.State == StateCloseWait {
+			u := unread[key]
+			if u == nil {
+				u = &rankedValue{}
+				unread[key] = u
+			}
+			u.rank++
+			if unreadData(sk) > 0 {
+				u.value++
+			}
+		}
 		if ages != nil && sk.State == StateCloseWait {
 			a := ages[key]
 			if a == nil {
@@ -98,6 +113,8 @@ func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) erro
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_connections")
 	folded = byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_connections")
+	folded = emitRanked(ch, c.unread, unread, c.maxSeries, routeLabels)
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_unread_sockets")
 	for _, st := range allStates {
 		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, unresolved[st], stateNames[st])
 	}

@@ -47,8 +47,11 @@ type Snapshot struct {
 	OwnersWalked bool
 	OwnersErr    error
 	// DeniedProcesses counts processes whose sockets could not be read for
-	// lack of privileges.
+	// lack of privileges; DeniedPIDs lists them and DeniedErr is the error
+	// of the first.
 	DeniedProcesses int
+	DeniedPIDs      []int32
+	DeniedErr       error
 
 	TablesDuration, OwnersDuration time.Duration
 
@@ -232,6 +235,7 @@ func (s *Snapshot) attribute(ctx context.Context, owners *SocketOwners, wanted m
 	}
 	s.OwnerNames = walk.Names
 	s.DeniedProcesses = walk.Denied
+	s.DeniedPIDs, s.DeniedErr = walk.DeniedPIDs, walk.DeniedErr
 	for i := range s.Sockets {
 		if ino := s.Sockets[i].Inode; ino != 0 {
 			s.Owner[i], s.OwnerPid[i] = walk.Lookup(ino)

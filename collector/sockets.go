@@ -23,28 +23,12 @@ type CloseWaitSocket struct {
 	// clock; 0 with AgeNone.
 	Age       time.Duration
 	AgeSource AgeSource
-	// Unread is the data the application never read (UnreadBytes).
+	// Unread is the data the application never read (unreadData).
 	Unread uint64
 	Inode  uint64
 	// Namespace names the socket's network namespace when the exporter
 	// reads several ("host" for its own), else "".
 	Namespace string
-}
-
-// UnreadBytes is the data in a socket's receive queue that the application
-// has not read. A FIN takes one sequence number, and the kernel's queue
-// length (rcv_nxt - copied_seq, both in /proc/net/tcp and sock_diag) counts
-// it until the application reads the end of the stream; so a socket that
-// has received the peer's FIN (CLOSE_WAIT, LAST_ACK, CLOSING) shows one
-// byte more than the data it holds, unless that end was read (0 then).
-func (s *Socket) UnreadBytes() uint64 {
-	switch s.State {
-	case StateCloseWait, StateLastAck, StateClosing:
-		if s.RxQueue > 0 {
-			return s.RxQueue - 1
-		}
-	}
-	return s.RxQueue
 }
 
 // CloseWaitSockets reads (or shares) a snapshot, with the process walk
@@ -63,7 +47,7 @@ func (e *Exporter) CloseWaitSockets(ctx context.Context) ([]CloseWaitSocket, err
 		if sk.State != StateCloseWait {
 			continue
 		}
-		c := CloseWaitSocket{Local: unmapped(sk.Local), Remote: unmapped(sk.Remote), Unread: sk.UnreadBytes(), Inode: sk.Inode}
+		c := CloseWaitSocket{Local: unmapped(sk.Local), Remote: unmapped(sk.Remote), Unread: unreadData(sk), Inode: sk.Inode}
 		if name, ok := s.OwnerName(i); ok {
 			c.Process, c.Pid = name, int(s.OwnerPid[i])
 		}

@@ -50,16 +50,14 @@ const unresolvedReason = "0 when the exporter (root here) finds every socket's o
 // value above 0 for each of its queries: the held CLOSE_WAIT and
 // established sockets, the full pool and the healthy exporter make them so.
 var mayBeZero = map[string]string{
-	"tcpstate-overview.json: Unresolved sockets":                  unresolvedReason,
-	"tcpstate-overview.json: Unresolved sockets by state":         unresolvedReason,
-	"tcpstate-drilldown.json: Unresolved sockets on the host":     unresolvedReason,
-	"tcpstate-overview.json: Failing collectors":                  "every collector succeeds",
-	"tcpstate-overview.json: Truncated families":                  "far fewer series than --collector.max-series",
-	"tcpstate-overview.json: Series truncated":                    "far fewer series than --collector.max-series",
-	"tcpstate-overview.json: Receive queue bytes by state":        "the held sockets have nothing unread; other sockets on the host may have none either",
-	"tcpstate-overview.json: Transmit queue bytes by state":       "the held sockets have nothing unacknowledged; other sockets on the host may have none either",
-	"tcpstate-drilldown.json: Receive queue bytes in CLOSE_WAIT":  "the server closed the held sockets without sending data",
-	"tcpstate-drilldown.json: Transmit queue bytes in CLOSE_WAIT": "the client sent nothing unacknowledged on the held sockets",
+	"tcpstate-overview.json: Unresolved sockets (all selected hosts)": unresolvedReason,
+	"tcpstate-overview.json: Unresolved sockets by state":             unresolvedReason,
+	"tcpstate-drilldown.json: Unresolved sockets on the host":         unresolvedReason,
+	"tcpstate-overview.json: Failing collectors (all selected hosts)": "every collector succeeds",
+	"tcpstate-overview.json: Truncated families (all selected hosts)": "far fewer series than --collector.max-series",
+	"tcpstate-overview.json: Series truncated":                        "far fewer series than --collector.max-series",
+	"tcpstate-overview.json: Transmit queue bytes by state":           "the held sockets have nothing unacknowledged; other sockets on the host may have none either",
+	"tcpstate-drilldown.json: Transmit queue bytes in CLOSE_WAIT":     "the client sent nothing unacknowledged on the held sockets",
 }
 
 // dashboardValues are the values the template variables take in the

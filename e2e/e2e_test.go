@@ -31,11 +31,15 @@ const (
 	// equals the CLOSE_WAIT count, so TCPStatePoolExhausted (>= max) fires.
 	closeWait   = 5
 	established = 3
-	poolMax     = closeWait
-	poolName    = "search-engine"
-	clientComm  = "tcpst-e2e"
-	serverComm  = "tcpst-e2e-srv"
-	jobName     = "tcpstate"
+	// unread of the CLOSE_WAIT sockets hold a response nobody read (the
+	// rest read the end of stream), so queue bytes and the UNREAD columns
+	// have something to show.
+	unread     = 2
+	poolMax    = closeWait
+	poolName   = "search-engine"
+	clientComm = "tcpst-e2e"
+	serverComm = "tcpst-e2e-srv"
+	jobName    = "tcpstate"
 
 	// testFor replaces every `for:` of the rule pack in the test's copy.
 	testFor = "2s"
@@ -115,7 +119,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("sockhold serve printed %q: no port", srv.lines[0])
 	}
 	client := startSockhold(t, "connect", "-comm", clientComm,
-		"-close-wait", fmt.Sprintf("127.0.0.2:%s=%d", port, closeWait),
+		"-close-wait", fmt.Sprintf("127.0.0.2:%s=%d", port, closeWait-unread),
+		"-close-wait-unread", fmt.Sprintf("127.0.0.2:%s=%d", port, unread),
 		"-established", fmt.Sprintf("127.0.0.2:%s=%d", port, established))
 
 	exp := startExporter(t, writePoolConfig(t, port))
@@ -125,6 +130,7 @@ func TestEndToEnd(t *testing.T) {
 	// The pipeline's input: Prometheus has scraped exactly the held sockets.
 	waitForValue(t, prom, fmt.Sprintf(`tcpstate_pool_connections{job=%q,pool=%q,state="close_wait"}`, jobName, poolName), closeWait)
 	waitForValue(t, prom, fmt.Sprintf(`tcpstate_pool_connections{job=%q,pool=%q,state="established"}`, jobName, poolName), established)
+	waitForValue(t, prom, fmt.Sprintf(`tcpstate_process_remote_close_wait_unread_sockets{job=%q,process=%q}`, jobName, clientComm), unread)
 	t.Logf("Prometheus has the held sockets %.1fs after the cold start", time.Since(coldStart).Seconds())
 
 	want := expectedAlert{

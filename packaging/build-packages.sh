@@ -28,7 +28,7 @@ VERSION=$(tr -d ' \n' <"$root/VERSION")
 [[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+([-+.~][0-9A-Za-z.~+-]*)?$ ]] || die "VERSION file: \"$VERSION\" is not a version"
 export VERSION
 
-for f in rules/tcpstate_exporter.rules.yml docs/install.md packaging/copyright; do
+for f in rules/tcpstate_exporter.rules.yml docs/install.md docs/runbooks.md docs/rules.md packaging/copyright; do
 	[[ -f $root/$f ]] || die "$f is missing: the packages ship it"
 done
 compgen -G "$root/dashboards/*.json" >/dev/null || die "no dashboards/*.json: the packages ship them"
@@ -65,7 +65,9 @@ man_page() {
 			\fI/usr/share/tcpstate_exporter/\fR
 			Prometheus rule pack and Grafana dashboards.
 			.SH "SEE ALSO"
-			/usr/share/doc/tcpstate\-exporter/README.md, /usr/share/doc/tcpstate\-exporter/install.md
+			/usr/share/doc/tcpstate\-exporter/README.md, /usr/share/doc/tcpstate\-exporter/install.md,
+			/usr/share/doc/tcpstate\-exporter/runbooks.md (what to do for each alert),
+			/usr/share/doc/tcpstate\-exporter/rules.md (the alerts' thresholds)
 		EOF
 	} | gzip -9n >"$out"
 }

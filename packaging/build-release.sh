@@ -13,7 +13,7 @@
 #
 # Each tarball is tcpstate_exporter-VERSION.linux-ARCH.tar.gz with one top
 # folder of the same name holding the binary, LICENSE, README.md,
-# docs/install.md, the rule file, the dashboards' JSON, packaging/systemd
+# docs/install.md, docs/runbooks.md, docs/rules.md, the rule file, the dashboards' JSON, packaging/systemd
 # and packaging/config.yml (the files .promu.yml lists, without the tests). dist/sha256sums.txt covers this version's tarballs.
 set -euo pipefail
 
@@ -38,7 +38,7 @@ stage_root=$root/.build/release
 mkdir -p "$dist" "$stage_root"
 
 # What an operator uses, not the tests of the rules and dashboards.
-extras=(README.md docs/install.md rules/tcpstate_exporter.rules.yml packaging/systemd packaging/config.yml)
+extras=(README.md docs/install.md docs/runbooks.md docs/rules.md rules/tcpstate_exporter.rules.yml packaging/systemd packaging/config.yml)
 shopt -s nullglob
 dashboards=("$root"/dashboards/*.json)
 shopt -u nullglob

@@ -23,7 +23,8 @@
 #      capabilities, no_new_privs) grants the two capabilities only with the
 #      file capabilities in place.
 #
-#   8. docs/install.md shows the binary's real --help output;
+#   8. docs/install.md shows the binary's real --help output; the release
+#      tarball holds the binary and the docs (runbooks and rules included);
 #   9. the .deb under a booted systemd in a container
 #      (packaging/test-systemd.sh; SKIP_SYSTEMD_BOOT=1 skips it; the first
 #      run fetches a Debian root file system, ~1 min).
@@ -117,6 +118,8 @@ expected_files="-rw-r--r-- root/root ./etc/default/tcpstate_exporter
 -rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/changelog.gz
 -rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/copyright
 -rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/install.md
+-rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/rules.md
+-rw-r--r-- root/root ./usr/share/doc/tcpstate-exporter/runbooks.md
 -rw-r--r-- root/root ./usr/share/lintian/overrides/tcpstate-exporter
 -rw-r--r-- root/root ./usr/share/man/man1/tcpstate_exporter.1.gz
 $(cd "$root" && for f in dashboards/*.json; do echo "-rw-r--r-- root/root ./usr/share/tcpstate_exporter/$f"; done)
@@ -127,6 +130,14 @@ if [[ $actual_files != "$(sort <<<"$expected_files")" ]]; then
 	fail ".deb file list, modes or owners differ"
 fi
 ok "$(wc -l <<<"$actual_files") files with the expected modes and owners"
+# The runbooks the alerts link to are on the host, as in the repository.
+for doc in runbooks.md rules.md; do
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/doc/tcpstate-exporter/$doc" | cmp -s - "$root/docs/$doc" ||
+		fail ".deb: /usr/share/doc/tcpstate-exporter/$doc differs from docs/$doc"
+	rpm -qlp "$rpmfile" 2>/dev/null | grep -q -x "/usr/share/doc/tcpstate-exporter/$doc" ||
+		fail ".rpm: no /usr/share/doc/tcpstate-exporter/$doc"
+done
+ok "runbooks.md and rules.md in /usr/share/doc/tcpstate-exporter/ of both packages"
 
 dpkg-deb -e "$deb" "$work/control"
 conffiles=$(sort "$work/control/conffiles")
@@ -336,7 +347,8 @@ value() { # value FILE SERIES: the sample of one exact series, or nothing.
 	awk -v s="$2" 'index($0, s " ") == 1 { print $2 }' "$1"
 }
 denied() { grep -o 'processes_denied=[0-9]*' "$1" | cut -d= -f2 || true; }
-warning='cannot read /proc/PID/fd of processes owned by other users'
+warning='cannot read /proc/PID/fd of '
+hint='The exporter lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE'
 route="{process=\"$client\",remote_address=\"127.0.0.2\",remote_port=\"$port\""
 
 # Baseline: how many processes even root cannot read here (a sandbox's
@@ -358,6 +370,9 @@ got=$(value "$work/caps.metrics" "tcpstate_process_remote_connections$route,stat
 [[ $(value "$work/caps.metrics" tcpstate_config_last_reload_successful) == 1 ]] || fail "the packaged config.yml did not load"
 caps_denied=$(denied "$work/caps.log")
 ((${caps_denied:-0} <= ${root_denied:-0})) || fail "with the two capabilities $caps_denied processes were unreadable, as root ${root_denied:-0}"
+if grep -q -F 'lacks CAP_' "$work/caps.log" "$work/root.log"; then
+	fail "with both capabilities the log still says they are missing: $(grep -h -F 'lacks CAP_' "$work/caps.log" "$work/root.log")"
+fi
 ok "nobody + CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE: $closewait close_wait and $established established attributed to $client (unreadable processes: ${caps_denied:-0}, as root: ${root_denied:-0})"
 
 run_exporter nocaps setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all "$bin"
@@ -375,12 +390,14 @@ if ! [[ $unresolved =~ ^[0-9]+$ ]] || ((unresolved < closewait)); then
 fi
 warnings=$(grep -c -F "$warning" "$work/nocaps.log" || true)
 [[ $warnings == 1 ]] || { cat "$work/nocaps.log" >&2; fail "without capabilities the log has $warnings lines with \"$warning\", want 1"; }
+grep -q -F "$hint" "$work/nocaps.log" || { cat "$work/nocaps.log" >&2; fail "without capabilities the log does not say \"$hint\""; }
+grep -q -E 'first error: /proc/[0-9]+/fd: .*\(E(ACCES|PERM)\)' "$work/nocaps.log" || { cat "$work/nocaps.log" >&2; fail "the warning does not name a pid and its errno"; }
 ok "nobody without capabilities: tcpstate_unresolved_sockets{state=\"close_wait\"} $unresolved (>= $closewait), $client not named, one warning in two scrapes"
 
 # The DaemonSet's model: the runtime starts the process as uid 65534 with
 # the added capabilities in its bounding and permitted sets but not its
 # ambient set, with no_new_privs. Only an executable with file capabilities
-# keeps them across execve() (packaging/container/Dockerfile sets them).
+# keeps them across execve() (the image from `make image` has them).
 cp "$bin" "$work/exporter-filecaps"
 cp "$bin" "$work/exporter-plain"
 setcap cap_dac_read_search,cap_sys_ptrace=ep "$work/exporter-filecaps" ||
@@ -417,6 +434,22 @@ if ! diff -u --label "docs/install.md" --label "tcpstate_exporter --help" "$work
 	fail "the --help output in docs/install.md is stale: run packaging/update-install-help.sh"
 fi
 ok "the --help block matches the binary"
+
+# --- 8b. release tarball -------------------------------------------------------
+step "8b. release tarball (amd64)"
+DIST=$work/release "$root/packaging/build-release.sh" amd64 >"$work/release.log" 2>&1 ||
+	{ cat "$work/release.log" >&2; fail "build-release.sh failed"; }
+tarball=$work/release/tcpstate_exporter-$version.linux-amd64.tar.gz
+[[ -f $tarball ]] || fail "no $tarball"
+top=tcpstate_exporter-$version.linux-amd64
+listing=$(tar -tzf "$tarball")
+for f in tcpstate_exporter README.md docs/install.md docs/runbooks.md docs/rules.md rules/tcpstate_exporter.rules.yml packaging/config.yml; do
+	grep -q -x -F "$top/$f" <<<"$listing" || fail "the release tarball lacks $top/$f"
+done
+for doc in runbooks.md rules.md; do
+	tar -xzOf "$tarball" "$top/docs/$doc" | cmp -s - "$root/docs/$doc" || fail "the tarball's docs/$doc differs from the repository's"
+done
+ok "$(basename "$tarball"): binary, README, install, runbooks and rules docs, rule file, config"
 
 # --- 9. booted systemd --------------------------------------------------------
 if [[ ${SKIP_SYSTEMD_BOOT:-0} == 1 ]]; then

@@ -100,6 +100,17 @@ func breakDashboard(t *testing.T, good []byte, known map[string]bool, uids map[s
 		t.Fatal("no panel with targets")
 		return nil
 	}
+	// perHostTarget is the first query of a panel that must keep hosts apart.
+	perHostTarget := func(d map[string]any) map[string]any {
+		for _, p := range allPanels(d) {
+			title, _ := p.panel["title"].(string)
+			if ts, ok := p.panel["targets"].([]any); ok && len(ts) > 0 && !strings.Contains(title, sumsHosts) {
+				return ts[0].(map[string]any)
+			}
+		}
+		t.Fatal("no per-host panel with targets")
+		return nil
+	}
 	cases := []struct {
 		name   string
 		mutate func(d map[string]any)
@@ -145,6 +156,24 @@ func breakDashboard(t *testing.T, good []byte, known map[string]bool, uids map[s
 			}}
 		}, `unknown dashboard uid "nope"`},
 		{"old schema", func(d map[string]any) { d["schemaVersion"] = 27 }, "schemaVersion 27"},
+		{"hosts added up without saying so", func(d map[string]any) {
+			perHostTarget(d)["expr"] = `sum by (remote_port) (tcpstate_remote_port_connections{job=~"$job", instance=~"$instance"})`
+		}, "sum by (remote_port) drops job and instance"},
+		{"instance kept, job lost", func(d map[string]any) {
+			perHostTarget(d)["expr"] = `max by (instance) (tcpstate_connections{job=~"$job", instance=~"$instance"})`
+		}, "max by (instance) drops job"},
+		{"nested sum of everything", func(d map[string]any) {
+			perHostTarget(d)["expr"] = `count(sum by (job, instance, pool) (tcpstate_pool_connections) > 0) or vector(0)`
+		}, "count(...) drops job and instance"},
+		{"legend without the host", func(d map[string]any) {
+			for _, p := range allPanels(d) {
+				if p.panel["type"] == "timeseries" {
+					p.panel["targets"].([]any)[0].(map[string]any)["legendFormat"] = "{{state}}"
+					return
+				}
+			}
+			t.Fatal("no timeseries panel")
+		}, `legend "{{state}}" does not name the host`},
 		{"missing variable", func(d map[string]any) {
 			tl := d["templating"].(map[string]any)
 			var kept []any
@@ -227,6 +256,39 @@ func TestMetricNames(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("metricNames(%q) = %q, want %q", c.expr, got, c.want)
 		}
+	}
+}
+
+func TestAggregationGroupings(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		expr string
+		want []string
+	}{
+		{`sum by (job, instance) (x)`, []string{"sum by (job, instance)"}},
+		{`sum(x) by (state)`, []string{"sum by (state)"}},
+		{`sum without (family) (x)`, []string{"sum without (family)"}},
+		{`count(sum by (job, instance, pool) (x) / on (job, instance, pool) y > 0) or vector(0)`, []string{"count(...)", "sum by (job, instance, pool)"}},
+		{`topk(5, x) and on (job) y`, nil},
+		{`sort_desc(max by (job, instance, process) (x{a="sum by (b)"}))`, []string{"max by (job, instance, process)"}},
+		{`x{job=~"$job"}`, nil},
+	}
+	for _, c := range cases {
+		gs, err := aggregationGroupings(c.expr)
+		if err != nil {
+			t.Errorf("%q: %v", c.expr, err)
+			continue
+		}
+		var got []string
+		for _, g := range gs {
+			got = append(got, g.String())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%q: got %q, want %q", c.expr, got, c.want)
+		}
+	}
+	if lost := (grouping{op: "sum", grouped: true, without: true, labels: []string{"instance"}}).drops(hostLabels); !slices.Equal(lost, []string{"instance"}) {
+		t.Errorf("without (instance) drops %q", lost)
 	}
 }
 
@@ -498,6 +560,7 @@ func checkDashboard(raw []byte, known map[string]bool, uids map[string]string) [
 				continue
 			}
 			problems = append(problems, checkPromQL(twhere, expr, known)...)
+			problems = append(problems, checkPerHost(twhere, title, typ, expr, tg["legendFormat"])...)
 		}
 	}
 
@@ -523,6 +586,162 @@ func checkDashboard(raw []byte, known map[string]bool, uids map[string]string) [
 }
 
 var dashLinkRE = regexp.MustCompile(`^/d/([^/?#]+)`)
+
+// sumsHosts is what a panel's title says when the panel adds up every
+// selected host on purpose. Every other panel keeps the hosts apart: an
+// engineer must see which host leaks, and $instance defaults to All.
+const sumsHosts = "all selected hosts"
+
+// hostLabels are the labels that tell hosts apart.
+var hostLabels = []string{"job", "instance"}
+
+// checkPerHost requires every aggregation of a query to keep job and
+// instance, and every legend to name the instance, unless the panel's
+// title says it sums hosts. Tables show the labels as columns.
+func checkPerHost(where, title, typ, expr string, legendFormat any) []string {
+	if strings.Contains(title, sumsHosts) {
+		return nil
+	}
+	var out []string
+	groupings, err := aggregationGroupings(expr)
+	if err != nil {
+		return nil // checkPromQL reports it
+	}
+	for _, g := range groupings {
+		if lost := g.drops(hostLabels); len(lost) > 0 {
+			out = append(out, fmt.Sprintf("%s: %s drops %s, so hosts are added up: aggregate by (job, instance, ...) or say %q in the title",
+				where, g, strings.Join(lost, " and "), sumsHosts))
+		}
+	}
+	legend, _ := legendFormat.(string)
+	if typ != "table" && legend != "" && legend != "__auto" && !strings.Contains(legend, "{{instance}}") {
+		out = append(out, fmt.Sprintf("%s: legend %q does not name the host: add {{instance}}", where, legend))
+	}
+	return out
+}
+
+// grouping is one aggregation of a PromQL expression and its label list.
+type grouping struct {
+	op      string
+	without bool     // "without (...)" rather than "by (...)"
+	labels  []string // nil with neither: everything is aggregated away
+	grouped bool     // by or without was given
+}
+
+func (g grouping) String() string {
+	switch {
+	case !g.grouped:
+		return g.op + "(...)"
+	case g.without:
+		return fmt.Sprintf("%s without (%s)", g.op, strings.Join(g.labels, ", "))
+	}
+	return fmt.Sprintf("%s by (%s)", g.op, strings.Join(g.labels, ", "))
+}
+
+// drops returns which of the wanted labels the aggregation removes.
+func (g grouping) drops(wanted []string) []string {
+	var lost []string
+	for _, w := range wanted {
+		in := slices.Contains(g.labels, w)
+		if (g.without && in) || (!g.without && !in) {
+			lost = append(lost, w)
+		}
+	}
+	return lost
+}
+
+// selectingAggregations pick series without merging their labels.
+var selectingAggregations = map[string]bool{"topk": true, "bottomk": true, "limitk": true, "limit_ratio": true}
+
+// aggregationGroupings lists the label-merging aggregations of expr with
+// their by/without lists, in either position: "sum by (a) (x)" and
+// "sum (x) by (a)".
+func aggregationGroupings(expr string) ([]grouping, error) {
+	lx := &promLexer{s: expr}
+	var out []grouping
+	labelList := func() ([]string, error) {
+		lx.skipSpace()
+		start := lx.pos
+		if err := lx.skipUntil('(', ')'); err != nil {
+			return nil, err
+		}
+		var labels []string
+		for _, l := range strings.Split(lx.s[start+1:lx.pos-1], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		return labels, nil
+	}
+	modifier := func(g *grouping) error {
+		save := lx.pos
+		lx.skipSpace()
+		if lx.eof() || !isIdentStart(lx.peek()) {
+			lx.pos = save
+			return nil
+		}
+		word := strings.ToLower(lx.ident())
+		if word != "by" && word != "without" {
+			lx.pos = save
+			return nil
+		}
+		labels, err := labelList()
+		g.grouped, g.without, g.labels = true, word == "without", labels
+		return err
+	}
+	for {
+		lx.skipSpace()
+		if lx.eof() {
+			return out, nil
+		}
+		c := lx.peek()
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			if _, err := lx.str(); err != nil {
+				return nil, err
+			}
+		case c == '{':
+			if _, err := lx.matchers(); err != nil {
+				return nil, err
+			}
+		case c == '$':
+			lx.variable()
+		case isIdentStart(c):
+			word := strings.ToLower(lx.ident())
+			if !aggregations[word] || selectingAggregations[word] {
+				if groupingKeywords[word] && lx.nextSignificant() == '(' {
+					// on (...), ignoring (...), group_left (...): label lists
+					// of binary operators, not aggregations.
+					lx.skipSpace()
+					if err := lx.skipUntil('(', ')'); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			g := grouping{op: word}
+			if err := modifier(&g); err != nil {
+				return nil, err
+			}
+			if !g.grouped && lx.nextSignificant() == '(' {
+				// The argument comes first: look for a trailing by/without
+				// after it, then come back to read inside it.
+				lx.skipSpace()
+				argStart := lx.pos
+				if err := lx.skipUntil('(', ')'); err != nil {
+					return nil, err
+				}
+				if err := modifier(&g); err != nil {
+					return nil, err
+				}
+				lx.pos = argStart + 1
+			}
+			out = append(out, g)
+		default:
+			lx.pos++
+		}
+	}
+}
 
 var registerPlugins sync.Once
 

@@ -3,10 +3,20 @@
 //
 //	sockhold serve -listen 127.0.0.2:0 -listen [::1]:0
 //	    accepts connections; a client that sends 'c' is closed at once (its
-//	    socket goes to CLOSE_WAIT), one that sends 'k' is kept open.
+//	    socket goes to CLOSE_WAIT), one that sends 'r' gets a response of
+//	    -response-bytes (100) and is closed, one that sends 'k' is kept open.
 //	sockhold connect -close-wait 127.0.0.2:9000=5 -established [::1]:9000=2
 //	    opens those connections, waits until every close-wait socket has
 //	    seen the server's FIN, prints "ready", and holds them.
+//
+// The close-wait kinds differ in what the client's receive queue holds, as
+// `ss` shows it in Recv-Q:
+//
+//	-close-wait         the client reads the end of stream: Recv-Q 0
+//	-close-wait-idle    the client never reads, like an idle pooled
+//	                    connection the server closed: Recv-Q 1 (the FIN)
+//	-close-wait-unread  the server sends a response first and the client
+//	                    never reads it, like a leaked request: Recv-Q 101
 //
 // A port may be a range, FROM-TO: `-listen 127.0.0.3:10000-19999` listens on
 // every free port of it (ports in use are skipped and counted), and
@@ -37,6 +47,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type targets []string
@@ -50,10 +62,13 @@ func main() {
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	var listen, closeWait, established targets
+	var listen, closeWait, closeWaitIdle, closeWaitUnread, established targets
 	fs.Var(&listen, "listen", "serve: address to listen on (repeatable; port 0 picks one, and later addresses with port 0 reuse the first port)")
 	fs.Var(&closeWait, "close-wait", "connect: ADDR=N connections the server closes (repeatable)")
+	fs.Var(&closeWaitIdle, "close-wait-idle", "connect: ADDR=N connections the server closes and the client never reads (Recv-Q 1) (repeatable)")
+	fs.Var(&closeWaitUnread, "close-wait-unread", "connect: ADDR=N connections the server answers and closes, the answer never read (repeatable)")
 	fs.Var(&established, "established", "connect: ADDR=N connections kept open (repeatable)")
+	fs.IntVar(&responseBytes, "response-bytes", 100, "serve: bytes sent to a client that sends 'r' before closing")
 	comm := fs.String("comm", "", "process name to set (at most 15 bytes)")
 	noAccept := fs.Bool("no-accept", false, "serve: leave connections in the backlog instead of accepting them")
 	hold := fs.Duration("hold", 10*time.Minute, "release everything and exit after this long")
@@ -78,7 +93,7 @@ func main() {
 	case "serve":
 		err = serve(listen, *noAccept)
 	case "connect":
-		err = connect(closeWait, established)
+		err = connect(closeWait, closeWaitIdle, closeWaitUnread, established)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -117,6 +132,8 @@ var (
 	// dialer and listenConfig carry -keepalive.
 	dialer       net.Dialer
 	listenConfig net.ListenConfig
+
+	responseBytes int // -response-bytes
 )
 
 func serve(addrs []string, noAccept bool) error {
@@ -194,6 +211,11 @@ func accept(l net.Listener) {
 				c.Close()
 				return
 			}
+			if b[0] == 'r' {
+				_, _ = c.Write(make([]byte, responseBytes))
+				c.Close()
+				return
+			}
 			keptMu.Lock()
 			kept = append(kept, c)
 			keptMu.Unlock()
@@ -201,11 +223,11 @@ func accept(l net.Listener) {
 	}
 }
 
-func connect(closeWait, established []string) error {
+func connect(closeWait, closeWaitIdle, closeWaitUnread, established []string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	connected, refused := 0, 0
-	open := func(spec string, mode byte) error {
+	open := func(spec string, mode byte, unread bool) error {
 		addr, n, err := parseTarget(spec)
 		if err != nil {
 			return err
@@ -239,34 +261,47 @@ func connect(closeWait, established []string) error {
 				keptMu.Lock()
 				kept = append(kept, c)
 				keptMu.Unlock()
-				if mode == 'c' {
+				wait := func() error { return nil }
+				switch {
+				case mode == 'c' && !unread:
 					// EOF means the server's FIN arrived: this socket is now
 					// in CLOSE_WAIT, and stays there because it is never
 					// closed.
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
+					wait = func() error {
 						_ = c.SetReadDeadline(time.Now().Add(time.Minute))
 						if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-							select {
-							case errs <- fmt.Errorf("waiting for the server to close %s: %v", a, err):
-							default:
-							}
+							return err
 						}
-					}()
+						return nil
+					}
+				case mode == 'c' || mode == 'r':
+					// Reading would take the FIN (and the response) out of
+					// the queue: watch the socket's state instead.
+					wait = func() error { return waitCloseWait(c) }
 				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := wait(); err != nil {
+						select {
+						case errs <- fmt.Errorf("waiting for the server to close %s: %v", a, err):
+						default:
+						}
+					}
+				}()
 			}
 		}
 		return nil
 	}
-	for _, spec := range closeWait {
-		if err := open(spec, 'c'); err != nil {
-			return err
-		}
-	}
-	for _, spec := range established {
-		if err := open(spec, 'k'); err != nil {
-			return err
+	for _, kind := range []struct {
+		specs  []string
+		mode   byte
+		unread bool
+	}{{closeWait, 'c', false}, {closeWaitIdle, 'c', true}, {closeWaitUnread, 'r', true}, {established, 'k', false}} {
+		for _, spec := range kind.specs {
+			if err := open(spec, kind.mode, kind.unread); err != nil {
+				return err
+			}
 		}
 	}
 	wg.Wait()
@@ -287,4 +322,38 @@ func parseTarget(spec string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad target %q: want ADDR=COUNT", spec)
 	}
 	return addr, n, nil
+}
+
+// waitCloseWait polls the connection's TCP state (TCP_INFO) until the
+// server's FIN has put it in CLOSE_WAIT, for at most a minute, without
+// reading from it.
+func waitCloseWait(c net.Conn) error {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var state uint8
+		var ierr error
+		if err := raw.Control(func(fd uintptr) {
+			var info *unix.TCPInfo
+			if info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); ierr == nil {
+				state = info.State
+			}
+		}); err != nil {
+			return err
+		}
+		if ierr != nil {
+			return ierr
+		}
+		const closeWait = 8 // TCP_CLOSE_WAIT in include/net/tcp_states.h
+		if state == closeWait {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still in TCP state %d after a minute", state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

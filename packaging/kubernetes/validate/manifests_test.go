@@ -5,7 +5,10 @@
 // the host's /proc at /host/proc, exactly two capabilities, a non-root
 // user, a read-only root file system, limits and probes, selectors that
 // match, the pool config accepted by the exporter's own parser, and a
-// PrometheusRule whose spec equals rules/tcpstate_exporter.rules.yml.
+// PrometheusRule whose spec equals rules/tcpstate_exporter.rules.yml. The
+// Helm chart in packaging/helm/tcpstate-exporter, rendered by `helm
+// template`, gets the same checks (helm_test.go; skipped unless HELM names
+// a helm binary, as `make helm-check` does).
 //
 // It is a module of its own so the exporter's go.mod never needs the
 // Kubernetes API packages. Run it with
@@ -91,8 +94,19 @@ func loadDaemonSet(t *testing.T) *appsv1.DaemonSet {
 
 func TestDaemonSet(t *testing.T) {
 	t.Parallel()
-	ds := loadDaemonSet(t)
+	checkDaemonSet(t, loadDaemonSet(t), "tcpstate-exporter-config")
+}
+
+// checkDaemonSet asserts what the exporter needs of its pod, in the
+// manifest and in the Helm chart's rendering: host namespaces, the host's
+// /proc, the config from the ConfigMap named configMap, the security
+// context, resources, probes, and image and labels following VERSION.
+func checkDaemonSet(t *testing.T, ds *appsv1.DaemonSet, configMap string) {
+	t.Helper()
 	pod := ds.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("want one container, have %d", len(pod.Containers))
+	}
 	c := pod.Containers[0]
 
 	if ds.Namespace != namespace {
@@ -137,8 +151,8 @@ func TestDaemonSet(t *testing.T) {
 	cfg, ok := mounts["/etc/tcpstate_exporter"]
 	if !ok || !cfg.ReadOnly {
 		t.Errorf("/etc/tcpstate_exporter must be mounted read-only: %+v", cfg)
-	} else if v := volumes[cfg.Name]; v.ConfigMap == nil || v.ConfigMap.Name != "tcpstate-exporter-config" {
-		t.Errorf("volume %q must be the ConfigMap tcpstate-exporter-config: %+v", cfg.Name, v)
+	} else if v := volumes[cfg.Name]; v.ConfigMap == nil || v.ConfigMap.Name != configMap {
+		t.Errorf("volume %q must be the ConfigMap %s: %+v", cfg.Name, configMap, v)
 	}
 
 	psc, sc := pod.SecurityContext, c.SecurityContext
@@ -218,19 +232,20 @@ func TestPoolConfigs(t *testing.T) {
 	}
 	commented := regexp.MustCompile(`(?m)^(\s+)# `)
 	for name, text := range map[string]string{"configmap.yaml config.yml": fromConfigMap, "packaging/config.yml": string(packaged)} {
-		cfg, err := collector.ParseConfig([]byte(text))
-		if err != nil {
-			t.Errorf("%s as shipped: %v", name, err)
-		} else if len(cfg.Pools) != 0 {
-			t.Errorf("%s as shipped declares %d pools, want none", name, len(cfg.Pools))
-		}
-		uncommented := commented.ReplaceAllString(text, "$1")
-		cfg, err = collector.ParseConfig([]byte(uncommented))
-		if err != nil {
-			t.Errorf("%s with the example uncommented: %v\n%s", name, err, uncommented)
-		} else if len(cfg.Pools) != 1 {
-			t.Errorf("%s: the uncommented example declares %d pools, want 1", name, len(cfg.Pools))
-		}
+		checkPoolConfig(t, name+" as shipped", text, 0)
+		checkPoolConfig(t, name+" with the example uncommented", commented.ReplaceAllString(text, "$1"), 1)
+	}
+}
+
+// checkPoolConfig loads a pool config with the exporter's own parser and
+// expects it to declare pools pools.
+func checkPoolConfig(t *testing.T, name, text string, pools int) {
+	t.Helper()
+	cfg, err := collector.ParseConfig([]byte(text))
+	if err != nil {
+		t.Errorf("%s: %v\n%s", name, err, text)
+	} else if len(cfg.Pools) != pools {
+		t.Errorf("%s declares %d pools, want %d", name, len(cfg.Pools), pools)
 	}
 }
 
@@ -241,7 +256,13 @@ func TestServiceAndServiceMonitorSelectTheDaemonSet(t *testing.T) {
 	decode(t, "service.yaml", &svc)
 	var sm monitoringv1.ServiceMonitor
 	decode(t, "servicemonitor.yaml", &sm)
+	checkServiceAndMonitor(t, ds, &svc, &sm)
+}
 
+// checkServiceAndMonitor asserts that the Service selects the DaemonSet's
+// pods on the named port metrics, and the ServiceMonitor that Service.
+func checkServiceAndMonitor(t *testing.T, ds *appsv1.DaemonSet, svc *corev1.Service, sm *monitoringv1.ServiceMonitor) {
+	t.Helper()
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ds.Spec.Template.Labels)) {
 		t.Errorf("Service selector %v does not match the pods %v", svc.Spec.Selector, ds.Spec.Template.Labels)
 	}
@@ -261,9 +282,9 @@ func TestServiceAndServiceMonitorSelectTheDaemonSet(t *testing.T) {
 	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" {
 		t.Errorf("ServiceMonitor endpoints %+v, want one on port metrics", sm.Spec.Endpoints)
 	}
-	for _, o := range []struct{ file, ns string }{{"service.yaml", svc.Namespace}, {"servicemonitor.yaml", sm.Namespace}} {
+	for _, o := range []struct{ kind, ns string }{{"Service", svc.Namespace}, {"ServiceMonitor", sm.Namespace}} {
 		if o.ns != namespace {
-			t.Errorf("%s: namespace %q, want %q", o.file, o.ns, namespace)
+			t.Errorf("%s: namespace %q, want %q", o.kind, o.ns, namespace)
 		}
 	}
 }
@@ -285,6 +306,13 @@ func TestPrometheusRuleMatchesTheRulePack(t *testing.T) {
 	t.Parallel()
 	var pr monitoringv1.PrometheusRule
 	decode(t, "prometheusrule.yaml", &pr)
+	checkPrometheusRule(t, &pr, "make prometheusrule")
+}
+
+// checkPrometheusRule asserts that the object's spec is the rule pack,
+// field for field; regenerate names the make target that fixes a drift.
+func checkPrometheusRule(t *testing.T, pr *monitoringv1.PrometheusRule, regenerate string) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repo, "rules/tcpstate_exporter.rules.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +325,7 @@ func TestPrometheusRuleMatchesTheRulePack(t *testing.T) {
 		t.Fatal("the rule pack has no groups")
 	}
 	if !reflect.DeepEqual(pr.Spec, spec) {
-		t.Error("prometheusrule.yaml spec differs from rules/tcpstate_exporter.rules.yml: run `make prometheusrule`")
+		t.Errorf("PrometheusRule %s: spec differs from rules/tcpstate_exporter.rules.yml: run `%s`", pr.Name, regenerate)
 	}
 	if pr.Namespace != namespace {
 		t.Errorf("namespace %q, want %q", pr.Namespace, namespace)
