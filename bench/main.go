@@ -367,7 +367,7 @@ func (b *bench) releaseHelpers() {
 
 // countSockets counts the lines of both TCP tables, through netlink.
 func countSockets() int {
-	socks, err := collector.NewNetlinkTables().AppendSockets(context.Background(), nil)
+	socks, err := collector.AppendSockets(context.Background(), collector.NewNetlinkTables(), nil)
 	if err != nil {
 		return 0
 	}

@@ -34,12 +34,18 @@ import (
 type CloseWaitTracker struct {
 	maxTracked int
 	seed       maphash.Seed
+	// clock reads the time the kernel's ages are counted from (a test
+	// sets it).
+	clock func() time.Time
 
 	mu         sync.Mutex
 	first      map[closeWaitKey]closeWaitEntry
 	generation uint32
 	untracked  int // CLOSE_WAIT sockets of the last reading left out by the cap
 	sources    [numAgeSources]int
+	// The same, counted by the reading under way.
+	untrackedNow int
+	counting     [numAgeSources]int
 }
 
 // AgeSource says which clock a CLOSE_WAIT socket's age came from.
@@ -85,7 +91,7 @@ type closeWaitEntry struct {
 // NewCloseWaitTracker returns a tracker that tracks at most maxTracked
 // sockets.
 func NewCloseWaitTracker(maxTracked int) *CloseWaitTracker {
-	return &CloseWaitTracker{maxTracked: maxTracked, seed: maphash.MakeSeed(), first: map[closeWaitKey]closeWaitEntry{}}
+	return &CloseWaitTracker{maxTracked: maxTracked, seed: maphash.MakeSeed(), clock: time.Now, first: map[closeWaitKey]closeWaitEntry{}}
 }
 
 func (t *CloseWaitTracker) key(s *Socket) closeWaitKey {
@@ -101,63 +107,77 @@ func (t *CloseWaitTracker) key(s *Socket) closeWaitKey {
 	return closeWaitKey{inode: s.Inode, tuple: h.Sum64()}
 }
 
-// Observe records a reading taken at now, whose kernel ages (Socket.AckAge)
-// were read at kernelNow. It returns, parallel to sockets,
-// since when each CLOSE_WAIT socket has been in CLOSE_WAIT (AgeNone for
-// other sockets and for untracked ones without a kernel age). complete says
-// whether the reading listed every socket: only a complete one lets the
-// tracker forget.
-func (t *CloseWaitTracker) Observe(sockets []Socket, now, kernelNow time.Time, complete bool, since []closeWaitSince) []closeWaitSince {
-	since = since[:0]
+// begin starts a reading: the sockets observe sees until end are its
+// sockets.
+func (t *CloseWaitTracker) begin() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.generation++
-	t.untracked = 0
-	t.sources = [numAgeSources]int{}
-	nowNanos, kernelNanos := now.UnixNano(), kernelNow.UnixNano()
-	for i := range sockets {
-		s := &sockets[i]
-		if s.State != StateCloseWait {
-			since = append(since, closeWaitSince{})
-			continue
+	t.counting = [numAgeSources]int{}
+	t.untrackedNow = 0
+}
+
+// observe takes one CLOSE_WAIT socket of the reading that began at taken,
+// and returns how long it had been in CLOSE_WAIT then, and by which clock:
+// the earliest start the kernel's clock or the tracker's first sighting has
+// shown (AgeNone for an untracked socket without a kernel age). A first
+// sighting counts from taken, so the sockets first seen by one reading
+// share an age; the kernel's clock is read as the socket streams, a little
+// after taken, so its age may come out short by that much, never long.
+func (t *CloseWaitTracker) observe(s *Socket, taken time.Time) (time.Duration, AgeSource) {
+	takenNanos := taken.UnixNano()
+	// The kernel's bound, when there is one: now less the time since the
+	// last ACK received.
+	var kernel closeWaitSince
+	if s.HasAckAge {
+		kernel = closeWaitSince{t.clock().UnixNano() - int64(s.AckAge)*int64(time.Millisecond), AgeKernel}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	since := kernel
+	if s.Inode != 0 {
+		since = t.remember(s, kernel, takenNanos)
+	}
+	t.counting[since.source]++
+	if since.source == AgeNone {
+		return 0, AgeNone
+	}
+	return time.Duration(max(takenNanos-since.nanos, 0)), since.source
+}
+
+// remember records a socket's sighting and returns its start. Called with
+// t.mu held.
+func (t *CloseWaitTracker) remember(s *Socket, kernel closeWaitSince, nowNanos int64) closeWaitSince {
+	k := t.key(s)
+	e, ok := t.first[k]
+	if !ok {
+		if len(t.first) >= t.maxTracked {
+			t.untrackedNow++
+			return kernel
 		}
-		// The kernel's bound, when there is one: now less the time since
-		// the last ACK received.
-		var kernel closeWaitSince
-		if s.HasAckAge {
-			kernel = closeWaitSince{kernelNanos - int64(s.AckAge)*int64(time.Millisecond), AgeKernel}
-		}
-		if s.Inode == 0 {
-			since = append(since, kernel)
-			t.sources[kernel.source]++
-			continue
-		}
-		k := t.key(s)
-		e, ok := t.first[k]
-		if !ok {
-			if len(t.first) >= t.maxTracked {
-				t.untracked++
-				since = append(since, kernel)
-				t.sources[kernel.source]++
-				continue
-			}
-			// Seen for the first time: the kernel's clock, when there is
-			// one, knows better than this reading.
-			e.since, e.source = nowNanos, AgeFirstSeen
-			if kernel.source == AgeKernel {
-				e.since, e.source = kernel.nanos, AgeKernel
-			}
-		} else if kernel.source == AgeKernel && kernel.nanos <= e.since {
-			// Keep the earlier start: a keepalive probe answered by the
-			// peer restarts the kernel's clock, and an age must not go
-			// backwards.
+		// Seen for the first time: the kernel's clock, when there is one,
+		// knows better than this reading.
+		e.since, e.source = nowNanos, AgeFirstSeen
+		if kernel.source == AgeKernel {
 			e.since, e.source = kernel.nanos, AgeKernel
 		}
-		e.generation = t.generation
-		t.first[k] = e
-		since = append(since, closeWaitSince{e.since, e.source})
-		t.sources[e.source]++
+	} else if kernel.source == AgeKernel && kernel.nanos <= e.since {
+		// Keep the earlier start: a keepalive probe answered by the peer
+		// restarts the kernel's clock, and an age must not go backwards.
+		e.since, e.source = kernel.nanos, AgeKernel
 	}
+	e.generation = t.generation
+	t.first[k] = e
+	return closeWaitSince{e.since, e.source}
+}
+
+// end closes a reading. complete says whether the reading listed every
+// socket: only a complete one lets the tracker forget the sockets it did
+// not see.
+func (t *CloseWaitTracker) end(complete bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sources, t.untracked = t.counting, t.untrackedNow
 	if complete {
 		for k, e := range t.first {
 			if e.generation != t.generation {
@@ -165,7 +185,6 @@ func (t *CloseWaitTracker) Observe(sockets []Socket, now, kernelNow time.Time, c
 			}
 		}
 	}
-	return since
 }
 
 // Tracked returns how many sockets are tracked, and how many CLOSE_WAIT
@@ -192,12 +211,12 @@ type closeWaitAge struct {
 	known  bool    // whether any socket of the group is tracked
 }
 
-func (a *closeWaitAge) add(since closeWaitSince, now int64, stuckAfter time.Duration) {
+func (a *closeWaitAge) add(in *sockInfo, stuckAfter time.Duration) {
 	a.count++
-	if since.source == AgeNone {
+	if in.ageSource == AgeNone {
 		return
 	}
-	age := time.Duration(now - since.nanos)
+	age := in.age
 	a.known = true
 	a.oldest = max(a.oldest, age.Seconds())
 	if age > stuckAfter {

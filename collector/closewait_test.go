@@ -11,14 +11,29 @@ func cwSocket(inode uint64, remotePort uint16, st State) Socket {
 	return Socket{Local: ap("10.0.0.5:40000"), Remote: netip.AddrPortFrom(netip.MustParseAddr("10.1.2.3"), remotePort), State: st, Inode: inode, Family: IPv4}
 }
 
-// seen returns the first-seen stamp of t.
-func seen(t time.Time) closeWaitSince { return closeWaitSince{t.UnixNano(), AgeFirstSeen} }
-
-// fromKernel returns the kernel stamp of a socket whose last ACK came ago
-// before t.
-func fromKernel(t time.Time, ago time.Duration) closeWaitSince {
-	return closeWaitSince{t.Add(-ago).UnixNano(), AgeKernel}
+// age is what the tracker said of one socket.
+type age struct {
+	d   time.Duration
+	src AgeSource
 }
+
+// reading runs one reading of the tracker over socks at now and returns
+// each socket's age (zero for sockets not in CLOSE_WAIT).
+func reading(tr *CloseWaitTracker, socks []Socket, now time.Time, complete bool) []age {
+	tr.clock = func() time.Time { return now }
+	out := make([]age, len(socks))
+	tr.begin()
+	for i := range socks {
+		if socks[i].State == StateCloseWait {
+			out[i].d, out[i].src = tr.observe(&socks[i], now)
+		}
+	}
+	tr.end(complete)
+	return out
+}
+
+func seen(d time.Duration) age   { return age{d, AgeFirstSeen} }
+func kernel(d time.Duration) age { return age{d, AgeKernel} }
 
 // withAckAge gives s the kernel's time since its last ACK.
 func withAckAge(s Socket, ago time.Duration) Socket {
@@ -30,28 +45,28 @@ func TestCloseWaitTrackerAges(t *testing.T) {
 	t.Parallel()
 	tr := NewCloseWaitTracker(100)
 	t0 := time.Unix(1000, 0)
-	first := tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateEstablished)}, t0, t0, true, nil)
-	if first[0] != seen(t0) || first[1] != (closeWaitSince{}) {
+	first := reading(tr, []Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateEstablished)}, t0, true)
+	if first[0] != seen(0) || first[1] != (age{}) {
 		t.Fatalf("first reading: %v", first)
 	}
 	// A minute later socket 1 keeps its first sighting; socket 2 entered
 	// CLOSE_WAIT since and starts now.
 	t1 := t0.Add(time.Minute)
-	second := tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t1, t1, true, first)
-	if second[0] != seen(t0) || second[1] != seen(t1) {
+	second := reading(tr, []Socket{cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t1, true)
+	if second[0] != seen(time.Minute) || second[1] != seen(0) {
 		t.Fatalf("second reading: %v", second)
 	}
 	// An incomplete reading that misses socket 2 must not forget it.
 	t2 := t1.Add(time.Minute)
-	tr.Observe([]Socket{cwSocket(1, 9000, StateCloseWait)}, t2, t2, false, nil)
+	reading(tr, []Socket{cwSocket(1, 9000, StateCloseWait)}, t2, false)
 	if n, _ := tr.Tracked(); n != 2 {
 		t.Fatalf("an incomplete reading forgot sockets: %d tracked", n)
 	}
 	// Socket 1 leaves CLOSE_WAIT and is forgotten; its inode reused by a new
 	// socket toward another port is a new socket.
 	t3 := t2.Add(time.Minute)
-	third := tr.Observe([]Socket{cwSocket(1, 9001, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t3, t3, true, nil)
-	if third[0] != seen(t3) || third[1] != seen(t1) {
+	third := reading(tr, []Socket{cwSocket(1, 9001, StateCloseWait), cwSocket(2, 9000, StateCloseWait)}, t3, true)
+	if third[0] != seen(0) || third[1] != seen(2*time.Minute) {
 		t.Fatalf("inode reuse: %v", third)
 	}
 	if n, _ := tr.Tracked(); n != 2 {
@@ -69,14 +84,11 @@ func TestCloseWaitTrackerKernelAges(t *testing.T) {
 	t.Parallel()
 	tr := NewCloseWaitTracker(100)
 	t0 := time.Unix(1000, 0)
-	// The table stage ends 200 ms after the reading starts: the kernel's
-	// clock counts from then.
-	k0 := t0.Add(200 * time.Millisecond)
-	first := tr.Observe([]Socket{
+	first := reading(tr, []Socket{
 		withAckAge(cwSocket(1, 9000, StateCloseWait), 7*time.Minute),
 		cwSocket(2, 9000, StateCloseWait), // another namespace: no kernel age
-	}, t0, k0, true, nil)
-	if first[0] != fromKernel(k0, 7*time.Minute) || first[1] != seen(t0) {
+	}, t0, true)
+	if first[0] != kernel(7*time.Minute) || first[1] != seen(0) {
 		t.Fatalf("first reading: %v", first)
 	}
 	if src := tr.Sources(); src != [numAgeSources]int{AgeKernel: 1, AgeFirstSeen: 1} {
@@ -84,26 +96,26 @@ func TestCloseWaitTrackerKernelAges(t *testing.T) {
 	}
 	// A minute later a keepalive probe was answered 2 s ago: the kernel's
 	// clock restarted, the start stays.
-	t1, k1 := t0.Add(time.Minute), k0.Add(time.Minute)
-	second := tr.Observe([]Socket{
+	t1 := t0.Add(time.Minute)
+	second := reading(tr, []Socket{
 		withAckAge(cwSocket(1, 9000, StateCloseWait), 2*time.Second),
 		withAckAge(cwSocket(2, 9000, StateCloseWait), 30*time.Second),
-	}, t1, k1, true, nil)
-	if second[0] != fromKernel(k0, 7*time.Minute) {
+	}, t1, true)
+	if second[0] != kernel(8*time.Minute) {
 		t.Fatalf("socket 1 went backwards: %v", second[0])
 	}
 	// Socket 2's first sighting (a minute ago) beats the kernel's 30 s.
-	if second[1] != seen(t0) {
+	if second[1] != seen(time.Minute) {
 		t.Fatalf("socket 2: %v, want its first sighting", second[1])
 	}
 	// Over the cap, a kernel age still counts; without one, no age.
 	small := NewCloseWaitTracker(1)
-	got := small.Observe([]Socket{
+	got := reading(small, []Socket{
 		cwSocket(1, 9000, StateCloseWait),
 		withAckAge(cwSocket(2, 9000, StateCloseWait), time.Hour),
 		cwSocket(3, 9000, StateCloseWait),
-	}, t0, k0, true, nil)
-	if got[1] != fromKernel(k0, time.Hour) || got[2] != (closeWaitSince{}) {
+	}, t0, true)
+	if got[1] != kernel(time.Hour) || got[2] != (age{}) {
 		t.Fatalf("over the cap: %v", got)
 	}
 	if src := small.Sources(); src != [numAgeSources]int{AgeFirstSeen: 1, AgeKernel: 1, AgeNone: 1} {
@@ -118,20 +130,19 @@ func TestCloseWaitTrackerCap(t *testing.T) {
 	for i := range 5 {
 		socks = append(socks, cwSocket(uint64(i+1), 9000, StateCloseWait))
 	}
-	since := tr.Observe(socks, time.Unix(1, 0), time.Unix(1, 0), true, nil)
+	ages := reading(tr, socks, time.Unix(1, 0), true)
 	tracked, untracked := tr.Tracked()
-	if tracked != 3 || untracked != 2 || since[3].source != AgeNone || since[4].source != AgeNone {
-		t.Fatalf("tracked %d, untracked %d, since %v", tracked, untracked, since)
+	if tracked != 3 || untracked != 2 || ages[3].src != AgeNone || ages[4].src != AgeNone {
+		t.Fatalf("tracked %d, untracked %d, ages %v", tracked, untracked, ages)
 	}
 }
 
 func TestCloseWaitAgeSummary(t *testing.T) {
 	t.Parallel()
-	now := time.Unix(10000, 0)
 	var a closeWaitAge
-	a.add(seen(now.Add(-10*time.Minute)), now.UnixNano(), 5*time.Minute)
-	a.add(fromKernel(now, time.Minute), now.UnixNano(), 5*time.Minute)
-	a.add(closeWaitSince{}, now.UnixNano(), 5*time.Minute) // untracked: counted, no age
+	a.add(&sockInfo{age: 10 * time.Minute, ageSource: AgeFirstSeen}, 5*time.Minute)
+	a.add(&sockInfo{age: time.Minute, ageSource: AgeKernel}, 5*time.Minute)
+	a.add(&sockInfo{}, 5*time.Minute) // untracked: counted, no age
 	if a.count != 3 || a.stuck != 1 || a.oldest != 600 || !a.known {
 		t.Fatalf("%+v", a)
 	}
@@ -145,12 +156,15 @@ func TestCloseWaitTrackerMemory(t *testing.T) {
 	for i := range socks {
 		socks[i] = cwSocket(uint64(i+1), uint16(1+i%60000), StateCloseWait)
 	}
-	since := make([]closeWaitSince, 0, n)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	tr := NewCloseWaitTracker(n)
-	tr.Observe(socks, time.Unix(1, 0), time.Unix(1, 0), true, since)
+	tr.begin()
+	for i := range socks {
+		tr.observe(&socks[i], time.Unix(1, 0))
+	}
+	tr.end(true)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	perSocket := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
@@ -160,5 +174,4 @@ func TestCloseWaitTrackerMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(tr)
 	runtime.KeepAlive(socks)
-	runtime.KeepAlive(since)
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -62,32 +63,31 @@ const (
 	recvBufSize = 64 << 10
 )
 
-// AppendSockets dumps every TCP socket. CLOSE_WAIT sockets come from a
-// second, small dump per family that asks for struct tcp_info, whose
+// Stream dumps every TCP socket. CLOSE_WAIT sockets come from a second,
+// small dump per family that asks for struct tcp_info, whose
 // tcpi_last_ack_recv gives their age in CLOSE_WAIT from the kernel's own
 // clock (see Socket.AckAge); the common path stays a plain dump.
-func (n *NetlinkTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
-	dst, err := n.dump(ctx, dst, allStatesMask&^closeWaitMask, 0, unix.AF_INET, unix.AF_INET6)
-	if err != nil {
-		return dst, err
+func (n *NetlinkTables) Stream(ctx context.Context, fn func(*Socket)) error {
+	if err := n.dump(ctx, fn, allStatesMask&^closeWaitMask, 0, unix.AF_INET, unix.AF_INET6); err != nil {
+		return err
 	}
+	ext := uint8(extTCPInfo)
 	if n.NoKernelAges {
-		return n.dump(ctx, dst, closeWaitMask, 0, unix.AF_INET, unix.AF_INET6)
+		ext = 0
 	}
-	return n.dump(ctx, dst, closeWaitMask, extTCPInfo, unix.AF_INET, unix.AF_INET6)
+	return n.dump(ctx, fn, closeWaitMask, ext, unix.AF_INET, unix.AF_INET6)
 }
 
 // probe checks that sock_diag answers for TCP, asking only for listening
 // sockets so that it stays cheap on a host with many connections.
 func (n *NetlinkTables) probe(ctx context.Context) error {
-	_, err := n.dump(ctx, nil, 1<<StateListen, 0, unix.AF_INET)
-	return err
+	return n.dump(ctx, func(*Socket) {}, 1<<StateListen, 0, unix.AF_INET)
 }
 
-func (n *NetlinkTables) dump(ctx context.Context, dst []Socket, states uint32, ext uint8, families ...uint8) ([]Socket, error) {
+func (n *NetlinkTables) dump(ctx context.Context, fn func(*Socket), states uint32, ext uint8, families ...uint8) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return dst, fmt.Errorf("opening a NETLINK_SOCK_DIAG socket: %w", err)
+		return fmt.Errorf("opening a NETLINK_SOCK_DIAG socket: %w", err)
 	}
 	defer unix.Close(fd)
 	if d, ok := ctx.Deadline(); ok {
@@ -95,7 +95,7 @@ func (n *NetlinkTables) dump(ctx context.Context, dst []Socket, states uint32, e
 		// its scrape whatever happens.
 		tv := unix.NsecToTimeval(max(int64(time.Until(d)), int64(time.Millisecond)))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return dst, fmt.Errorf("setting the netlink receive timeout: %w", err)
+			return fmt.Errorf("setting the netlink receive timeout: %w", err)
 		}
 	}
 	bp, _ := n.bufs.Get().(*[]byte)
@@ -104,14 +104,17 @@ func (n *NetlinkTables) dump(ctx context.Context, dst []Socket, states uint32, e
 		bp = &b
 	}
 	defer n.bufs.Put(bp)
+	var problems []error
 	for _, family := range families {
-		start := len(dst)
-		if dst, err = n.dumpFamily(ctx, fd, *bp, family, states, ext, dst); err != nil {
-			return dst, err
+		ds := diagStream{fn: fn, family: FamilyOf(family), name: "sock_diag " + familyName(family) + " dump"}
+		if err := n.dumpFamily(ctx, fd, *bp, family, states, ext, &ds); err != nil {
+			return errors.Join(append(problems, err)...)
 		}
-		fixRequestUIDs(dst[start:])
+		if ds.bad != nil {
+			problems = append(problems, ds.bad)
+		}
 	}
-	return dst, nil
+	return errors.Join(problems...)
 }
 
 func familyName(family uint8) string {
@@ -121,8 +124,8 @@ func familyName(family uint8) string {
 	return "AF_INET"
 }
 
-// dumpFamily sends one INET_DIAG dump request and reads its answer.
-func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, family uint8, states uint32, ext uint8, dst []Socket) ([]Socket, error) {
+// dumpFamily sends one INET_DIAG dump request and streams its answer.
+func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, family uint8, states uint32, ext uint8, ds *diagStream) error {
 	seq := n.seq.Add(1)
 	var req [nlmsgHdrLen + inetDiagReqLen]byte
 	ne := binary.NativeEndian
@@ -135,13 +138,12 @@ func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, fami
 	req[nlmsgHdrLen+2] = ext                                  // idiag_ext
 	ne.PutUint32(req[nlmsgHdrLen+4:], states)                 // idiag_states
 	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return dst, fmt.Errorf("sending the sock_diag %s dump request: %w", familyName(family), err)
+		return fmt.Errorf("sending the sock_diag %s dump request: %w", familyName(family), err)
 	}
-	want := FamilyOf(family)
 	for reads := 0; ; reads++ {
 		if reads&63 == 63 {
 			if err := ctx.Err(); err != nil {
-				return dst, fmt.Errorf("reading the sock_diag %s dump: %w", familyName(family), err)
+				return fmt.Errorf("reading the sock_diag %s dump: %w", familyName(family), err)
 			}
 		}
 		m, err := unix.Read(fd, buf)
@@ -152,27 +154,42 @@ func (n *NetlinkTables) dumpFamily(ctx context.Context, fd int, buf []byte, fami
 			if err == unix.EAGAIN {
 				err = context.DeadlineExceeded
 			}
-			return dst, fmt.Errorf("reading the sock_diag %s dump: %w", familyName(family), err)
+			return fmt.Errorf("reading the sock_diag %s dump: %w", familyName(family), err)
 		}
-		var done bool
-		if dst, done, err = appendDiagMessages(buf[:m], seq, want, dst); err != nil || done {
-			if err != nil {
-				err = fmt.Errorf("sock_diag %s dump: %w", familyName(family), err)
-			}
-			return dst, err
+		done, err := ds.messages(buf[:m], seq)
+		if err != nil {
+			return fmt.Errorf("sock_diag %s dump: %w", familyName(family), err)
+		}
+		if done {
+			return nil
 		}
 	}
 }
 
-// appendDiagMessages appends the sockets in one read of a dump answer to
-// dst, and tells whether the dump is done. Messages of other sequence
-// numbers (from an abandoned dump) are skipped.
-func appendDiagMessages(b []byte, seq uint32, family Family, dst []Socket) ([]Socket, bool, error) {
+// diagStream turns the messages of one dump into sockets, one reused Socket
+// at a time.
+type diagStream struct {
+	fn     func(*Socket)
+	family Family
+	name   string // for errors
+	s      Socket
+	// listenerUID holds the uid of each listener, for the request sockets
+	// (SYN_RECV) that follow them; connected and count check the order.
+	listenerUID map[netip.AddrPort]uint32
+	connected   bool
+	count       int
+	bad         *TableError
+}
+
+// messages streams the sockets in one read of a dump answer, and tells
+// whether the dump is done. Messages of other sequence numbers (from an
+// abandoned dump) are skipped.
+func (ds *diagStream) messages(b []byte, seq uint32) (bool, error) {
 	ne := binary.NativeEndian
 	for len(b) >= nlmsgHdrLen {
 		l := int(ne.Uint32(b[0:]))
 		if l < nlmsgHdrLen || l > len(b) {
-			return dst, false, fmt.Errorf("malformed message of %d bytes in a read of %d", l, len(b))
+			return false, fmt.Errorf("malformed message of %d bytes in a read of %d", l, len(b))
 		}
 		typ, msgSeq := ne.Uint16(b[4:]), ne.Uint32(b[8:])
 		msg := b[nlmsgHdrLen:l]
@@ -187,21 +204,44 @@ func appendDiagMessages(b []byte, seq uint32, family Family, dst []Socket) ([]So
 			// acknowledgement, DONE carries an error since Linux 4.x.
 			if len(msg) >= 4 {
 				if e := int32(ne.Uint32(msg)); e < 0 {
-					return dst, true, unix.Errno(-e)
+					return true, unix.Errno(-e)
 				}
 			}
 			if typ == unix.NLMSG_DONE {
-				return dst, true, nil
+				return true, nil
 			}
 		case sockDiagByFamily:
 			if len(msg) < inetDiagMsgLen {
-				return dst, false, fmt.Errorf("short inet_diag_msg of %d bytes", len(msg))
+				return false, fmt.Errorf("short inet_diag_msg of %d bytes", len(msg))
 			}
-			dst = append(dst, Socket{})
-			parseDiagMsg(msg, family, &dst[len(dst)-1])
+			ds.socket(msg)
 		}
 	}
-	return dst, false, nil
+	return false, nil
+}
+
+// socket parses one message and hands the socket on.
+func (ds *diagStream) socket(msg []byte) {
+	s := &ds.s
+	*s = Socket{}
+	parseDiagMsg(msg, ds.family, s)
+	ds.count++
+	switch {
+	case s.State == StateListen:
+		if ds.connected {
+			ds.bad = addProblem(ds.bad, ds.name, ds.count, s.Local.String(), errListenerOrder)
+		}
+		if ds.listenerUID == nil {
+			ds.listenerUID = make(map[netip.AddrPort]uint32)
+		}
+		ds.listenerUID[s.Local] = s.UID
+	default:
+		ds.connected = true
+		if s.State == StateSynRecv && s.Inode == 0 {
+			ds.fixRequestUID(s)
+		}
+	}
+	ds.fn(s)
 }
 
 // FamilyOf maps AF_INET and AF_INET6 to the table family.
@@ -264,35 +304,18 @@ func lastAckRecv(attrs []byte) (uint32, bool) {
 	return 0, false
 }
 
-// fixRequestUIDs gives request sockets (SYN_RECV) the uid of their
-// listener, as /proc/net/tcp prints it; sock_diag reports 0 for them.
-func fixRequestUIDs(socks []Socket) {
-	var listeners map[netip.AddrPort]uint32
-	for i := range socks {
-		s := &socks[i]
-		if s.State != StateSynRecv || s.Inode != 0 {
-			continue
+// fixRequestUID gives a request socket (SYN_RECV) the uid of its listener,
+// as /proc/net/tcp prints it; sock_diag reports 0 for them.
+func (ds *diagStream) fixRequestUID(s *Socket) {
+	uid, ok := ds.listenerUID[s.Local]
+	if !ok {
+		any := netip.IPv4Unspecified()
+		if s.Family == IPv6 {
+			any = netip.IPv6Unspecified()
 		}
-		if listeners == nil {
-			listeners = make(map[netip.AddrPort]uint32)
-			for _, l := range socks {
-				if l.State == StateListen {
-					listeners[l.Local] = l.UID
-				}
-			}
-		}
-		uid, ok := listeners[s.Local]
-		if !ok {
-			var any netip.Addr
-			if s.Family == IPv4 {
-				any = netip.IPv4Unspecified()
-			} else {
-				any = netip.IPv6Unspecified()
-			}
-			uid, ok = listeners[netip.AddrPortFrom(any, s.Local.Port())]
-		}
-		if ok {
-			s.UID = uid
-		}
+		uid, ok = ds.listenerUID[netip.AddrPortFrom(any, s.Local.Port())]
+	}
+	if ok {
+		s.UID = uid
 	}
 }

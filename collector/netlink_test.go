@@ -159,11 +159,11 @@ func TestNetlinkMatchesProcfs(t *testing.T) {
 	// A socket may change state between the two readings (a retransmission
 	// timer): read again then.
 	for try := 0; try < 3; try++ {
-		a, err := procfs.AppendSockets(context.Background(), nil)
+		a, err := AppendSockets(context.Background(), procfs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := nl.AppendSockets(context.Background(), nil)
+		b, err := AppendSockets(context.Background(), nl, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,6 +236,13 @@ func TestDiagMessagesRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// appendDiagMessages streams one read of a dump answer into dst.
+func appendDiagMessages(b []byte, seq uint32, family Family, dst []Socket) ([]Socket, bool, error) {
+	ds := diagStream{family: family, name: "test dump", fn: func(s *Socket) { dst = append(dst, *s) }}
+	done, err := ds.messages(b, seq)
+	return dst, done, err
 }
 
 func nlmsg(typ uint16, seq uint32, payload []byte) []byte {
@@ -319,16 +326,32 @@ func TestDiagKernelAge(t *testing.T) {
 func TestListenerQueuesAndRequestUID(t *testing.T) {
 	t.Parallel()
 	m := appendDiagMsg(nil, 1, Socket{Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: StateListen, RxQueue: 3, UID: 33, Inode: 7, Family: IPv4})
+	m = appendDiagMsg(m, 1, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateSynRecv, Family: IPv4})
 	socks, _, err := appendDiagMessages(m, 1, IPv4, nil)
-	if err != nil || len(socks) != 1 {
+	if err != nil || len(socks) != 2 {
 		t.Fatal(socks, err)
 	}
 	if socks[0].TxQueue != 0 || socks[0].RxQueue != 3 {
 		t.Errorf("listener queues tx %d rx %d; want 0 and 3, as /proc/net/tcp shows them", socks[0].TxQueue, socks[0].RxQueue)
 	}
-	socks = append(socks, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateSynRecv, Family: IPv4})
-	fixRequestUIDs(socks)
 	if socks[1].UID != 33 {
 		t.Errorf("request socket uid %d, want the listener's 33", socks[1].UID)
+	}
+}
+
+// TestDiagListenerOrder: a listener after connected sockets in one dump is
+// reported (the classifier relies on the kernel's order), and still
+// streamed.
+func TestDiagListenerOrder(t *testing.T) {
+	t.Parallel()
+	m := appendDiagMsg(nil, 1, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateEstablished, Inode: 8, Family: IPv4})
+	m = appendDiagMsg(m, 1, Socket{Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: StateListen, Inode: 7, Family: IPv4})
+	var got []Socket
+	ds := diagStream{family: IPv4, name: "sock_diag AF_INET dump", fn: func(s *Socket) { got = append(got, *s) }}
+	if _, err := ds.messages(m, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || ds.bad == nil || !strings.Contains(ds.bad.Error(), "listening socket after connected ones") || ds.bad.Line != 2 {
+		t.Fatalf("got %d sockets, problem %v; want both and the listener reported at message 2", len(got), ds.bad)
 	}
 }

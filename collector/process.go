@@ -18,6 +18,7 @@ type processCollector struct {
 	maxSeries                             int
 	routeStates                           [numStates]bool
 	stuckAfter                            time.Duration
+	ages                                  bool // CLOSE_WAIT ages are tracked
 }
 
 func newProcessCollector(o Options) familyCollector {
@@ -37,6 +38,7 @@ func newProcessCollector(o Options) familyCollector {
 		truncated:  truncatedDesc,
 		maxSeries:  o.MaxSeries,
 		stuckAfter: o.StuckAfter,
+		ages:       o.CloseWait != nil,
 	}
 	for _, st := range o.RouteStates {
 		c.routeStates[st] = true
@@ -49,78 +51,86 @@ type routeKey struct {
 	remote  netip.AddrPort
 }
 
-func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (c *processCollector) newTally(*Snapshot) tally {
+	return &processTally{c: c,
+		byProcess: newBoundedFamily[int32](),
+		byRoute:   newBoundedFamily[routeKey](),
+		unread:    map[routeKey]*rankedValue{},
+		ages:      map[routeKey]*closeWaitAge{},
+	}
+}
+
+type processTally struct {
+	c          *processCollector
+	byProcess  *boundedFamily[int32]
+	byRoute    *boundedFamily[routeKey]
+	unresolved [numStates]float64
+	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data;
+	// their ages.
+	unread map[routeKey]*rankedValue
+	ages   map[routeKey]*closeWaitAge
+}
+
+func (t *processTally) add(sk *Socket, in *sockInfo) {
+	if !sk.State.Valid() {
+		return
+	}
+	if in.owner == noOwner {
+		if sk.Inode != 0 {
+			t.unresolved[sk.State]++
+		}
+		return
+	}
+	t.byProcess.add(in.owner, sk.State)
+	if in.dir != Outbound {
+		return
+	}
+	key := routeKey{in.owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+	if t.c.routeStates[sk.State] {
+		t.byRoute.add(key, sk.State)
+	}
+	if sk.State != StateCloseWait {
+		return
+	}
+	u := t.unread[key]
+	if u == nil {
+		u = &rankedValue{}
+		t.unread[key] = u
+	}
+	u.rank++
+	if unreadData(sk) > 0 {
+		u.value++
+	}
+	a := t.ages[key]
+	if a == nil {
+		a = &closeWaitAge{}
+		t.ages[key] = a
+	}
+	a.add(in, t.c.stuckAfter)
+}
+
+func (t *processTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 	if s.OwnersErr != nil {
 		return s.OwnersErr
 	}
-	byProcess := newBoundedFamily[int32]()
-	byRoute := newBoundedFamily[routeKey]()
-	var unresolved [numStates]float64
-	// CLOSE_WAIT ages per route, when tracked, gathered in the same pass.
-	var ages map[routeKey]*closeWaitAge
-	if s.CloseWaitSince != nil {
-		ages = map[routeKey]*closeWaitAge{}
-	}
-	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data.
-	unread := map[routeKey]*rankedValue{}
-	now := s.Taken.UnixNano()
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if !sk.State.Valid() {
-			continue
-		}
-		owner := s.Owner[i]
-		if owner == noOwner {
-			if sk.Inode != 0 {
-				unresolved[sk.State]++
-			}
-			continue
-		}
-		byProcess.add(owner, sk.State)
-		if s.Direction[i] != Outbound {
-			continue
-		}
-		key := routeKey{owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
-		if c.routeStates[sk.State] {
-			byRoute.add(key, sk.State)
-		}
-		if sk.State == StateCloseWait {
-			u := unread[key]
-			if u == nil {
-				u = &rankedValue{}
-				unread[key] = u
-			}
-			u.rank++
-			if unreadData(sk) > 0 {
-				u.value++
-			}
-		}
-		if ages != nil && sk.State == StateCloseWait {
-			a := ages[key]
-			if a == nil {
-				a = &closeWaitAge{}
-				ages[key] = a
-			}
-			a.add(s.CloseWaitSince[i], now, c.stuckAfter)
-		}
-	}
+	c := t.c
 	routeLabels := func(k routeKey) []string {
 		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
 	}
-	folded := byProcess.emit(ch, c.process, c.maxSeries, func(p int32) []string {
+	folded := t.byProcess.emit(ch, c.process, c.maxSeries, func(p int32) []string {
 		return []string{s.OwnerNames[p]}
 	})
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_connections")
-	folded = byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
+	folded = t.byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_connections")
-	folded = emitRanked(ch, c.unread, unread, c.maxSeries, routeLabels)
+	folded = emitRanked(ch, c.unread, t.unread, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_unread_sockets")
 	for _, st := range allStates {
-		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, unresolved[st], stateNames[st])
+		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, t.unresolved[st], stateNames[st])
 	}
-	if ages != nil {
+	if c.ages {
 		// The routes with the most CLOSE_WAIT sockets keep their own series.
-		folded = emitBoundedAges(ch, c.oldest, c.stuck, ages, c.maxSeries, routeLabels)
+		folded = emitBoundedAges(ch, c.oldest, c.stuck, t.ages, c.maxSeries, routeLabels)
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck")
 	}

@@ -175,7 +175,7 @@ func BenchmarkProcfsTables(b *testing.B) {
 			dst := make([]Socket, 0, n)
 			for b.Loop() {
 				var err error
-				if dst, err = src.AppendSockets(context.Background(), dst[:0]); err != nil || len(dst) != n {
+				if dst, err = AppendSockets(context.Background(), src, dst[:0]); err != nil || len(dst) != n {
 					b.Fatalf("read %d sockets, err %v", len(dst), err)
 				}
 			}

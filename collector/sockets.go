@@ -29,6 +29,9 @@ type CloseWaitSocket struct {
 	// Namespace names the socket's network namespace when the exporter
 	// reads several ("host" for its own), else "".
 	Namespace string
+
+	owner int32
+	netns uint16
 }
 
 // CloseWaitSockets reads (or shares) a snapshot, with the process walk
@@ -38,28 +41,15 @@ type CloseWaitSocket struct {
 // The error, when not nil, says that the listing is incomplete (tables not
 // read completely, or owners not found); the sockets returned are real.
 func (e *Exporter) CloseWaitSockets(ctx context.Context) ([]CloseWaitSocket, error) {
-	s, release := e.snapshot(ctx, true)
-	defer release()
-	var out []CloseWaitSocket
-	now := s.Taken.UnixNano()
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if sk.State != StateCloseWait {
-			continue
+	s := e.snapshot(ctx, true, true)
+	out := slices.Clone(s.closeWait)
+	for i := range out {
+		if out[i].owner != noOwner {
+			out[i].Process = s.OwnerNames[out[i].owner]
 		}
-		c := CloseWaitSocket{Local: unmapped(sk.Local), Remote: unmapped(sk.Remote), Unread: unreadData(sk), Inode: sk.Inode}
-		if name, ok := s.OwnerName(i); ok {
-			c.Process, c.Pid = name, int(s.OwnerPid[i])
+		if int(out[i].netns) < len(s.Namespaces) {
+			out[i].Namespace = s.Namespaces[out[i].netns]
 		}
-		if s.CloseWaitSince != nil {
-			if since := s.CloseWaitSince[i]; since.source != AgeNone {
-				c.Age, c.AgeSource = time.Duration(max(now-since.nanos, 0)), since.source
-			}
-		}
-		if int(sk.NetNS) < len(s.Namespaces) {
-			c.Namespace = s.Namespaces[sk.NetNS]
-		}
-		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b CloseWaitSocket) int {
 		if c := cmp.Compare(b.Age, a.Age); c != 0 {
@@ -78,6 +68,13 @@ func (e *Exporter) CloseWaitSockets(ctx context.Context) ([]CloseWaitSocket, err
 		return a.Local.Compare(b.Local)
 	})
 	return out, errors.Join(s.TableErr, s.OwnersErr)
+}
+
+// closeWaitSocketOf notes a CLOSE_WAIT socket as it streams; its process
+// name and namespace are filled in once the reading is done.
+func closeWaitSocketOf(sk *Socket, in *sockInfo) CloseWaitSocket {
+	return CloseWaitSocket{Pid: int(in.pid), Local: unmapped(sk.Local), Remote: unmapped(sk.Remote),
+		Age: in.age, AgeSource: in.ageSource, Unread: unreadData(sk), Inode: sk.Inode, owner: in.owner, netns: sk.NetNS}
 }
 
 func unmapped(ap netip.AddrPort) netip.AddrPort {
