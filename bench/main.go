@@ -136,6 +136,10 @@ func (b *bench) run() error {
 		return err
 	}
 	b.report.machine = describeMachine(b.bins.nodeExporter)
+	// The report it replaces, to compare against.
+	if old, err := os.ReadFile(b.o.out); err == nil {
+		b.report.previous, b.report.previousDate = parsePrevious(string(old))
+	}
 	if b.o.goBench {
 		b.logf("Go benchmarks on generated tables (go test -bench, -benchtime %s)", b.o.benchtime)
 		out, err := b.command("go", "test", "-run", "^$", "-bench", "ProcfsTables|NetlinkParse|Scrape", "-benchmem", "-benchtime", b.o.benchtime, "./collector")
@@ -367,11 +371,35 @@ func (b *bench) releaseHelpers() {
 
 // countSockets counts the lines of both TCP tables, through netlink.
 func countSockets() int {
-	socks, err := collector.AppendSockets(context.Background(), collector.NewNetlinkTables(), nil)
-	if err != nil {
+	n := 0
+	if err := collector.NewNetlinkTables().Stream(context.Background(), func(*collector.Socket) { n++ }); err != nil {
 		return 0
 	}
-	return len(socks)
+	return n
+}
+
+// countCloseWait counts the CLOSE_WAIT sockets, and those a dump gave a
+// kernel age.
+func countCloseWait() (closeWait, aged int) {
+	_ = collector.NewNetlinkTables().Stream(context.Background(), func(s *collector.Socket) {
+		if s.State == collector.StateCloseWait {
+			closeWait++
+			if s.HasAckAge {
+				aged++
+			}
+		}
+	})
+	return closeWait, aged
+}
+
+// timeDump times one netlink dump of every socket, in this process, with
+// or without the kernel ages of the CLOSE_WAIT sockets.
+func timeDump(noAges bool) (time.Duration, string, error) {
+	src := collector.NewNetlinkTables()
+	src.NoKernelAges = noAges
+	start := time.Now()
+	err := src.Stream(context.Background(), func(*collector.Socket) {})
+	return time.Since(start), "", err
 }
 
 // A process the benchmark runs and scrapes over HTTP.
@@ -538,15 +566,20 @@ func nodeStates(body string) float64 {
 
 // Tool names, in table order.
 const (
-	toolCat          = "cat /proc/net/tcp*"
-	toolSS           = "ss -tan"
-	toolSSP          = "ss -tanp"
-	toolNode         = "node_exporter tcpstat"
-	toolNetlink      = "netlink"
-	toolNetlinkProc  = "netlink + process"
-	toolNetlinkCold  = "netlink + process, cold"
-	toolProcfs       = "procfs"
-	toolProcfsProc   = "procfs + process"
+	toolCat         = "cat /proc/net/tcp*"
+	toolSS          = "ss -tan"
+	toolSSP         = "ss -tanp"
+	toolNode        = "node_exporter tcpstat"
+	toolNetlink     = "netlink"
+	toolNetlinkProc = "netlink + process"
+	toolNetlinkCold = "netlink + process, cold"
+	toolProcfs      = "procfs"
+	toolProcfsProc  = "procfs + process"
+	// In-process netlink dumps of every socket, with the exporter's kernel
+	// ages (tcp_info of the CLOSE_WAIT sockets) and without: what the ages
+	// cost.
+	toolDumpAges     = "netlink dump, kernel ages"
+	toolDumpNoAges   = "netlink dump, no kernel ages"
 	exporterNoProc   = "--no-collector.process"
 	exporterNoPools  = "--no-collector.pools"
 	coldStartsPerRun = 5
@@ -569,6 +602,14 @@ type sizeResult struct {
 	// tableStage holds, per exporter configuration, the table stage its
 	// scrapes reported (tcpstate_snapshot_duration_seconds{stage="tables"}).
 	tableStage map[string][]time.Duration
+	// cpuPerScrape is the CPU time (user + system) an exporter spent per
+	// scrape, from its process_cpu_seconds_total over the rounds; coldCPU
+	// the CPU of a cold start's first scrape, start-up included.
+	cpuPerScrape map[string]float64
+	coldCPU      []float64
+	// closeWait counts the CLOSE_WAIT sockets, and kernelAged those with a
+	// kernel age in a dump.
+	closeWait, kernelAged int
 }
 
 func (b *bench) roundsFor(sockets int) int {
@@ -593,7 +634,9 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		b.logf("held in %v", time.Since(start).Round(time.Millisecond))
 	}
 	res := &sizeResult{target: target, sockets: countSockets(), samples: map[string][]time.Duration{},
-		peakRSS: map[string]uint64{}, allocPerScrape: map[string]float64{}, seen: map[string]float64{}, timedOut: map[string]bool{}, tableStage: map[string][]time.Duration{}}
+		peakRSS: map[string]uint64{}, allocPerScrape: map[string]float64{}, seen: map[string]float64{}, timedOut: map[string]bool{}, tableStage: map[string][]time.Duration{},
+		cpuPerScrape: map[string]float64{}}
+	res.closeWait, res.kernelAged = countCloseWait()
 	res.rounds = b.roundsFor(res.sockets)
 	b.logf("measuring at %d sockets, %d rounds", res.sockets, res.rounds)
 
@@ -604,11 +647,19 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 			return nil, err
 		}
 		d, _, err := scrape(b.ctx, s.url)
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		// The process's CPU counter is read as a scrape starts: the
+		// second scrape's holds the start-up and the whole first scrape.
+		_, body, err := scrape(b.ctx, s.url)
 		s.stop()
 		if err != nil {
 			return nil, err
 		}
 		res.samples[toolNetlinkCold] = append(res.samples[toolNetlinkCold], d)
+		res.coldCPU = append(res.coldCPU, metricSum(body, "process_cpu_seconds_total"))
 	}
 
 	// The servers: our exporter in four configurations, node_exporter.
@@ -640,7 +691,7 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 	// Two scrapes first: the first sizes the buffers and fills the cache;
 	// the second's allocation counter (read as it starts) is the baseline,
 	// so that the counter in the last sample covers exactly the rounds.
-	allocStart := map[string]float64{}
+	allocStart, cpuStart := map[string]float64{}, map[string]float64{}
 	for name, s := range servers {
 		for i := 0; i < 2; i++ {
 			_, body, err := scrape(b.ctx, s.url)
@@ -648,6 +699,7 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 				return nil, err
 			}
 			allocStart[name] = metricSum(body, "go_memstats_alloc_bytes_total")
+			cpuStart[name] = metricSum(body, "process_cpu_seconds_total")
 			if name == toolNode {
 				res.seen[name] = nodeStates(body)
 			} else {
@@ -674,7 +726,10 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		url := s.url
 		tools[name] = func() (time.Duration, string, error) { return scrape(b.ctx, url) }
 	}
-	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc}
+	for name, noAges := range map[string]bool{toolDumpAges: false, toolDumpNoAges: true} {
+		tools[name] = func() (time.Duration, string, error) { return timeDump(noAges) }
+	}
+	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolDumpAges, toolDumpNoAges}
 	lastBody := map[string]string{}
 	for r := 0; r < res.rounds; r++ {
 		if err := b.ctx.Err(); err != nil {
@@ -712,6 +767,7 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		res.peakRSS[name] = s.peakRSS()
 		if body, ok := lastBody[name]; ok && res.rounds > 0 {
 			res.allocPerScrape[name] = (metricSum(body, "go_memstats_alloc_bytes_total") - allocStart[name]) / float64(res.rounds)
+			res.cpuPerScrape[name] = (metricSum(body, "process_cpu_seconds_total") - cpuStart[name]) / float64(res.rounds)
 		}
 	}
 	// Memory in the long run: the heap grows towards the collector's goal

@@ -144,6 +144,77 @@ type report struct {
 	nlCompare         []goBenchLine
 	sizes             []*sizeResult
 	skipped           []string
+	// previous holds the medians of the report this one replaces, by
+	// sockets and tool; previousDate says when it was written.
+	previous     map[int]map[string]float64
+	previousDate string
+}
+
+// parsePrevious reads the time-per-scrape table of an earlier report.
+func parsePrevious(md string) (map[int]map[string]float64, string) {
+	out := map[int]map[string]float64{}
+	date := ""
+	if _, rest, ok := strings.Cut(md, "Written by `make bench` (bench/main.go) on "); ok {
+		date, _, _ = strings.Cut(rest, ",")
+	}
+	_, table, ok := strings.Cut(md, "## Time per scrape, real sockets on loopback")
+	if !ok {
+		return nil, ""
+	}
+	var header []string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if header == nil {
+			header = cells
+			continue
+		}
+		n, err := strconv.Atoi(cells[0])
+		if err != nil {
+			continue // the alignment row
+		}
+		row := map[string]float64{}
+		for i := 2; i < len(cells) && i < len(header); i++ {
+			if v, err := strconv.ParseFloat(cells[i], 64); err == nil {
+				row[header[i]] = v
+			}
+		}
+		out[n] = row
+	}
+	return out, date
+}
+
+// previousAt returns the earlier report's medians at the size nearest
+// sockets, if one lies within a fifth of it.
+func (r *report) previousAt(sockets int) (map[string]float64, int, bool) {
+	best, bestN := map[string]float64(nil), 0
+	for n, row := range r.previous {
+		if d := abs(n - sockets); d*5 <= sockets && (best == nil || d < abs(bestN-sockets)) {
+			best, bestN = row, n
+		}
+	}
+	return best, bestN, best != nil
+}
+
+// ourTools are the exporter's configurations in the time table.
+var ourTools = []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolNetlinkCold}
+
+// perExtraSocket returns the growth of a configuration's peak RSS per
+// socket between two sizes.
+func perExtraSocket(a, b *sizeResult, tool string) (float64, bool) {
+	ra, rb := a.peakRSS[tool], b.peakRSS[tool]
+	if ra == 0 || rb == 0 || b.sockets <= a.sockets {
+		return 0, false
+	}
+	return (float64(rb) - float64(ra)) / float64(b.sockets-a.sockets), true
 }
 
 var toolColors = map[string]color.RGBA{
@@ -257,6 +328,44 @@ func (r *report) goals() []goal {
 			"flat (< 2× for the sockets ×"+strconv.Itoa(last.sockets/max(first.sockets, 1))+")", b/max(a, 1), a > 0 && b > 0, "%.2f×",
 			func(v float64) bool { return v < 2 })
 	}
+	// Memory per extra socket, every collector on, ages on.
+	if lo, hi := r.at(100_000), r.at(1_000_000); lo != nil && hi != nil {
+		worst, known, which := 0.0, false, ""
+		for _, t := range []string{toolNetlinkProc, toolProcfsProc} {
+			if v, ok := perExtraSocket(lo, hi, t); ok && (!known || v > worst) {
+				worst, known, which = v, true, t
+			}
+		}
+		add(fmt.Sprintf("peak RSS per extra socket, every collector on, %d → %d sockets (larger of netlink + process, procfs + process: %s)", lo.sockets, hi.sockets, which),
+			"≤ 40 bytes", worst, known, "%.1f bytes", func(v float64) bool { return v <= 40 })
+	}
+	// What the kernel ages cost: the dump with tcp_info of the CLOSE_WAIT
+	// sockets against the same dump without.
+	for _, size := range []int{100_000, 1_000_000} {
+		s := r.at(size)
+		if s == nil {
+			continue
+		}
+		v, ok := ratio(s, toolDumpAges, toolDumpNoAges)
+		add(fmt.Sprintf("netlink dump with kernel ages vs without, %d sockets (%d in CLOSE_WAIT)", s.sockets, s.closeWait), "≤ 1.1×", v, ok, "%.2f×", func(v float64) bool { return v <= 1.1 })
+	}
+	// No scrape slower than in the report this one replaces; 10 % is the
+	// spread of medians between runs on this machine kind.
+	worst, known, what := 0.0, false, ""
+	for _, s := range r.sizes {
+		prev, n, ok := r.previousAt(s.sockets)
+		if !ok {
+			continue
+		}
+		for _, t := range ourTools {
+			now, ok1 := s.median(t)
+			then, ok2 := prev[t]
+			if ok1 && ok2 && then > 0 && (!known || now/then > worst) {
+				worst, known, what = now/then, true, fmt.Sprintf("%s at %d (then %d) sockets", t, s.sockets, n)
+			}
+		}
+	}
+	add("slowest change of a scrape against the previous report ("+orNone(what)+")", "≤ 1.1×", worst, known, "%.2f×", func(v float64) bool { return v <= 1.1 })
 	// Allocations per line: how the allocations of a reading grow from the
 	// smallest table to the largest (a constant few per reading, for the
 	// files and the buffer, is no allocation per line).
@@ -379,6 +488,18 @@ func (r *report) markdown(png string) string {
 			mb(s.peakRSS[toolNetlink]), mb(s.peakRSS[toolProcfs]), mb(s.peakRSS[toolNetlinkProc]), mb(s.peakRSS[toolProcfsProc]), mb(s.peakRSS[toolNode]),
 			kb(s.allocPerScrape[toolNetlink]), kb(s.allocPerScrape[toolNetlinkProc]), kb(s.allocPerScrape[toolProcfsProc]))
 	}
+	for i := 1; i < len(r.sizes); i++ {
+		a, b := r.sizes[i-1], r.sizes[i]
+		w("| per extra socket, %d → %d |", a.sockets, b.sockets)
+		for _, t := range []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolNode} {
+			if v, ok := perExtraSocket(a, b, t); ok {
+				w(" %.1f bytes |", v)
+			} else {
+				w(" – |")
+			}
+		}
+		w(" – | – | – |\n")
+	}
 	w("\nPeak RSS of `netlink + process` after %d more scrapes (the heap grows towards the garbage collector's goal over many scrapes):", soakScrapes)
 	for _, s := range r.sizes {
 		if s.soakRSS > 0 {
@@ -398,6 +519,61 @@ func (r *report) markdown(png string) string {
 	}
 	if len(r.skipped) > 0 {
 		w("\nNot measured: %s.\n", strings.Join(r.skipped, "; "))
+	}
+
+	w("\n## CPU per scrape\n\nCPU time (user and system) the exporter spent per scrape, from its own `process_cpu_seconds_total` over the rounds; `cold` is a fresh start's first scrape, start-up included (median of %d). This is what a CPU limit must leave room for: a scrape needs this much CPU within the scrape timeout, so a limit of L cores lets it finish in about CPU / L seconds (the walk of /proc/PID/fd uses up to `--collector.process.workers` threads).\n\n", coldStartsPerRun)
+	w("| sockets | netlink | procfs | netlink + process | procfs + process | netlink + process, cold |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.sizes {
+		w("| %d |", s.sockets)
+		for _, t := range []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc} {
+			if v, ok := s.cpuPerScrape[t]; ok && v > 0 {
+				w(" %s s |", secs(v))
+			} else {
+				w(" – |")
+			}
+		}
+		if v, ok := medianFloat(s.coldCPU); ok {
+			w(" %s s |", secs(v))
+		} else {
+			w(" – |")
+		}
+		w("\n")
+	}
+
+	w("\n## Kernel ages\n\nWhat reading the CLOSE_WAIT sockets' `tcp_info` (their age from the kernel's clock) costs: a netlink dump of every socket in the benchmark's own process, with the exporter's request (the CLOSE_WAIT sockets in a second dump asking for INET_DIAG_INFO) and the same dumps without the extension; medians over the rounds, in milliseconds.\n\n")
+	w("| sockets | in CLOSE_WAIT | with a kernel age | dump, kernel ages | dump, no kernel ages | ratio |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.sizes {
+		a, ok1 := s.median(toolDumpAges)
+		b, ok2 := s.median(toolDumpNoAges)
+		if ok1 && ok2 && b > 0 {
+			w("| %d | %d | %d | %s | %s | %.2f× |\n", s.sockets, s.closeWait, s.kernelAged, ms(a), ms(b), a/b)
+		}
+	}
+
+	if len(r.previous) > 0 {
+		w("\n## Against the previous report\n\nMedians of this run against those of the report it replaced (%s), at the sizes both measured (within a fifth), in milliseconds; below 1 is faster now.\n\n", r.previousDate)
+		w("| sockets (then) |")
+		for _, t := range ourTools {
+			w(" %s |", t)
+		}
+		w("\n|---:|%s\n", strings.Repeat("---:|", len(ourTools)))
+		for _, s := range r.sizes {
+			prev, n, ok := r.previousAt(s.sockets)
+			if !ok {
+				continue
+			}
+			w("| %d (%d) |", s.sockets, n)
+			for _, t := range ourTools {
+				now, ok1 := s.median(t)
+				then, ok2 := prev[t]
+				if ok1 && ok2 && then > 0 {
+					w(" %s / %s = %.2f× |", ms(now), ms(then), now/then)
+				} else {
+					w(" – |")
+				}
+			}
+			w("\n")
+		}
 	}
 
 	w("\n## Goals\n\n| goal | target | measured | met |\n|---|---|---|---|\n")
@@ -452,6 +628,13 @@ func (r *report) summary() string {
 	return b.String()
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "no size measured in both"
+	}
+	return s
+}
+
 func ms(v float64) string {
 	switch {
 	case v >= 100:
@@ -467,6 +650,28 @@ func mb(v uint64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f MB", float64(v)/1e6)
+}
+
+func secs(v float64) string {
+	switch {
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	case v >= 0.01:
+		return fmt.Sprintf("%.3f", v)
+	}
+	return fmt.Sprintf("%.4f", v)
+}
+
+func medianFloat(v []float64) (float64, bool) {
+	if len(v) == 0 {
+		return 0, false
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2], true
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2, true
 }
 
 func kb(v float64) string {

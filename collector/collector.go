@@ -192,7 +192,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
 			"Whether a collector's families are complete (1) or not (0) in this scrape.", []string{"collector"}, nil),
 		stage: prometheus.NewDesc(namespace+"_snapshot_duration_seconds",
-			"Time spent building this scrape's snapshot, by stage: reading the TCP tables, or walking /proc/PID/fd to find socket owners.", []string{"stage"}, nil),
+			"Time spent building this scrape's snapshot, by stage: tables (streaming the TCP tables through the families: reading, classifying, counting), owners (walking /proc/PID/fd for socket owners, before the tables and after).", []string{"stage"}, nil),
 		readingsDesc: prometheus.NewDesc(namespace+"_snapshot_readings_total",
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
 		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",

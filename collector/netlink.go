@@ -23,8 +23,9 @@ import (
 // libraries measured against it (docs/performance.md) allocate per message
 // or per socket where this reads in place from one reused buffer.
 type NetlinkTables struct {
-	// NoKernelAges dumps CLOSE_WAIT sockets without struct tcp_info, as
-	// before kernel ages: only for measuring what the ages cost (make bench).
+	// NoKernelAges reads every socket in one dump per family, without
+	// struct tcp_info, as before kernel ages: only for measuring what the
+	// ages cost (make bench).
 	NoKernelAges bool
 
 	bufs sync.Pool // *[]byte receive buffers
@@ -68,14 +69,13 @@ const (
 // tcpi_last_ack_recv gives their age in CLOSE_WAIT from the kernel's own
 // clock (see Socket.AckAge); the common path stays a plain dump.
 func (n *NetlinkTables) Stream(ctx context.Context, fn func(*Socket)) error {
+	if n.NoKernelAges {
+		return n.dump(ctx, fn, allStatesMask, 0, unix.AF_INET, unix.AF_INET6)
+	}
 	if err := n.dump(ctx, fn, allStatesMask&^closeWaitMask, 0, unix.AF_INET, unix.AF_INET6); err != nil {
 		return err
 	}
-	ext := uint8(extTCPInfo)
-	if n.NoKernelAges {
-		ext = 0
-	}
-	return n.dump(ctx, fn, closeWaitMask, ext, unix.AF_INET, unix.AF_INET6)
+	return n.dump(ctx, fn, closeWaitMask, extTCPInfo, unix.AF_INET, unix.AF_INET6)
 }
 
 // probe checks that sock_diag answers for TCP, asking only for listening

@@ -172,11 +172,12 @@ func BenchmarkProcfsTables(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
 			src := NewProcfsTables(tableRoot(b, n))
-			dst := make([]Socket, 0, n)
+			got := 0
+			count := func(*Socket) { got++ }
 			for b.Loop() {
-				var err error
-				if dst, err = AppendSockets(context.Background(), src, dst[:0]); err != nil || len(dst) != n {
-					b.Fatalf("read %d sockets, err %v", len(dst), err)
+				got = 0
+				if err := src.Stream(context.Background(), count); err != nil || got != n {
+					b.Fatalf("read %d sockets, err %v", got, err)
 				}
 			}
 			reportPerSocket(b, n)

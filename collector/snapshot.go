@@ -107,6 +107,7 @@ type snapshotReader struct {
 	classifier classifier
 	deferred   []deferredSocket
 	unowned    []uint64
+	in         sockInfo // the streaming socket's
 }
 
 // deferredSocket is a socket set aside until Settle.
@@ -199,7 +200,10 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 // and age, and counts it (or sets it aside until Settle).
 func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, listCloseWait bool, sk *Socket) {
 	s.Sockets++
-	in := sockInfo{dir: r.classifier.direction(sk), owner: noOwner}
+	// One sockInfo, reused: handed to the views through an interface, a
+	// fresh one would escape to the heap for every socket.
+	in := &r.in
+	*in = sockInfo{dir: r.classifier.direction(sk), owner: noOwner}
 	if sk.State == StateCloseWait && r.tracker != nil {
 		in.age, in.ageSource = r.tracker.observe(sk, s.Taken)
 	}
@@ -208,12 +212,12 @@ func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, listCloseWait bool
 		if in.owner == noOwner {
 			r.unowned = append(r.unowned, sk.Inode)
 			if len(r.deferred) < maxDeferred {
-				r.deferred = append(r.deferred, deferredSocket{*sk, in})
+				r.deferred = append(r.deferred, deferredSocket{*sk, *in})
 				return
 			}
 		}
 	}
-	r.count(s, listCloseWait, sk, &in)
+	r.count(s, listCloseWait, sk, in)
 }
 
 // count hands a socket to every view.

@@ -113,12 +113,18 @@ func toSocket(m []byte, family collector.Family) collector.Socket {
 	return s
 }
 
-var nlt = collector.NewNetlinkTables()
+// nlt reads without kernel ages, so that every way makes the same request:
+// one dump of every state per family.
+var nlt = func() *collector.NetlinkTables {
+	n := collector.NewNetlinkTables()
+	n.NoKernelAges = true
+	return n
+}()
 
 // ours is collector/netlink.go: our request on golang.org/x/sys/unix, read in
 // place from one reused buffer.
 func ours(dst []collector.Socket) ([]collector.Socket, error) {
-	return nlt.AppendSockets(context.Background(), dst)
+	return collector.AppendSockets(context.Background(), nlt, dst)
 }
 
 var families = []uint8{unix.AF_INET, unix.AF_INET6}
