@@ -319,6 +319,11 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 		t.Errorf("route holds %v CLOSE_WAIT sockets, want %d", got, old+fresh)
 	}
 	check("with fresh sockets", m, old)
+	// Read without dumping every age again: the fresh sockets' were looked
+	// up one by one.
+	if got := m[`tcpstate_close_wait_age_sockets{source="kernel"}`]; got < old+fresh {
+		t.Errorf("with fresh sockets: %v CLOSE_WAIT sockets with a kernel age, want at least %d", got, old+fresh)
+	}
 	if got := m["tcpstate_close_wait_stuck_after_seconds"]; got != stuckAfter.Seconds() {
 		t.Errorf("tcpstate_close_wait_stuck_after_seconds = %v, want --collector.close-wait.stuck-after %v", got, stuckAfter.Seconds())
 	}

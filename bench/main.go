@@ -55,6 +55,7 @@ type options struct {
 	benchtime    string
 	nodeExporter string
 	closeWaitPct int
+	limited      bool
 }
 
 func run() int {
@@ -68,6 +69,7 @@ func run() int {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime for the Go benchmarks")
 	flag.StringVar(&o.nodeExporter, "node-exporter", "prometheus-node-exporter", "node_exporter binary (Debian's prometheus-node-exporter)")
 	flag.IntVar(&o.closeWaitPct, "close-wait-percent", 1, "share of held connections left in CLOSE_WAIT")
+	flag.BoolVar(&o.limited, "limited", true, "at the largest size, also run the exporter under the DaemonSet's CPU and memory limits (a cgroup v1 quota)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -172,6 +174,9 @@ func (b *bench) run() error {
 			return fmt.Errorf("at %d sockets: %w", size, err)
 		}
 		b.report.sizes = append(b.report.sizes, res)
+		if size == slices.Max(b.o.sizes) && b.o.limited {
+			b.report.limited = b.measureLimited(res.sockets)
+		}
 	}
 	b.releaseHelpers()
 	slices.SortFunc(b.report.sizes, func(x, y *sizeResult) int { return x.sockets - y.sockets })
@@ -381,7 +386,7 @@ func countSockets() int {
 // countCloseWait counts the CLOSE_WAIT sockets, and those a dump gave a
 // kernel age.
 func countCloseWait() (closeWait, aged int) {
-	_ = collector.NewNetlinkTables().Stream(context.Background(), func(s *collector.Socket) {
+	_ = (&collector.NetlinkTables{AgesInDump: true}).Stream(context.Background(), func(s *collector.Socket) {
 		if s.State == collector.StateCloseWait {
 			closeWait++
 			if s.HasAckAge {
@@ -392,13 +397,31 @@ func countCloseWait() (closeWait, aged int) {
 	return closeWait, aged
 }
 
-// timeDump times one netlink dump of every socket, in this process, with
-// or without the kernel ages of the CLOSE_WAIT sockets.
-func timeDump(noAges bool) (time.Duration, string, error) {
-	src := collector.NewNetlinkTables()
-	src.NoKernelAges = noAges
+// timeDump times one netlink reading of every socket, in this process,
+// with the CLOSE_WAIT sockets' kernel ages dumped or not.
+func timeDump(ages bool) (time.Duration, string, error) {
+	src := &collector.NetlinkTables{AgesInDump: ages}
 	start := time.Now()
 	err := src.Stream(context.Background(), func(*collector.Socket) {})
+	return time.Since(start), "", err
+}
+
+// timeAgeLookups times looking up every CLOSE_WAIT socket's kernel age one
+// by one (the sockets listed by a plain dump first, not timed).
+func timeAgeLookups() (time.Duration, string, error) {
+	src := collector.NewNetlinkTables()
+	var socks []*collector.Socket
+	err := src.Stream(context.Background(), func(s *collector.Socket) {
+		if s.State == collector.StateCloseWait {
+			c := *s
+			socks = append(socks, &c)
+		}
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	start := time.Now()
+	err = src.QueryAges(context.Background(), socks)
 	return time.Since(start), "", err
 }
 
@@ -575,11 +598,14 @@ const (
 	toolNetlinkCold = "netlink + process, cold"
 	toolProcfs      = "procfs"
 	toolProcfsProc  = "procfs + process"
-	// In-process netlink dumps of every socket, with the exporter's kernel
-	// ages (tcp_info of the CLOSE_WAIT sockets) and without: what the ages
-	// cost.
-	toolDumpAges     = "netlink dump, kernel ages"
-	toolDumpNoAges   = "netlink dump, no kernel ages"
+	// In-process netlink readings of every socket: one dump per family
+	// (the exporter's steady state), the same with the CLOSE_WAIT sockets
+	// in a second dump with their kernel ages (its first reading), and the
+	// lookup of every CLOSE_WAIT socket's age one by one (what a reading
+	// pays per new CLOSE_WAIT socket).
+	toolDumpPlain    = "netlink dump"
+	toolDumpAges     = "netlink dumps, kernel ages"
+	toolAgeLookups   = "kernel age lookups, every CLOSE_WAIT socket"
 	exporterNoProc   = "--no-collector.process"
 	exporterNoPools  = "--no-collector.pools"
 	coldStartsPerRun = 5
@@ -726,10 +752,11 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		url := s.url
 		tools[name] = func() (time.Duration, string, error) { return scrape(b.ctx, url) }
 	}
-	for name, noAges := range map[string]bool{toolDumpAges: false, toolDumpNoAges: true} {
-		tools[name] = func() (time.Duration, string, error) { return timeDump(noAges) }
+	for name, ages := range map[string]bool{toolDumpAges: true, toolDumpPlain: false} {
+		tools[name] = func() (time.Duration, string, error) { return timeDump(ages) }
 	}
-	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolDumpAges, toolDumpNoAges}
+	tools[toolAgeLookups] = timeAgeLookups
+	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolDumpPlain, toolDumpAges, toolAgeLookups}
 	lastBody := map[string]string{}
 	for r := 0; r < res.rounds; r++ {
 		if err := b.ctx.Err(); err != nil {

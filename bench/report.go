@@ -148,6 +148,8 @@ type report struct {
 	// sockets and tool; previousDate says when it was written.
 	previous     map[int]map[string]float64
 	previousDate string
+	// limited is the largest size measured under the shipped limits.
+	limited *limitedResult
 }
 
 // parsePrevious reads the time-per-scrape table of an earlier report.
@@ -339,15 +341,24 @@ func (r *report) goals() []goal {
 		add(fmt.Sprintf("peak RSS per extra socket, every collector on, %d → %d sockets (larger of netlink + process, procfs + process: %s)", lo.sockets, hi.sockets, which),
 			"≤ 40 bytes", worst, known, "%.1f bytes", func(v float64) bool { return v <= 40 })
 	}
-	// What the kernel ages cost: the dump with tcp_info of the CLOSE_WAIT
-	// sockets against the same dump without.
+	if l := r.limited; l != nil {
+		ok := l.notMeasuredWhy == "" && len(l.cold) > 0
+		wst := max(worst(l.cold), worst(l.warm))
+		add(fmt.Sprintf("scrape at %d sockets under the DaemonSet's limits (cpu %dm, memory %d MiB), cold and warm, worst", l.sockets, l.cpuMilli, l.memBytes>>20),
+			"< 10 s, not killed", wst.Seconds(), ok, "%.2f s", func(v float64) bool { return v < 10 && !l.died })
+	}
+	// What the kernel ages cost in steady state: one lookup per new
+	// CLOSE_WAIT socket on top of today's dump; a whole scrape's share is
+	// in the comparison with the previous report below.
 	for _, size := range []int{100_000, 1_000_000} {
 		s := r.at(size)
 		if s == nil {
 			continue
 		}
-		v, ok := ratio(s, toolDumpAges, toolDumpNoAges)
-		add(fmt.Sprintf("netlink dump with kernel ages vs without, %d sockets (%d in CLOSE_WAIT)", s.sockets, s.closeWait), "≤ 1.1×", v, ok, "%.2f×", func(v float64) bool { return v <= 1.1 })
+		plain, ok1 := s.median(toolDumpPlain)
+		look, ok2 := s.median(toolAgeLookups)
+		add(fmt.Sprintf("kernel ages of every CLOSE_WAIT socket looked up (%d) against one dump, %d sockets (the steady state pays this only for new ones)", s.closeWait, s.sockets),
+			"≤ 0.1×", look/plain, ok1 && ok2 && plain > 0, "%.3f×", func(v float64) bool { return v <= 0.1 })
 	}
 	// No scrape slower than in the report this one replaces; 10 % is the
 	// spread of medians between runs on this machine kind.
@@ -540,13 +551,30 @@ func (r *report) markdown(png string) string {
 		w("\n")
 	}
 
-	w("\n## Kernel ages\n\nWhat reading the CLOSE_WAIT sockets' `tcp_info` (their age from the kernel's clock) costs: a netlink dump of every socket in the benchmark's own process, with the exporter's request (the CLOSE_WAIT sockets in a second dump asking for INET_DIAG_INFO) and the same dumps without the extension; medians over the rounds, in milliseconds.\n\n")
-	w("| sockets | in CLOSE_WAIT | with a kernel age | dump, kernel ages | dump, no kernel ages | ratio |\n|---:|---:|---:|---:|---:|---:|\n")
+	if l := r.limited; l != nil {
+		w("\n## Under the shipped limits\n\nThe exporter (netlink, every collector, defaults) in a cgroup with the CPU quota and memory limit of `packaging/kubernetes/daemonset.yaml` (read from the file: cpu %dm, memory %d MiB), at %d sockets: %d cold starts, each first scrape followed by %d warm ones; wall time of the HTTP scrape.\n\n", l.cpuMilli, l.memBytes>>20, l.sockets, limitedRuns, limitedWarm)
+		if l.notMeasuredWhy != "" {
+			w("Not measured: %s.\n", l.notMeasuredWhy)
+		} else {
+			c, _ := medianMs(l.cold)
+			wm, _ := medianMs(l.warm)
+			w("| cold, median | cold, worst | warm, median | warm, worst | cgroup memory peak | memory limit hit | exporter killed |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+			w("| %s ms | %s ms | %s ms | %s ms | %s | %d times | %v |\n", ms(c), ms(float64(worst(l.cold))/1e6), ms(wm), ms(float64(worst(l.warm))/1e6), mb(l.peak), l.failcnt, l.died)
+		}
+	}
+
+	w("\n## Kernel ages\n\nWhat reading the CLOSE_WAIT sockets' `tcp_info` (their age from the kernel's clock) costs, measured in the benchmark's own process, medians over the rounds in milliseconds. The exporter's steady state is one dump of every state per family, as before kernel ages, plus one lookup for each CLOSE_WAIT socket it has not seen before; its first reading after a start dumps the CLOSE_WAIT sockets a second time, with their ages, because a second dump walks the kernel's whole socket hash again.\n\n")
+	w("| sockets | in CLOSE_WAIT | with a kernel age | one dump (steady state) | two dumps, ages (first reading) | ratio | lookups of every CLOSE_WAIT socket | per lookup |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.sizes {
-		a, ok1 := s.median(toolDumpAges)
-		b, ok2 := s.median(toolDumpNoAges)
-		if ok1 && ok2 && b > 0 {
-			w("| %d | %d | %d | %s | %s | %.2f× |\n", s.sockets, s.closeWait, s.kernelAged, ms(a), ms(b), a/b)
+		plain, ok1 := s.median(toolDumpPlain)
+		ages, ok2 := s.median(toolDumpAges)
+		look, ok3 := s.median(toolAgeLookups)
+		if ok1 && ok2 && ok3 && plain > 0 {
+			per := "–"
+			if s.closeWait > 0 {
+				per = fmt.Sprintf("%.1f µs", look*1000/float64(s.closeWait))
+			}
+			w("| %d | %d | %d | %s | %s | %.2f× | %s | %s |\n", s.sockets, s.closeWait, s.kernelAged, ms(plain), ms(ages), ages/plain, ms(look), per)
 		}
 	}
 

@@ -125,6 +125,27 @@ func (t *CloseWaitTracker) begin() {
 // share an age; the kernel's clock is read as the socket streams, a little
 // after taken, so its age may come out short by that much, never long.
 func (t *CloseWaitTracker) observe(s *Socket, taken time.Time) (time.Duration, AgeSource) {
+	return t.observeAs(s, taken, true)
+}
+
+// knows tells whether the tracker remembers the socket: it has its start,
+// and a kernel age can add nothing (the kernel's clock only ever restarts
+// later).
+func (t *CloseWaitTracker) knows(s *Socket) bool {
+	if s.Inode == 0 {
+		return false
+	}
+	k := t.key(s)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.first[k]
+	return ok
+}
+
+// observeAs is observe; without remember a socket the tracker does not
+// know yet is not remembered (its kernel age is to come at a later
+// reading), and has an age only from the kernel.
+func (t *CloseWaitTracker) observeAs(s *Socket, taken time.Time, remember bool) (time.Duration, AgeSource) {
 	takenNanos := taken.UnixNano()
 	// The kernel's bound, when there is one: now less the time since the
 	// last ACK received.
@@ -135,7 +156,7 @@ func (t *CloseWaitTracker) observe(s *Socket, taken time.Time) (time.Duration, A
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	since := kernel
-	if s.Inode != 0 {
+	if s.Inode != 0 && remember {
 		since = t.remember(s, kernel, takenNanos)
 	}
 	t.counting[since.source]++

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -174,4 +176,83 @@ func TestCloseWaitTrackerMemory(t *testing.T) {
 	}
 	runtime.KeepAlive(tr)
 	runtime.KeepAlive(socks)
+}
+
+// agingTables is a source of CLOSE_WAIT sockets whose kernel age is known
+// only to a dump that asks for it, or to a lookup: as netlink.
+type agingTables struct {
+	socks      []Socket
+	inDump     bool
+	dumps      []bool // per reading: were the ages dumped
+	looked     int    // sockets looked up
+	ackAgeMs   uint32
+	lookupFail bool
+}
+
+func (a *agingTables) Stream(_ context.Context, fn func(*Socket)) error {
+	a.dumps = append(a.dumps, a.inDump)
+	for _, s := range a.socks {
+		if a.inDump {
+			s.AckAge, s.HasAckAge = a.ackAgeMs, true
+		}
+		fn(&s)
+	}
+	return nil
+}
+
+func (a *agingTables) setAgesInDump(on bool) { a.inDump = on }
+
+func (a *agingTables) QueryAges(_ context.Context, socks []*Socket) error {
+	if a.lookupFail {
+		return errors.New("lookups refused")
+	}
+	for _, s := range socks {
+		s.AckAge, s.HasAckAge = a.ackAgeMs, true
+		a.looked++
+	}
+	return nil
+}
+
+// TestReaderKernelAgeModes: the first reading dumps every CLOSE_WAIT
+// socket's kernel age; later ones look up only the sockets the tracker
+// does not know; when more are new than can be set aside, or lookups
+// fail, the next reading dumps the ages again.
+func TestReaderKernelAgeModes(t *testing.T) {
+	t.Parallel()
+	src := &agingTables{ackAgeMs: 90_000}
+	add := func(n int) {
+		for range n {
+			src.socks = append(src.socks, cwSocket(uint64(len(src.socks)+1), 9000, StateCloseWait))
+		}
+	}
+	tr := NewCloseWaitTracker(1 << 20)
+	r := snapshotReader{tables: src, tracker: tr, needDumpAges: true}
+	read := func() [numAgeSources]int {
+		r.read(context.Background(), readRequest{})
+		return tr.Sources()
+	}
+	add(3)
+	if got := read(); got[AgeKernel] != 3 || !src.dumps[0] || src.looked != 0 {
+		t.Fatalf("first reading: sources %v, dumped %v, looked up %d; want 3 kernel ages from the dump", got, src.dumps, src.looked)
+	}
+	add(2)
+	if got := read(); got[AgeKernel] != 5 || src.dumps[1] || src.looked != 2 {
+		t.Fatalf("second reading: sources %v, dumped %v, looked up %d; want the 2 new ones looked up", got, src.dumps, src.looked)
+	}
+	// More new sockets than can be set aside: those left over have no age
+	// this time and are not remembered; the next reading dumps.
+	add(maxDeferred + 10)
+	got := read()
+	if got[AgeNone] != 10 || got[AgeKernel] != maxDeferred+5 || !r.needDumpAges {
+		t.Fatalf("overflow: sources %v, next dumps %v; want 10 without an age and a dump next", got, r.needDumpAges)
+	}
+	if got := read(); got[AgeKernel] != maxDeferred+15 || !src.dumps[3] {
+		t.Fatalf("after the overflow: sources %v, dumped %v", got, src.dumps)
+	}
+	// Failing lookups: first-seen ages, and the next reading dumps.
+	src.lookupFail = true
+	add(1)
+	if got := read(); got[AgeFirstSeen] != 1 || !r.needDumpAges {
+		t.Fatalf("failed lookups: sources %v, next dumps %v", got, r.needDumpAges)
+	}
 }

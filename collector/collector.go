@@ -186,7 +186,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		opts:         o,
 		logger:       o.Logger,
 		capabilities: effectiveCapabilities,
-		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait},
+		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to build its families from the scrape's snapshot.", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",

@@ -124,7 +124,7 @@ func byFamilyAndState(socks []Socket) map[string]int {
 // each of them the same, field by field.
 func TestNetlinkMatchesProcfs(t *testing.T) {
 	t.Parallel()
-	nl := NewNetlinkTables()
+	nl := &NetlinkTables{AgesInDump: true}
 	if err := nl.probe(context.Background()); err != nil {
 		t.Skipf("netlink sock_diag unavailable here: %v", err)
 	}
@@ -211,6 +211,61 @@ func TestNetlinkMatchesProcfs(t *testing.T) {
 	}
 	if counts["ipv6 listen"] > 0 {
 		t.Error("no IPv4-mapped socket in the IPv6 table")
+	}
+}
+
+// TestNetlinkQueryAges: the CLOSE_WAIT sockets a plain dump lists without
+// an age get the same kernel age from one lookup each as from a dump that
+// asks for it; a socket that does not exist gets none, and no error.
+func TestNetlinkQueryAges(t *testing.T) {
+	t.Parallel()
+	nl := NewNetlinkTables()
+	if err := nl.probe(context.Background()); err != nil {
+		t.Skipf("netlink sock_diag unavailable here: %v", err)
+	}
+	ports := heldSockets(t, "tcp4", "127.0.0.1")
+	if _, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		ports = append(ports, heldSockets(t, "tcp6", "::1")...)
+	}
+	closeWait := func(socks []Socket) []Socket {
+		return slices.DeleteFunc(ours(socks, ports), func(s Socket) bool { return s.State != StateCloseWait })
+	}
+	withAges := &NetlinkTables{AgesInDump: true}
+	dumped, err := AppendSockets(context.Background(), withAges, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := AppendSockets(context.Background(), nl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := closeWait(dumped), closeWait(plain)
+	if len(got) == 0 || len(got) != len(want) {
+		t.Fatalf("%d CLOSE_WAIT sockets in the plain dump, %d in the one with ages", len(got), len(want))
+	}
+	ptrs := []*Socket{}
+	for i := range got {
+		if got[i].HasAckAge {
+			t.Fatalf("the plain dump gave an age: %+v", got[i])
+		}
+		ptrs = append(ptrs, &got[i])
+	}
+	ghost := Socket{Local: ap("127.0.0.1:1"), Remote: ap("127.0.0.1:2"), State: StateCloseWait, Family: IPv4}
+	ptrs = append(ptrs, &ghost)
+	if err := nl.QueryAges(context.Background(), ptrs); err != nil {
+		t.Fatal(err)
+	}
+	if ghost.HasAckAge {
+		t.Errorf("a socket that does not exist got an age: %+v", ghost)
+	}
+	for i := range got {
+		if !got[i].HasAckAge || !want[i].HasAckAge || got[i].Inode != want[i].Inode {
+			t.Fatalf("socket %d: looked up %+v, dumped %+v", i, got[i], want[i])
+		}
+		// Taken moments apart: the lookup is at least as old, by less than a second.
+		if d := int(got[i].AckAge) - int(want[i].AckAge); d < 0 || d > 1000 {
+			t.Errorf("socket %d: age %d ms looked up, %d ms dumped", i, got[i].AckAge, want[i].AckAge)
+		}
 	}
 }
 

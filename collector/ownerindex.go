@@ -85,21 +85,3 @@ func (x *ownerIndex) isListed(inode uint64) bool {
 	i, ok := x.find(inode)
 	return ok && x.listed[i/64]&(1<<(i%64)) != 0
 }
-
-// unlistedOwners returns, once each, the pids for which keep holds that
-// have an entry the tables did not list.
-func (x *ownerIndex) unlistedOwners(keep func(pid int32) bool) []int32 {
-	var out []int32
-	seen := map[int32]bool{}
-	for i := range x.entries {
-		if x.listed[i/64]&(1<<(i%64)) != 0 {
-			continue
-		}
-		pid := x.entries[i].owner.pid
-		if !seen[pid] && keep(pid) {
-			seen[pid] = true
-			out = append(out, pid)
-		}
-	}
-	return out
-}

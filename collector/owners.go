@@ -211,16 +211,7 @@ func (o *SocketOwners) Settle(ctx context.Context, w *OwnerWalk, unowned []uint6
 	defer unix.Close(rootFD)
 	wk.ctx, wk.rootFD = ctx, rootFD
 
-	// Processes taken from the cache that held a socket the tables did not
-	// list closed it since: read them again.
-	stale := w.index.unlistedOwners(func(pid int32) bool { return !wk.read[pid] })
-	// Processes read by this walk keep only their sockets the tables listed
-	// (their other sockets are UDP or Unix ones, or closed since).
-	for pid := range wk.read {
-		if st := o.procs[pid]; st != nil {
-			st.inodes = slices.DeleteFunc(st.inodes, func(ino uint64) bool { return !w.index.isListed(ino) })
-		}
-	}
+	stale := o.sortOut(w)
 	complete := !wk.useCache
 	if len(unowned) > 0 {
 		wk.unowned = make(map[uint64]struct{}, len(unowned))
@@ -256,6 +247,39 @@ func (o *SocketOwners) Settle(ctx context.Context, w *OwnerWalk, unowned []uint6
 	}
 	o.sortUnresolved(w, unowned, complete)
 	return nil
+}
+
+// sortOut goes once over the index after the tables: a process read by
+// this walk keeps in the cache only its sockets the tables listed (its
+// others are UDP or Unix ones, or closed since); a process taken from the
+// cache that held a socket the tables did not list closed it since, and is
+// returned, to be read again.
+func (o *SocketOwners) sortOut(w *OwnerWalk) (stale []int32) {
+	wk, x := w.wk, &w.index
+	for pid := range wk.read {
+		if st := o.procs[pid]; st != nil {
+			st.inodes = st.inodes[:0]
+		}
+	}
+	var seen map[int32]bool
+	for i := range x.entries {
+		e := &x.entries[i]
+		listed := x.listed[i/64]&(1<<(i%64)) != 0
+		if wk.read[e.owner.pid] {
+			if st := o.procs[e.owner.pid]; listed && st != nil {
+				st.inodes = append(st.inodes, e.inode)
+			}
+			continue
+		}
+		if !listed && !seen[e.owner.pid] {
+			if seen == nil {
+				seen = map[int32]bool{}
+			}
+			seen[e.owner.pid] = true
+			stale = append(stale, e.owner.pid)
+		}
+	}
+	return stale
 }
 
 // stillPending tells whether a socket left without an owner at the last

@@ -92,8 +92,9 @@ type Snapshot struct {
 }
 
 // maxDeferred bounds the sockets a reading keeps aside when the walk did
-// not know their owner, to count them once Settle has looked again.
-// Beyond it they are counted as unresolved at once.
+// not know their owner, or when a CLOSE_WAIT socket's kernel age is to be
+// looked up, to count them after the tables. Beyond it they are counted at
+// once: as unresolved, or without an age this time.
 const maxDeferred = 16384
 
 // snapshotReader builds snapshots from a table source and the /proc/PID/fd
@@ -108,12 +109,22 @@ type snapshotReader struct {
 	deferred   []deferredSocket
 	unowned    []uint64
 	in         sockInfo // the streaming socket's
+	// The reading's kernel ages: the source that gives them, whether it
+	// dumps them, whether some new CLOSE_WAIT socket found no room to be
+	// set aside; needDumpAges asks the next reading to dump them (the
+	// first does).
+	ager                    kernelAger
+	agesInDump, ageOverflow bool
+	needDumpAges            bool
+	listCloseWait           bool
 }
 
-// deferredSocket is a socket set aside until Settle.
+// deferredSocket is a socket set aside until its owner or kernel age is
+// looked up, after the tables.
 type deferredSocket struct {
-	sk Socket
-	in sockInfo
+	sk       Socket
+	in       sockInfo
+	needsAge bool
 }
 
 // readRequest says what one reading builds.
@@ -153,6 +164,16 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		s.OwnersDuration = time.Since(start)
 	}
 
+	// Kernel ages: the first reading (and one after a reading that could
+	// not look up all its new CLOSE_WAIT sockets) has every CLOSE_WAIT
+	// socket dumped with its age; the others look up only the CLOSE_WAIT
+	// sockets the tracker does not know yet.
+	r.ager = nil
+	if ager, ok := agerOf(r.tables); ok && r.tracker != nil {
+		r.ager, r.agesInDump = ager, r.needDumpAges
+		ager.setAgesInDump(r.agesInDump)
+	}
+	r.listCloseWait = req.closeWait
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		s.tallies = s.tallies[:0]
@@ -160,64 +181,105 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 			s.tallies = append(s.tallies, v.newTally(s))
 		}
 		s.Sockets, s.closeWait = 0, nil
-		r.deferred, r.unowned = r.deferred[:0], r.unowned[:0]
+		r.deferred, r.unowned, r.ageOverflow = r.deferred[:0], r.unowned[:0], false
 		r.classifier.reset()
 		if r.tracker != nil {
 			r.tracker.begin()
 		}
-		s.TableErr = r.tables.Stream(ctx, func(sk *Socket) { r.socket(s, walk, req.closeWait, sk) })
+		s.TableErr = r.tables.Stream(ctx, func(sk *Socket) { r.socket(s, walk, sk) })
 		if attempt == 0 && errors.Is(s.TableErr, errRestartReading) {
 			continue
 		}
 		break
-	}
-	if r.tracker != nil {
-		r.tracker.end(s.TableErr == nil)
 	}
 	if n, ok := r.tables.(namespaceNamer); ok {
 		s.Namespaces = n.Namespaces()
 	}
 	s.TablesDuration = time.Since(start)
 
+	// The sockets set aside: their owners (Settle), their kernel ages (one
+	// lookup each), then counted.
 	if walk != nil {
 		start = time.Now()
 		if err := r.owners.Settle(ctx, walk, r.unowned); err != nil && s.OwnersErr == nil {
 			s.OwnersErr = err
 		}
 		s.OwnerNames = walk.Names // Settle may have found new ones
-		for i := range r.deferred {
-			d := &r.deferred[i]
-			d.in.owner, d.in.pid = walk.Lookup(d.sk.Inode)
-			r.count(s, req.closeWait, &d.sk, &d.in)
-		}
 		s.OwnersDuration += time.Since(start)
+	}
+	queryErr := r.queryAges(ctx)
+	for i := range r.deferred {
+		d := &r.deferred[i]
+		if walk != nil && d.in.owner == noOwner && d.sk.Inode != 0 {
+			d.in.owner, d.in.pid = walk.Lookup(d.sk.Inode)
+		}
+		if d.needsAge {
+			d.in.age, d.in.ageSource = r.tracker.observe(&d.sk, s.Taken)
+		}
+		r.count(s, req.closeWait, &d.sk, &d.in)
+	}
+	if r.tracker != nil {
+		r.tracker.end(s.TableErr == nil)
+		r.needDumpAges = r.ageOverflow || queryErr != nil
 	}
 	clear(r.deferred) // drop the copies' references
 	return s
 }
 
+// queryAges looks up the kernel ages of the CLOSE_WAIT sockets set aside
+// for them.
+func (r *snapshotReader) queryAges(ctx context.Context) error {
+	if r.ager == nil {
+		return nil
+	}
+	var socks []*Socket
+	for i := range r.deferred {
+		if r.deferred[i].needsAge {
+			socks = append(socks, &r.deferred[i].sk)
+		}
+	}
+	return r.ager.QueryAges(ctx, socks)
+}
+
 // socket takes one socket as it streams: classifies it, finds its owner
-// and age, and counts it (or sets it aside until Settle).
-func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, listCloseWait bool, sk *Socket) {
+// and age, and counts it, or sets it aside when its owner or its kernel
+// age is to be looked up after the tables.
+func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, sk *Socket) {
 	s.Sockets++
 	// One sockInfo, reused: handed to the views through an interface, a
 	// fresh one would escape to the heap for every socket.
 	in := &r.in
 	*in = sockInfo{dir: r.classifier.direction(sk), owner: noOwner}
-	if sk.State == StateCloseWait && r.tracker != nil {
-		in.age, in.ageSource = r.tracker.observe(sk, s.Taken)
-	}
+	needsOwner := false
 	if walk != nil && sk.Inode != 0 {
 		in.owner, in.pid = walk.Lookup(sk.Inode)
 		if in.owner == noOwner {
 			r.unowned = append(r.unowned, sk.Inode)
-			if len(r.deferred) < maxDeferred {
-				r.deferred = append(r.deferred, deferredSocket{*sk, *in})
-				return
-			}
+			needsOwner = true
 		}
 	}
-	r.count(s, listCloseWait, sk, in)
+	needsAge := false
+	if sk.State == StateCloseWait && r.tracker != nil {
+		// A CLOSE_WAIT socket new to the tracker, of the namespace netlink
+		// reads, dumped without its age: look it up after the tables.
+		needsAge = r.ager != nil && !r.agesInDump && sk.NetNS == 0 && !sk.HasAckAge && !r.tracker.knows(sk)
+		if !needsAge {
+			in.age, in.ageSource = r.tracker.observe(sk, s.Taken)
+		}
+	}
+	if needsOwner || needsAge {
+		if len(r.deferred) < maxDeferred {
+			r.deferred = append(r.deferred, deferredSocket{sk: *sk, in: *in, needsAge: needsAge})
+			return
+		}
+		if needsAge {
+			// No room: no age this time, and the next reading dumps the
+			// ages of every CLOSE_WAIT socket.
+			in.age, in.ageSource = r.tracker.observeAs(sk, s.Taken, false)
+			r.ageOverflow = true
+		}
+	}
+	r.count(s, r.listCloseWait, sk, in)
 }
 
 // count hands a socket to every view.

@@ -99,3 +99,30 @@ func (f *fallbackTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	}
 	return f.fallback.Stream(ctx, fn)
 }
+
+// kernelAger is a table source that can give CLOSE_WAIT sockets their age
+// from the kernel's clock (netlink; the wrappers pass it on).
+type kernelAger interface {
+	// setAgesInDump: the next readings list CLOSE_WAIT sockets in a dump of
+	// their own, each with its age (on), or in the common dump, without.
+	setAgesInDump(on bool)
+	// QueryAges looks up sockets of the exporter's own network namespace
+	// one by one and fills in their ages.
+	QueryAges(ctx context.Context, socks []*Socket) error
+}
+
+// agerOf returns src's kernelAger, if it has one that works now.
+func agerOf(src TableSource) (kernelAger, bool) {
+	switch s := src.(type) {
+	case *fallbackTables:
+		if s.failed.Load() {
+			return nil, false
+		}
+		return agerOf(s.primary)
+	case *NamespaceTables:
+		return agerOf(s.own)
+	case kernelAger:
+		return s, true
+	}
+	return nil, false
+}

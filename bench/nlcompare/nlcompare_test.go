@@ -113,13 +113,9 @@ func toSocket(m []byte, family collector.Family) collector.Socket {
 	return s
 }
 
-// nlt reads without kernel ages, so that every way makes the same request:
-// one dump of every state per family.
-var nlt = func() *collector.NetlinkTables {
-	n := collector.NewNetlinkTables()
-	n.NoKernelAges = true
-	return n
-}()
+// nlt reads as the exporter does in steady state, the same request as the
+// other ways: one dump of every state per family, no extension.
+var nlt = collector.NewNetlinkTables()
 
 // ours is collector/netlink.go: our request on golang.org/x/sys/unix, read in
 // place from one reused buffer.
