@@ -29,10 +29,11 @@ const completeWalkInterval = 5 * time.Minute
 type OwnerWalk struct {
 	// Names are the process names (comm) of the owners, each once.
 	Names []string
-	// index holds one entry per socket fd found, sorted by inode and then
-	// pid: a compact map from inode to owner (16 bytes a socket, where a Go
-	// map costs about 50), searched through buckets.
-	index ownerIndex
+	// index holds one key per socket fd found, sorted by inode and then
+	// pid: a compact map from inode to pid (8 bytes a socket, where a Go map
+	// costs about 50), searched through buckets; pidName names each pid.
+	index   ownerIndex
+	pidName map[int32]int32
 	// fixed holds owners found after the tables were read (Settle), for
 	// the sockets the index did not know.
 	fixed map[uint64]socketOwner
@@ -55,12 +56,6 @@ type socketOwner struct {
 	pid  int32
 }
 
-// ownerEntry is one socket fd of one process.
-type ownerEntry struct {
-	inode uint64
-	owner socketOwner
-}
-
 // Lookup returns the index in Names of the process holding inode and its
 // pid (the lowest, when several processes hold it), or noOwner and 0. It
 // also notes that the tables list the socket, which Settle needs: call it
@@ -68,8 +63,11 @@ type ownerEntry struct {
 func (w *OwnerWalk) Lookup(inode uint64) (name, pid int32) {
 	if i, ok := w.index.find(inode); ok {
 		w.index.markRun(i)
-		o := w.index.entries[i].owner
-		return o.name, o.pid
+		pid := w.index.pidAt(i)
+		return w.pidName[pid], pid
+	}
+	if pid, ok := w.index.wide[inode]; ok {
+		return w.pidName[pid], pid
 	}
 	if o, ok := w.fixed[inode]; ok {
 		return o.name, o.pid
@@ -125,7 +123,7 @@ type SocketOwners struct {
 	counts                    int8      // whether the kernel reports fd counts: 0 unknown, 1 yes, -1 no
 	pids                      []int32
 	dirent                    []byte
-	entries                   []ownerEntry // the last index's, reused
+	keys                      []uint64 // the last index's, reused
 }
 
 // procState is what the cache knows of one process.
@@ -163,13 +161,13 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 		o.procs = make(map[int32]*procState)
 		o.last = now
 	}
-	w := &OwnerWalk{}
+	w := &OwnerWalk{pidName: map[int32]int32{}}
 	wk := &walk{
 		owners: o, ctx: ctx, caching: caching, useCache: useCache,
 		w:       w,
 		nameIdx: map[string]int32{},
 		read:    make(map[int32]bool),
-		entries: o.entries[:0],
+		keys:    o.keys[:0],
 	}
 	w.wk = wk
 	wk.run(rootFD, o.pids, false)
@@ -183,9 +181,9 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 			delete(o.procs, pid) // gone
 		}
 	}
-	w.index.build(wk.entries)
-	o.entries = wk.entries
-	wk.entries = nil
+	w.index.build(wk.keys)
+	o.keys = wk.keys
+	wk.keys = nil
 	return w, nil
 }
 
@@ -262,21 +260,20 @@ func (o *SocketOwners) sortOut(w *OwnerWalk) (stale []int32) {
 		}
 	}
 	var seen map[int32]bool
-	for i := range x.entries {
-		e := &x.entries[i]
-		listed := x.listed[i/64]&(1<<(i%64)) != 0
-		if wk.read[e.owner.pid] {
-			if st := o.procs[e.owner.pid]; listed && st != nil {
-				st.inodes = append(st.inodes, e.inode)
+	for i := range x.keys {
+		pid, listed := x.pidAt(i), x.isListedAt(i)
+		if wk.read[pid] {
+			if st := o.procs[pid]; listed && st != nil {
+				st.inodes = append(st.inodes, x.inodeAt(i))
 			}
 			continue
 		}
-		if !listed && !seen[e.owner.pid] {
+		if !listed && !seen[pid] {
 			if seen == nil {
 				seen = map[int32]bool{}
 			}
-			seen[e.owner.pid] = true
-			stale = append(stale, e.owner.pid)
+			seen[pid] = true
+			stale = append(stale, pid)
 		}
 	}
 	return stale
@@ -363,9 +360,9 @@ type walk struct {
 	// processes from it.
 	caching, useCache bool
 
-	mu      sync.Mutex // guards w, entries, nameIdx, read, unowned, owners.procs
+	mu      sync.Mutex // guards w, keys, nameIdx, read, unowned, owners.procs
 	w       *OwnerWalk
-	entries []ownerEntry
+	keys    []uint64
 	nameIdx map[string]int32
 	read    map[int32]bool // processes whose fd folder was read
 	// unowned, in Settle: the sockets the tables listed without an owner,
@@ -501,9 +498,10 @@ func (wk *walk) claim(pid int32, comm string, inodes []uint64, fix bool) {
 		return
 	}
 	idx := wk.nameIndex(comm)
+	wk.w.pidName[pid] = idx
 	for _, ino := range inodes {
 		if !fix {
-			wk.entries = append(wk.entries, ownerEntry{ino, socketOwner{idx, pid}})
+			wk.keys = wk.w.index.add(wk.keys, ino, pid)
 			continue
 		}
 		if _, missing := wk.unowned[ino]; !missing {

@@ -147,12 +147,12 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 	var walk *OwnerWalk
 	if req.withOwners {
 		start := time.Now()
-		if r.owners.entries == nil {
+		if r.owners.keys == nil {
 			// Size the first index from the kernel's socket counters rather
 			// than by growing: growing a large slice leaves several times
 			// its size in garbage, and the process's peak memory with it.
 			if n := tcpSocketEstimate(r.owners.Root); n > 0 {
-				r.owners.entries = make([]ownerEntry, 0, n+n/8)
+				r.owners.keys = make([]uint64, 0, n+n/8)
 			}
 		}
 		s.OwnersWalked = true
