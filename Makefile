@@ -66,12 +66,11 @@ bench:
 	bench/run.sh $(BENCH_ARGS)
 
 # Each fuzzer for FUZZTIME (the seed corpus from testdata/ runs in every
-# `go test`). Run longer with e.g. `make fuzz FUZZTIME=10m`.
+# `go test`). Run longer with e.g. `make fuzz FUZZTIME=10m`. A failure
+# prints the failing input and the command that replays it
+# (internal/fuzzreport/fuzz.sh), so that CI's log alone reproduces it.
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		echo "fuzzing $$t for $(FUZZTIME)"; \
-		$(GO) test ./collector -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
-	done
+	GO=$(GO) internal/fuzzreport/fuzz.sh collector $(FUZZTIME) $(FUZZ_TARGETS)
 
 # The rule pack with Debian's promtool (2.x, installed if missing) and with a
 # pinned Prometheus 3 promtool built from the Go module proxy (slow only the

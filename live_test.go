@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -198,17 +200,24 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("top: exit %d\n%s", code, out)
 	}
+	// OLDEST is the kernel's age of sockets a moment old (netlink), or "-"
+	// (procfs: a single run has seen them once).
 	pid := strconv.Itoa(clientHelper.cmd.Process.Pid)
 	for _, want := range [][]string{
-		{client, pid, "127.0.0.2:" + port, strconv.Itoa(closeWait4), strconv.Itoa(established4), "upstream", "400", "-"},
-		{client, pid, "[::1]:" + port, strconv.Itoa(closeWait6), strconv.Itoa(established6), "upstream", "400", "-"},
+		{client, pid, "127.0.0.2:" + port, strconv.Itoa(closeWait4), strconv.Itoa(established4), "upstream", "400"},
+		{client, pid, "[::1]:" + port, strconv.Itoa(closeWait6), strconv.Itoa(established6), "upstream", "400"},
 	} {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
-			found = found || strings.Join(strings.Fields(line), " ") == strings.Join(want, " ")
+			f := strings.Fields(line)
+			if len(f) != len(want)+1 || strings.Join(f[:len(want)], " ") != strings.Join(want, " ") {
+				continue
+			}
+			age, err := time.ParseDuration(f[len(want)])
+			found = f[len(want)] == "-" || (err == nil && age < time.Minute)
 		}
 		if !found {
-			t.Errorf("top has no row %q:\n%s", want, out)
+			t.Errorf("top has no row %q with an OLDEST of - or under a minute:\n%s", want, out)
 		}
 	}
 }
@@ -252,63 +261,227 @@ func TestLiveCloseWaitUnread(t *testing.T) {
 	}
 }
 
-// TestLiveCloseWaitAges holds CLOSE_WAIT sockets for longer than
-// --collector.close-wait.stuck-after and fresh ones beside them, from two
-// processes of the same name toward the same endpoint.
-func TestLiveCloseWaitAges(t *testing.T) {
+// TestLiveCloseWaitKernelAges holds sockets in CLOSE_WAIT for a few seconds
+// before the exporter starts: with the netlink source its first scrape
+// already knows their age from the kernel's clock, and so does a restarted
+// exporter's; fresh sockets beside them are not stuck; `top --sockets`
+// names each of them.
+func TestLiveCloseWaitKernelAges(t *testing.T) {
+	if !netlinkWorks(t) {
+		t.Skip("netlink sock_diag does not answer here")
+	}
 	const (
 		old, fresh = 4, 3
 		comm       = "tcpst-aging"
 		stuckAfter = 2 * time.Second
+		held       = 3 * time.Second // before the exporter starts
 	)
 	srv := startHelper(t, "serve", "-comm", "tcpst-age-srv", "-listen", "127.0.0.2:0")
 	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
 	target := "127.0.0.2:" + port
-	startHelper(t, "connect", "-comm", comm, "-close-wait", target+"="+strconv.Itoa(old))
+	// No keepalive: nothing the server sends restarts the kernel's clock.
+	oldHelper := startHelper(t, "connect", "-comm", comm, "-keepalive=false", "-close-wait", target+"="+strconv.Itoa(old))
 	heldSince := time.Now() // the old sockets are in CLOSE_WAIT by now
-
 	config := filepath.Join(t.TempDir(), "pools.yml")
 	if err := os.WriteFile(config, []byte("pools:\n  - name: aging\n    remote_port: "+port+"\n    max: 100\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := startExporter(t, "--config.file="+config, "--collector.close-wait.stuck-after="+stuckAfter.String())
+	time.Sleep(held)
+
 	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
-	firstSeen := time.Now()
-	m := parseExposition(t, mustGet(t, e))
-	if m["tcpstate_process_remote_close_wait_stuck"+route] != 0 || m["tcpstate_process_remote_close_wait_oldest_seconds"+route] > 1 {
-		t.Fatalf("first sighting: stuck %v, oldest %v; want 0 and about 0", m["tcpstate_process_remote_close_wait_stuck"+route], m["tcpstate_process_remote_close_wait_oldest_seconds"+route])
+	ages := []string{"tcpstate_process_remote_close_wait_oldest_seconds" + route, `tcpstate_pool_close_wait_oldest_seconds{pool="aging"}`}
+	stucks := []string{"tcpstate_process_remote_close_wait_stuck" + route, `tcpstate_pool_close_wait_stuck{pool="aging"}`}
+	check := func(what string, m map[string]float64, wantStuck int) {
+		t.Helper()
+		truth := time.Since(heldSince).Seconds()
+		for _, k := range ages {
+			if got := m[k]; got < held.Seconds()-1 || got > truth {
+				t.Errorf("%s: %s = %.2fs; the oldest sockets are %.2fs old (held %v before the exporter started)", what, k, got, truth, held)
+			}
+		}
+		for _, k := range stucks {
+			if m[k] != float64(wantStuck) {
+				t.Errorf("%s: %s = %v, want %d", what, k, m[k], wantStuck)
+			}
+		}
+		if got := m[`tcpstate_close_wait_age_sockets{source="kernel"}`]; got < float64(wantStuck) {
+			t.Errorf("%s: %v CLOSE_WAIT sockets with a kernel age, want at least %d", what, got, wantStuck)
+		}
 	}
+	args := []string{"--config.file=" + config, "--collector.close-wait.stuck-after=" + stuckAfter.String(), "--collector.tcp.source=netlink"}
+	e := startExporter(t, args...)
+	check("first scrape", parseExposition(t, mustGet(t, e)), old)
 
-	// Let the old sockets pass stuck-after, then add fresh ones.
-	time.Sleep(stuckAfter + 500*time.Millisecond)
-	startHelper(t, "connect", "-comm", comm, "-close-wait", target+"="+strconv.Itoa(fresh))
-	lastScrape := time.Now()
-	m = parseExposition(t, mustGet(t, e))
-	truth := time.Since(heldSince).Seconds()
-	seen := time.Since(firstSeen).Seconds()
-
+	// Fresh sockets on the same route are not stuck.
+	freshHelper := startHelper(t, "connect", "-comm", comm, "-keepalive=false", "-close-wait", target+"="+strconv.Itoa(fresh))
+	m := parseExposition(t, mustGet(t, e))
 	if got := m[`tcpstate_process_remote_connections{process="`+comm+`",remote_address="127.0.0.2",remote_port="`+port+`",state="close_wait"}`]; got != old+fresh {
 		t.Errorf("route holds %v CLOSE_WAIT sockets, want %d", got, old+fresh)
+	}
+	check("with fresh sockets", m, old)
+	// Read without dumping every age again: the fresh sockets' were looked
+	// up one by one.
+	if got := m[`tcpstate_close_wait_age_sockets{source="kernel"}`]; got < old+fresh {
+		t.Errorf("with fresh sockets: %v CLOSE_WAIT sockets with a kernel age, want at least %d", got, old+fresh)
 	}
 	if got := m["tcpstate_close_wait_stuck_after_seconds"]; got != stuckAfter.Seconds() {
 		t.Errorf("tcpstate_close_wait_stuck_after_seconds = %v, want --collector.close-wait.stuck-after %v", got, stuckAfter.Seconds())
 	}
-	for _, k := range []string{"tcpstate_process_remote_close_wait_stuck" + route, `tcpstate_pool_close_wait_stuck{pool="aging"}`} {
-		if m[k] != old {
-			t.Errorf("%s = %v, want %d: the old sockets are stuck, the fresh ones not", k, m[k], old)
+
+	// A restarted exporter knows the ages at once too.
+	e.stop(t)
+	e = startExporter(t, args...)
+	m = parseExposition(t, mustGet(t, e))
+	check("after a restart", m, old)
+	t.Logf("oldest age after the restart %.2fs, true age %.2fs", m[ages[0]], time.Since(heldSince).Seconds())
+
+	// top --sockets names every socket: its pid, local port and age.
+	code, out := runToExit(t, "top", "--sockets", "--process=^"+comm+"$", "--config.file="+config, "--output=json", "--log.level=error")
+	if code != 0 {
+		t.Fatalf("top --sockets: exit %d\n%s", code, out)
+	}
+	var list struct {
+		Sockets []struct {
+			Pid        int      `json:"pid"`
+			Process    string   `json:"process"`
+			Local      string   `json:"local"`
+			Remote     string   `json:"remote"`
+			AgeSeconds *float64 `json:"age_seconds"`
+			AgeSource  string   `json:"age_source"`
+			Pool       string   `json:"pool"`
+		} `json:"sockets"`
+		Matched int `json:"matched"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("top --sockets --output=json is not JSON: %v\n%s", err, out)
+	}
+	if list.Matched != old+fresh || len(list.Sockets) != old+fresh {
+		t.Fatalf("top --sockets listed %d of %d sockets, want %d:\n%s", len(list.Sockets), list.Matched, old+fresh, out)
+	}
+	locals := map[string]bool{}
+	for i, s := range list.Sockets {
+		wantPid := oldHelper.cmd.Process.Pid
+		if i >= old { // oldest first
+			wantPid = freshHelper.cmd.Process.Pid
+		}
+		if s.Pid != wantPid || s.Process != comm || s.Remote != target || s.Pool != "aging" || s.AgeSource != "kernel" || s.AgeSeconds == nil {
+			t.Errorf("socket %d: %+v; want pid %d, %s, toward %s, pool aging, a kernel age", i, s, wantPid, comm, target)
+			continue
+		}
+		if i < old && *s.AgeSeconds < held.Seconds() {
+			t.Errorf("socket %d (old): age %.2fs, want at least %v", i, *s.AgeSeconds, held)
+		}
+		locals[s.Local] = true
+	}
+	if len(locals) != old+fresh {
+		t.Errorf("local endpoints %v: want %d distinct", locals, old+fresh)
+	}
+	// The table names the same local ports.
+	code, out = runToExit(t, "top", "--sockets", "--remote-port="+port)
+	if code != 0 {
+		t.Fatalf("top --sockets: exit %d\n%s", code, out)
+	}
+	for l := range locals {
+		if !strings.Contains(out, " "+l+" ") {
+			t.Errorf("top --sockets table lacks %s:\n%s", l, out)
 		}
 	}
-	// The exporter's clock starts at its first reading, so the age it
-	// reports is short of the truth by at most one scrape interval (here the
-	// time between the helper's readiness and the first scrape).
-	interval := firstSeen.Sub(heldSince).Seconds() + 0.1
-	for _, k := range []string{"tcpstate_process_remote_close_wait_oldest_seconds" + route, `tcpstate_pool_close_wait_oldest_seconds{pool="aging"}`} {
-		got := m[k]
-		if got < truth-interval-0.5 || got > truth || got > seen+0.5 {
-			t.Errorf("%s = %.2fs; the sockets are %.2fs old and were first scraped %.2fs ago", k, got, truth, seen)
+}
+
+// TestLiveCloseWaitKeepalive: a CLOSE_WAIT socket that sends keepalive probes
+// every second, answered by the server while it lingers in FIN_WAIT2, keeps
+// restarting the kernel's last-ACK clock; the age the exporter reports
+// must still never go backwards.
+func TestLiveCloseWaitKeepalive(t *testing.T) {
+	if !netlinkWorks(t) {
+		t.Skip("netlink sock_diag does not answer here")
+	}
+	const n = 3
+	srv := startHelper(t, "serve", "-comm", "tcpst-ka-srv", "-listen", "127.0.0.2:0")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	startHelper(t, "connect", "-comm", "tcpst-ka", "-keepalive-idle=1s", "-close-wait", "127.0.0.2:"+port+"="+strconv.Itoa(n))
+	e := startExporter(t, "--collector.tcp.source=netlink")
+	key := `tcpstate_process_remote_close_wait_oldest_seconds{process="tcpst-ka",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	start := time.Now()
+	prev := -1.0
+	for i := 0; i < 8; i++ {
+		m := parseExposition(t, mustGet(t, e))
+		age, ok := m[key]
+		if !ok {
+			t.Fatalf("no %s", key)
+		}
+		if age < prev {
+			t.Errorf("scrape %d: age went backwards, %.3fs after %.3fs", i, age, prev)
+		}
+		prev = age
+		time.Sleep(500 * time.Millisecond)
+	}
+	elapsed := time.Since(start).Seconds()
+	if prev < elapsed-1 {
+		t.Errorf("age %.2fs after %.2fs of scrapes: it should count at least from the first scrape", prev, elapsed)
+	}
+	// The probes did restart the kernel's clock: ss shows a last ACK
+	// younger than the age reported.
+	out, err := exec.Command("ss", "-tinH", "state", "close-wait", "dport", "= :"+port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss: %v\n%s", err, out)
+	}
+	// ss prints one line of tcp_info per socket, with lastack:MS unless
+	// the last ACK came within the current millisecond (0).
+	var lastacks []int
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.Contains(line, "rtt:") {
+			continue
+		}
+		ms := 0
+		if m := regexp.MustCompile(`lastack:(\d+)`).FindStringSubmatch(line); m != nil {
+			ms, _ = strconv.Atoi(m[1])
+		}
+		lastacks = append(lastacks, ms)
+	}
+	if len(lastacks) != n {
+		t.Fatalf("ss lists %d CLOSE_WAIT sockets with tcp_info, want %d:\n%s", len(lastacks), n, out)
+	}
+	for _, ms := range lastacks {
+		if float64(ms)/1000 > prev-1 {
+			t.Errorf("lastack %dms: the keepalive probes did not restart the kernel's clock (age reported %.2fs), the test proves nothing", ms, prev)
 		}
 	}
-	t.Logf("oldest age reported %.2fs, true age %.2fs, last scrape %v after the first", m["tcpstate_process_remote_close_wait_oldest_seconds"+route], truth, lastScrape.Sub(firstSeen))
+	t.Logf("age reported %.2fs after %.2fs of scrapes; ss lastack %v", prev, elapsed, lastacks)
+}
+
+// TestLiveCloseWaitProcfsAges: the procfs source has no kernel clock, so
+// ages count from the exporter's first sighting, and the exporter says so.
+func TestLiveCloseWaitProcfsAges(t *testing.T) {
+	const n = 3
+	srv := startHelper(t, "serve", "-comm", "tcpst-pf-srv", "-listen", "127.0.0.2:0")
+	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
+	startHelper(t, "connect", "-comm", "tcpst-pf", "-keepalive=false", "-close-wait", "127.0.0.2:"+port+"="+strconv.Itoa(n))
+	time.Sleep(1500 * time.Millisecond)
+	e := startExporter(t, "--collector.tcp.source=procfs", "--no-collector.netns")
+	key := `tcpstate_process_remote_close_wait_oldest_seconds{process="tcpst-pf",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	m := parseExposition(t, mustGet(t, e))
+	if got := m[key]; got > 0.5 {
+		t.Errorf("first scrape: %s = %.2f; a first-seen age starts at 0", key, got)
+	}
+	if m[`tcpstate_close_wait_age_sockets{source="kernel"}`] != 0 || m[`tcpstate_close_wait_age_sockets{source="first_seen"}`] < n {
+		t.Errorf("age sources kernel %v, first_seen %v; want 0 and at least %d", m[`tcpstate_close_wait_age_sockets{source="kernel"}`], m[`tcpstate_close_wait_age_sockets{source="first_seen"}`], n)
+	}
+	time.Sleep(time.Second)
+	if got := parseExposition(t, mustGet(t, e))[key]; got < 0.9 || got > 2 {
+		t.Errorf("second scrape a second later: %s = %.2f; want about 1", key, got)
+	}
+	code, out := runToExit(t, "top", "--sockets", "--collector.tcp.source=procfs", "--no-collector.netns", "--process=^tcpst-pf$")
+	if code != 0 || !strings.Contains(out, "AGE -: the kernel gives no age") {
+		t.Errorf("top --sockets on procfs should say why ages are missing (exit %d):\n%s", code, out)
+	}
+}
+
+// netlinkWorks tells whether sock_diag answers here.
+func netlinkWorks(t *testing.T) bool {
+	t.Helper()
+	code, out := runToExit(t, "top", "--collector.tcp.source=netlink", "--limit=1")
+	return code == 0 && !strings.Contains(out, "netlink")
 }
 
 // TestLiveNetworkNamespace holds CLOSE_WAIT sockets inside a network

@@ -67,8 +67,8 @@ func run(args []string) int {
 		maxSeries   = app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000").Int()
 		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,established").String()
 		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
-		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket seen in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck).").Default("5m").Duration()
-		maxTracked  = app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose age is tracked (about 50 bytes each); 0 turns age tracking off.").Default("100000").Int()
+		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck).").Default("5m").Duration()
+		maxTracked  = app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose first sighting is remembered (about 50 bytes each); beyond it a socket keeps only its kernel age, if the source gives one. 0 turns CLOSE_WAIT ages off.").Default("100000").Int()
 		tcpSource   = app.Flag("collector.tcp.source", "Where to read the TCP tables of the exporter's own network namespace: auto (netlink sock_diag, falling back to procfs with one log line), netlink, or procfs (/proc/net/tcp and tcp6 under --path.procfs).").Default(collector.SourceAuto).String()
 		netns       = app.Flag("collector.netns", "Read the TCP tables of every network namespace that has a process (containers), not only the exporter's own; adds tcpstate_netns_connections. Costs one readlink per process and one table read per other namespace.").Default("true").Bool()
 		sampleEvery = app.Flag("collector.close-wait.sample-interval", "Also read the tables this often between scrapes, so CLOSE_WAIT ages are finer than the scrape interval; 0 (the default) reads only on scrapes.").Default("0").Duration()
@@ -86,6 +86,14 @@ func run(args []string) int {
 	topCmd.Flag("watch", "Refresh the table until interrupted.").BoolVar(&top.watch)
 	topCmd.Flag("interval", "Time between refreshes with --watch.").Default("2s").DurationVar(&top.interval)
 	topCmd.Flag("count", "With --watch, stop after this many refreshes; 0 means never.").Default("0").IntVar(&top.count)
+	topCmd.Flag("sockets", "List CLOSE_WAIT sockets one by one, oldest first: pid, process, local and remote address, age and its clock, unread bytes, pool.").BoolVar(&top.sockets)
+	topCmd.Flag("output", "With --sockets: table, or json for scripts.").Default("table").StringVar(&top.output)
+	var (
+		topProcess = topCmd.Flag("process", "With --sockets: only sockets whose process name (comm) matches this regexp.").String()
+		topAddress = topCmd.Flag("remote-address", "With --sockets: only sockets toward this IP address or CIDR.").String()
+		topPort    = topCmd.Flag("remote-port", "With --sockets: only sockets toward this port.").Int()
+		topPool    = topCmd.Flag("pool", "With --sockets: only sockets that belong to this declared pool.").String()
+	)
 	// `top --help` lists what top uses: it serves nothing and samples
 	// nothing between its own refreshes. Its pre-action runs before kingpin
 	// writes the help.
@@ -173,6 +181,14 @@ func run(args []string) int {
 		return 2
 	}
 	if command == topCmd.FullCommand() {
+		if err := oneOf("--output", top.output, "table", "json"); err != nil {
+			fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
+			return 2
+		}
+		if top.filter, err = parseSocketFilter(*topProcess, *topAddress, *topPort, *topPool); err != nil {
+			fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
+			return 2
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		top.terminal = isTerminal(os.Stdout)

@@ -26,6 +26,11 @@ type topOptions struct {
 	watch    bool
 	interval time.Duration
 	count    int // refreshes before exiting with --watch; 0: until interrupted
+	// sockets lists CLOSE_WAIT sockets one by one instead of routes,
+	// filtered; output is "table" or "json".
+	sockets bool
+	filter  socketFilter
+	output  string
 	// terminal: standard output is a terminal, so --watch may clear the
 	// screen; otherwise (a pipe, a file) each refresh is appended as plain
 	// text.
@@ -64,8 +69,9 @@ type topView struct {
 // gatherTop runs one scrape through the exporter and arranges its families
 // as the table's rows.
 //
-// On the first refresh the exporter has seen every socket just once, so no
-// age means anything yet: withAges is false and OLDEST reads "-".
+// On the first refresh the exporter has seen every socket just once, so
+// only the kernel's ages mean anything yet: withAges is false and OLDEST
+// reads "-" for routes whose ages are all first sightings.
 func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config, withAges bool) (*topView, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(e.Bind(ctx)); err != nil {
@@ -101,7 +107,9 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 					row(m).established += val
 				}
 			case "tcpstate_process_remote_close_wait_oldest_seconds":
-				if withAges {
+				// A first sighting at this very reading is 0 and means
+				// nothing yet; a kernel age is right at once.
+				if withAges || val > 0 {
 					row(m).oldest = val
 				}
 			case "tcpstate_connections":
@@ -244,7 +252,7 @@ func (v *topView) render(w io.Writer, procRoot string, limit int) {
 		}
 		oldest := "-"
 		if r.oldest >= 0 {
-			oldest = (time.Duration(r.oldest) * time.Second).String()
+			oldest = formatAge(time.Duration(r.oldest * float64(time.Second)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.process, formatPids(pids[r.process]), remote, r.closeWait, r.established, pool, maxConns, oldest)
 	}
@@ -291,19 +299,38 @@ func formatPids(p []int) string {
 // runTop prints the table once or, with watch, refreshes it.
 func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Config, procRoot string, o topOptions, w io.Writer) error {
 	for i := 0; ; i++ {
-		v, err := gatherTop(ctx, e, cfg(), i > 0)
-		if err != nil {
-			return err
-		}
-		if o.watch {
-			if o.terminal {
-				fmt.Fprint(w, "\033[H\033[2J") // home and clear
-			} else if i > 0 {
-				fmt.Fprintln(w) // a blank line between refreshes
+		var render func()
+		if o.sockets {
+			socks, readErr := e.CloseWaitSockets(ctx)
+			l, err := listSockets(socks, readErr, cfg(), o.filter, o.limit, i == 0)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", time.Now().Format(time.TimeOnly), o.interval)
+			if o.output == "json" {
+				if err := l.renderJSON(w); err != nil {
+					return err
+				}
+			} else {
+				render = func() { l.render(w) }
+			}
+		} else {
+			v, err := gatherTop(ctx, e, cfg(), i > 0)
+			if err != nil {
+				return err
+			}
+			render = func() { v.render(w, procRoot, o.limit) }
 		}
-		v.render(w, procRoot, o.limit)
+		if render != nil {
+			if o.watch {
+				if o.terminal {
+					fmt.Fprint(w, "\033[H\033[2J") // home and clear
+				} else if i > 0 {
+					fmt.Fprintln(w) // a blank line between refreshes
+				}
+				fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", time.Now().Format(time.TimeOnly), o.interval)
+			}
+			render()
+		}
 		if !o.watch || (o.count > 0 && i+1 >= o.count) {
 			return nil
 		}

@@ -55,6 +55,7 @@ type options struct {
 	benchtime    string
 	nodeExporter string
 	closeWaitPct int
+	limited      bool
 }
 
 func run() int {
@@ -68,6 +69,7 @@ func run() int {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime for the Go benchmarks")
 	flag.StringVar(&o.nodeExporter, "node-exporter", "prometheus-node-exporter", "node_exporter binary (Debian's prometheus-node-exporter)")
 	flag.IntVar(&o.closeWaitPct, "close-wait-percent", 1, "share of held connections left in CLOSE_WAIT")
+	flag.BoolVar(&o.limited, "limited", true, "at the largest size, also run the exporter under the DaemonSet's CPU and memory limits (a cgroup v1 quota)")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -136,6 +138,10 @@ func (b *bench) run() error {
 		return err
 	}
 	b.report.machine = describeMachine(b.bins.nodeExporter)
+	// The report it replaces, to compare against.
+	if old, err := os.ReadFile(b.o.out); err == nil {
+		b.report.previous, b.report.previousDate = parsePrevious(string(old))
+	}
 	if b.o.goBench {
 		b.logf("Go benchmarks on generated tables (go test -bench, -benchtime %s)", b.o.benchtime)
 		out, err := b.command("go", "test", "-run", "^$", "-bench", "ProcfsTables|NetlinkParse|Scrape", "-benchmem", "-benchtime", b.o.benchtime, "./collector")
@@ -168,6 +174,9 @@ func (b *bench) run() error {
 			return fmt.Errorf("at %d sockets: %w", size, err)
 		}
 		b.report.sizes = append(b.report.sizes, res)
+		if size == slices.Max(b.o.sizes) && b.o.limited {
+			b.report.limited = b.measureLimited(res.sockets)
+		}
 	}
 	b.releaseHelpers()
 	slices.SortFunc(b.report.sizes, func(x, y *sizeResult) int { return x.sockets - y.sockets })
@@ -367,11 +376,53 @@ func (b *bench) releaseHelpers() {
 
 // countSockets counts the lines of both TCP tables, through netlink.
 func countSockets() int {
-	socks, err := collector.NewNetlinkTables().AppendSockets(context.Background(), nil)
-	if err != nil {
+	n := 0
+	if err := collector.NewNetlinkTables().Stream(context.Background(), func(*collector.Socket) { n++ }); err != nil {
 		return 0
 	}
-	return len(socks)
+	return n
+}
+
+// countCloseWait counts the CLOSE_WAIT sockets, and those a dump gave a
+// kernel age.
+func countCloseWait() (closeWait, aged int) {
+	_ = (&collector.NetlinkTables{AgesInDump: true}).Stream(context.Background(), func(s *collector.Socket) {
+		if s.State == collector.StateCloseWait {
+			closeWait++
+			if s.HasAckAge {
+				aged++
+			}
+		}
+	})
+	return closeWait, aged
+}
+
+// timeDump times one netlink reading of every socket, in this process,
+// with the CLOSE_WAIT sockets' kernel ages dumped or not.
+func timeDump(ages bool) (time.Duration, string, error) {
+	src := &collector.NetlinkTables{AgesInDump: ages}
+	start := time.Now()
+	err := src.Stream(context.Background(), func(*collector.Socket) {})
+	return time.Since(start), "", err
+}
+
+// timeAgeLookups times looking up every CLOSE_WAIT socket's kernel age one
+// by one (the sockets listed by a plain dump first, not timed).
+func timeAgeLookups() (time.Duration, string, error) {
+	src := collector.NewNetlinkTables()
+	var socks []*collector.Socket
+	err := src.Stream(context.Background(), func(s *collector.Socket) {
+		if s.State == collector.StateCloseWait {
+			c := *s
+			socks = append(socks, &c)
+		}
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	start := time.Now()
+	err = src.QueryAges(context.Background(), socks)
+	return time.Since(start), "", err
 }
 
 // A process the benchmark runs and scrapes over HTTP.
@@ -538,15 +589,23 @@ func nodeStates(body string) float64 {
 
 // Tool names, in table order.
 const (
-	toolCat          = "cat /proc/net/tcp*"
-	toolSS           = "ss -tan"
-	toolSSP          = "ss -tanp"
-	toolNode         = "node_exporter tcpstat"
-	toolNetlink      = "netlink"
-	toolNetlinkProc  = "netlink + process"
-	toolNetlinkCold  = "netlink + process, cold"
-	toolProcfs       = "procfs"
-	toolProcfsProc   = "procfs + process"
+	toolCat         = "cat /proc/net/tcp*"
+	toolSS          = "ss -tan"
+	toolSSP         = "ss -tanp"
+	toolNode        = "node_exporter tcpstat"
+	toolNetlink     = "netlink"
+	toolNetlinkProc = "netlink + process"
+	toolNetlinkCold = "netlink + process, cold"
+	toolProcfs      = "procfs"
+	toolProcfsProc  = "procfs + process"
+	// In-process netlink readings of every socket: one dump per family
+	// (the exporter's steady state), the same with the CLOSE_WAIT sockets
+	// in a second dump with their kernel ages (its first reading), and the
+	// lookup of every CLOSE_WAIT socket's age one by one (what a reading
+	// pays per new CLOSE_WAIT socket).
+	toolDumpPlain    = "netlink dump"
+	toolDumpAges     = "netlink dumps, kernel ages"
+	toolAgeLookups   = "kernel age lookups, every CLOSE_WAIT socket"
 	exporterNoProc   = "--no-collector.process"
 	exporterNoPools  = "--no-collector.pools"
 	coldStartsPerRun = 5
@@ -569,6 +628,14 @@ type sizeResult struct {
 	// tableStage holds, per exporter configuration, the table stage its
 	// scrapes reported (tcpstate_snapshot_duration_seconds{stage="tables"}).
 	tableStage map[string][]time.Duration
+	// cpuPerScrape is the CPU time (user + system) an exporter spent per
+	// scrape, from its process_cpu_seconds_total over the rounds; coldCPU
+	// the CPU of a cold start's first scrape, start-up included.
+	cpuPerScrape map[string]float64
+	coldCPU      []float64
+	// closeWait counts the CLOSE_WAIT sockets, and kernelAged those with a
+	// kernel age in a dump.
+	closeWait, kernelAged int
 }
 
 func (b *bench) roundsFor(sockets int) int {
@@ -593,7 +660,9 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		b.logf("held in %v", time.Since(start).Round(time.Millisecond))
 	}
 	res := &sizeResult{target: target, sockets: countSockets(), samples: map[string][]time.Duration{},
-		peakRSS: map[string]uint64{}, allocPerScrape: map[string]float64{}, seen: map[string]float64{}, timedOut: map[string]bool{}, tableStage: map[string][]time.Duration{}}
+		peakRSS: map[string]uint64{}, allocPerScrape: map[string]float64{}, seen: map[string]float64{}, timedOut: map[string]bool{}, tableStage: map[string][]time.Duration{},
+		cpuPerScrape: map[string]float64{}}
+	res.closeWait, res.kernelAged = countCloseWait()
 	res.rounds = b.roundsFor(res.sockets)
 	b.logf("measuring at %d sockets, %d rounds", res.sockets, res.rounds)
 
@@ -604,11 +673,19 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 			return nil, err
 		}
 		d, _, err := scrape(b.ctx, s.url)
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		// The process's CPU counter is read as a scrape starts: the
+		// second scrape's holds the start-up and the whole first scrape.
+		_, body, err := scrape(b.ctx, s.url)
 		s.stop()
 		if err != nil {
 			return nil, err
 		}
 		res.samples[toolNetlinkCold] = append(res.samples[toolNetlinkCold], d)
+		res.coldCPU = append(res.coldCPU, metricSum(body, "process_cpu_seconds_total"))
 	}
 
 	// The servers: our exporter in four configurations, node_exporter.
@@ -640,7 +717,7 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 	// Two scrapes first: the first sizes the buffers and fills the cache;
 	// the second's allocation counter (read as it starts) is the baseline,
 	// so that the counter in the last sample covers exactly the rounds.
-	allocStart := map[string]float64{}
+	allocStart, cpuStart := map[string]float64{}, map[string]float64{}
 	for name, s := range servers {
 		for i := 0; i < 2; i++ {
 			_, body, err := scrape(b.ctx, s.url)
@@ -648,6 +725,7 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 				return nil, err
 			}
 			allocStart[name] = metricSum(body, "go_memstats_alloc_bytes_total")
+			cpuStart[name] = metricSum(body, "process_cpu_seconds_total")
 			if name == toolNode {
 				res.seen[name] = nodeStates(body)
 			} else {
@@ -674,7 +752,11 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		url := s.url
 		tools[name] = func() (time.Duration, string, error) { return scrape(b.ctx, url) }
 	}
-	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc}
+	for name, ages := range map[string]bool{toolDumpAges: true, toolDumpPlain: false} {
+		tools[name] = func() (time.Duration, string, error) { return timeDump(ages) }
+	}
+	tools[toolAgeLookups] = timeAgeLookups
+	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolDumpPlain, toolDumpAges, toolAgeLookups}
 	lastBody := map[string]string{}
 	for r := 0; r < res.rounds; r++ {
 		if err := b.ctx.Err(); err != nil {
@@ -712,6 +794,7 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		res.peakRSS[name] = s.peakRSS()
 		if body, ok := lastBody[name]; ok && res.rounds > 0 {
 			res.allocPerScrape[name] = (metricSum(body, "go_memstats_alloc_bytes_total") - allocStart[name]) / float64(res.rounds)
+			res.cpuPerScrape[name] = (metricSum(body, "process_cpu_seconds_total") - cpuStart[name]) / float64(res.rounds)
 		}
 	}
 	// Memory in the long run: the heap grows towards the collector's goal

@@ -144,6 +144,79 @@ type report struct {
 	nlCompare         []goBenchLine
 	sizes             []*sizeResult
 	skipped           []string
+	// previous holds the medians of the report this one replaces, by
+	// sockets and tool; previousDate says when it was written.
+	previous     map[int]map[string]float64
+	previousDate string
+	// limited is the largest size measured under the shipped limits.
+	limited *limitedResult
+}
+
+// parsePrevious reads the time-per-scrape table of an earlier report.
+func parsePrevious(md string) (map[int]map[string]float64, string) {
+	out := map[int]map[string]float64{}
+	date := ""
+	if _, rest, ok := strings.Cut(md, "Written by `make bench` (bench/main.go) on "); ok {
+		date, _, _ = strings.Cut(rest, ",")
+	}
+	_, table, ok := strings.Cut(md, "## Time per scrape, real sockets on loopback")
+	if !ok {
+		return nil, ""
+	}
+	var header []string
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if header == nil {
+			header = cells
+			continue
+		}
+		n, err := strconv.Atoi(cells[0])
+		if err != nil {
+			continue // the alignment row
+		}
+		row := map[string]float64{}
+		for i := 2; i < len(cells) && i < len(header); i++ {
+			if v, err := strconv.ParseFloat(cells[i], 64); err == nil {
+				row[header[i]] = v
+			}
+		}
+		out[n] = row
+	}
+	return out, date
+}
+
+// previousAt returns the earlier report's medians at the size nearest
+// sockets, if one lies within a fifth of it.
+func (r *report) previousAt(sockets int) (map[string]float64, int, bool) {
+	best, bestN := map[string]float64(nil), 0
+	for n, row := range r.previous {
+		if d := abs(n - sockets); d*5 <= sockets && (best == nil || d < abs(bestN-sockets)) {
+			best, bestN = row, n
+		}
+	}
+	return best, bestN, best != nil
+}
+
+// ourTools are the exporter's configurations in the time table.
+var ourTools = []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolNetlinkCold}
+
+// perExtraSocket returns the growth of a configuration's peak RSS per
+// socket between two sizes.
+func perExtraSocket(a, b *sizeResult, tool string) (float64, bool) {
+	ra, rb := a.peakRSS[tool], b.peakRSS[tool]
+	if ra == 0 || rb == 0 || b.sockets <= a.sockets {
+		return 0, false
+	}
+	return (float64(rb) - float64(ra)) / float64(b.sockets-a.sockets), true
 }
 
 var toolColors = map[string]color.RGBA{
@@ -257,6 +330,53 @@ func (r *report) goals() []goal {
 			"flat (< 2× for the sockets ×"+strconv.Itoa(last.sockets/max(first.sockets, 1))+")", b/max(a, 1), a > 0 && b > 0, "%.2f×",
 			func(v float64) bool { return v < 2 })
 	}
+	// Memory per extra socket, every collector on, ages on.
+	if lo, hi := r.at(100_000), r.at(1_000_000); lo != nil && hi != nil {
+		worst, known, which := 0.0, false, ""
+		for _, t := range []string{toolNetlinkProc, toolProcfsProc} {
+			if v, ok := perExtraSocket(lo, hi, t); ok && (!known || v > worst) {
+				worst, known, which = v, true, t
+			}
+		}
+		add(fmt.Sprintf("peak RSS per extra socket, every collector on, %d → %d sockets (larger of netlink + process, procfs + process: %s)", lo.sockets, hi.sockets, which),
+			"≤ 40 bytes", worst, known, "%.1f bytes", func(v float64) bool { return v <= 40 })
+	}
+	if l := r.limited; l != nil {
+		ok := l.notMeasuredWhy == "" && len(l.cold) > 0
+		wst := max(worst(l.cold), worst(l.warm))
+		add(fmt.Sprintf("scrape at %d sockets under the DaemonSet's limits (cpu %dm, memory %d MiB), cold and warm, worst", l.sockets, l.cpuMilli, l.memBytes>>20),
+			"< 10 s, not killed", wst.Seconds(), ok, "%.2f s", func(v float64) bool { return v < 10 && !l.died })
+	}
+	// What the kernel ages cost in steady state: one lookup per new
+	// CLOSE_WAIT socket on top of today's dump; a whole scrape's share is
+	// in the comparison with the previous report below.
+	for _, size := range []int{100_000, 1_000_000} {
+		s := r.at(size)
+		if s == nil {
+			continue
+		}
+		plain, ok1 := s.median(toolDumpPlain)
+		look, ok2 := s.median(toolAgeLookups)
+		add(fmt.Sprintf("kernel ages of every CLOSE_WAIT socket looked up (%d) against one dump, %d sockets (the steady state pays this only for new ones)", s.closeWait, s.sockets),
+			"≤ 0.1×", look/plain, ok1 && ok2 && plain > 0, "%.3f×", func(v float64) bool { return v <= 0.1 })
+	}
+	// No scrape slower than in the report this one replaces; 10 % is the
+	// spread of medians between runs on this machine kind.
+	worst, known, what := 0.0, false, ""
+	for _, s := range r.sizes {
+		prev, n, ok := r.previousAt(s.sockets)
+		if !ok {
+			continue
+		}
+		for _, t := range ourTools {
+			now, ok1 := s.median(t)
+			then, ok2 := prev[t]
+			if ok1 && ok2 && then > 0 && (!known || now/then > worst) {
+				worst, known, what = now/then, true, fmt.Sprintf("%s at %d (then %d) sockets", t, s.sockets, n)
+			}
+		}
+	}
+	add("slowest change of a scrape against the previous report ("+orNone(what)+")", "≤ 1.1×", worst, known, "%.2f×", func(v float64) bool { return v <= 1.1 })
 	// Allocations per line: how the allocations of a reading grow from the
 	// smallest table to the largest (a constant few per reading, for the
 	// files and the buffer, is no allocation per line).
@@ -379,6 +499,18 @@ func (r *report) markdown(png string) string {
 			mb(s.peakRSS[toolNetlink]), mb(s.peakRSS[toolProcfs]), mb(s.peakRSS[toolNetlinkProc]), mb(s.peakRSS[toolProcfsProc]), mb(s.peakRSS[toolNode]),
 			kb(s.allocPerScrape[toolNetlink]), kb(s.allocPerScrape[toolNetlinkProc]), kb(s.allocPerScrape[toolProcfsProc]))
 	}
+	for i := 1; i < len(r.sizes); i++ {
+		a, b := r.sizes[i-1], r.sizes[i]
+		w("| per extra socket, %d → %d |", a.sockets, b.sockets)
+		for _, t := range []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolNode} {
+			if v, ok := perExtraSocket(a, b, t); ok {
+				w(" %.1f bytes |", v)
+			} else {
+				w(" – |")
+			}
+		}
+		w(" – | – | – |\n")
+	}
 	w("\nPeak RSS of `netlink + process` after %d more scrapes (the heap grows towards the garbage collector's goal over many scrapes):", soakScrapes)
 	for _, s := range r.sizes {
 		if s.soakRSS > 0 {
@@ -398,6 +530,78 @@ func (r *report) markdown(png string) string {
 	}
 	if len(r.skipped) > 0 {
 		w("\nNot measured: %s.\n", strings.Join(r.skipped, "; "))
+	}
+
+	w("\n## CPU per scrape\n\nCPU time (user and system) the exporter spent per scrape, from its own `process_cpu_seconds_total` over the rounds; `cold` is a fresh start's first scrape, start-up included (median of %d). This is what a CPU limit must leave room for: a scrape needs this much CPU within the scrape timeout, so a limit of L cores lets it finish in about CPU / L seconds (the walk of /proc/PID/fd uses up to `--collector.process.workers` threads).\n\n", coldStartsPerRun)
+	w("| sockets | netlink | procfs | netlink + process | procfs + process | netlink + process, cold |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.sizes {
+		w("| %d |", s.sockets)
+		for _, t := range []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc} {
+			if v, ok := s.cpuPerScrape[t]; ok && v > 0 {
+				w(" %s s |", secs(v))
+			} else {
+				w(" – |")
+			}
+		}
+		if v, ok := medianFloat(s.coldCPU); ok {
+			w(" %s s |", secs(v))
+		} else {
+			w(" – |")
+		}
+		w("\n")
+	}
+
+	if l := r.limited; l != nil {
+		w("\n## Under the shipped limits\n\nThe exporter (netlink, every collector, defaults) in a cgroup with the CPU quota and memory limit of `packaging/kubernetes/daemonset.yaml` (read from the file: cpu %dm, memory %d MiB), at %d sockets: %d cold starts, each first scrape followed by %d warm ones; wall time of the HTTP scrape.\n\n", l.cpuMilli, l.memBytes>>20, l.sockets, limitedRuns, limitedWarm)
+		if l.notMeasuredWhy != "" {
+			w("Not measured: %s.\n", l.notMeasuredWhy)
+		} else {
+			c, _ := medianMs(l.cold)
+			wm, _ := medianMs(l.warm)
+			w("| cold, median | cold, worst | warm, median | warm, worst | cgroup memory peak | memory limit hit | exporter killed |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+			w("| %s ms | %s ms | %s ms | %s ms | %s | %d times | %v |\n", ms(c), ms(float64(worst(l.cold))/1e6), ms(wm), ms(float64(worst(l.warm))/1e6), mb(l.peak), l.failcnt, l.died)
+		}
+	}
+
+	w("\n## Kernel ages\n\nWhat reading the CLOSE_WAIT sockets' `tcp_info` (their age from the kernel's clock) costs, measured in the benchmark's own process, medians over the rounds in milliseconds. The exporter's steady state is one dump of every state per family, as before kernel ages, plus one lookup for each CLOSE_WAIT socket it has not seen before; its first reading after a start dumps the CLOSE_WAIT sockets a second time, with their ages, because a second dump walks the kernel's whole socket hash again.\n\n")
+	w("| sockets | in CLOSE_WAIT | with a kernel age | one dump (steady state) | two dumps, ages (first reading) | ratio | lookups of every CLOSE_WAIT socket | per lookup |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.sizes {
+		plain, ok1 := s.median(toolDumpPlain)
+		ages, ok2 := s.median(toolDumpAges)
+		look, ok3 := s.median(toolAgeLookups)
+		if ok1 && ok2 && ok3 && plain > 0 {
+			per := "–"
+			if s.closeWait > 0 {
+				per = fmt.Sprintf("%.1f µs", look*1000/float64(s.closeWait))
+			}
+			w("| %d | %d | %d | %s | %s | %.2f× | %s | %s |\n", s.sockets, s.closeWait, s.kernelAged, ms(plain), ms(ages), ages/plain, ms(look), per)
+		}
+	}
+
+	if len(r.previous) > 0 {
+		w("\n## Against the previous report\n\nMedians of this run against those of the report it replaced (%s), at the sizes both measured (within a fifth), in milliseconds; below 1 is faster now.\n\n", r.previousDate)
+		w("| sockets (then) |")
+		for _, t := range ourTools {
+			w(" %s |", t)
+		}
+		w("\n|---:|%s\n", strings.Repeat("---:|", len(ourTools)))
+		for _, s := range r.sizes {
+			prev, n, ok := r.previousAt(s.sockets)
+			if !ok {
+				continue
+			}
+			w("| %d (%d) |", s.sockets, n)
+			for _, t := range ourTools {
+				now, ok1 := s.median(t)
+				then, ok2 := prev[t]
+				if ok1 && ok2 && then > 0 {
+					w(" %s / %s = %.2f× |", ms(now), ms(then), now/then)
+				} else {
+					w(" – |")
+				}
+			}
+			w("\n")
+		}
 	}
 
 	w("\n## Goals\n\n| goal | target | measured | met |\n|---|---|---|---|\n")
@@ -452,6 +656,13 @@ func (r *report) summary() string {
 	return b.String()
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "no size measured in both"
+	}
+	return s
+}
+
 func ms(v float64) string {
 	switch {
 	case v >= 100:
@@ -467,6 +678,28 @@ func mb(v uint64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f MB", float64(v)/1e6)
+}
+
+func secs(v float64) string {
+	switch {
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	case v >= 0.01:
+		return fmt.Sprintf("%.3f", v)
+	}
+	return fmt.Sprintf("%.4f", v)
+}
+
+func medianFloat(v []float64) (float64, bool) {
+	if len(v) == 0 {
+		return 0, false
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2], true
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2, true
 }
 
 func kb(v float64) string {

@@ -50,10 +50,11 @@ type Options struct {
 }
 
 // familyCollector is one switchable group of metric families, a view of a
-// snapshot. Update emits what it can and returns an error when the snapshot
-// was incomplete for it.
+// reading: its tally counts the sockets as they stream, and emits what it
+// can, returning an error when the reading was incomplete for it.
 type familyCollector interface {
-	Update(s *Snapshot, ch chan<- prometheus.Metric) error
+	// newTally returns an empty tally for one reading of s.
+	newTally(s *Snapshot) tally
 }
 
 type collectorEntry struct {
@@ -140,6 +141,7 @@ type enabledCollector struct {
 type Exporter struct {
 	opts       Options
 	collectors []*enabledCollector
+	views      []familyCollector // the collectors', in order
 	reader     snapshotReader
 	logger     log.Logger
 
@@ -154,16 +156,13 @@ type Exporter struct {
 	capabilities func() (uint64, error)
 
 	duration, success, stage, readingsDesc, trackedDesc *prometheus.Desc
-	stuckAfterDesc                                      *prometheus.Desc
+	ageSourceDesc, stuckAfterDesc                       *prometheus.Desc
 	capWarned                                           bool
 }
 
 type flight struct {
 	done chan struct{}
 	snap *Snapshot
-	// users counts the scrapes using snap; the last to finish hands its
-	// buffers back to the reader. Guarded by Exporter.mu.
-	users int
 }
 
 // NewExporter builds the named collectors.
@@ -187,17 +186,19 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		opts:         o,
 		logger:       o.Logger,
 		capabilities: effectiveCapabilities,
-		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}},
+		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to build its families from the scrape's snapshot.", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
 			"Whether a collector's families are complete (1) or not (0) in this scrape.", []string{"collector"}, nil),
 		stage: prometheus.NewDesc(namespace+"_snapshot_duration_seconds",
-			"Time spent building this scrape's snapshot, by stage: reading the TCP tables, or walking /proc/PID/fd to find socket owners.", []string{"stage"}, nil),
+			"Time spent building this scrape's snapshot, by stage: tables (streaming the TCP tables through the families: reading, classifying, counting), owners (walking /proc/PID/fd for socket owners, before the tables and after).", []string{"stage"}, nil),
 		readingsDesc: prometheus.NewDesc(namespace+"_snapshot_readings_total",
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
 		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",
 			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (at most --collector.close-wait.max-tracked, about 50 bytes each).", nil, nil),
+		ageSourceDesc: prometheus.NewDesc(namespace+"_close_wait_age_sockets",
+			"CLOSE_WAIT sockets by the clock their age comes from: kernel (time since the socket last received an ACK, read through netlink: right from the first scrape), first_seen (since this exporter first saw it: procfs source, other network namespaces, or a kernel clock restarted by a keepalive probe), none (no age).", []string{"source"}, nil),
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
 			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
@@ -208,6 +209,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 	for _, c := range registry {
 		if want[c.name] {
 			e.collectors = append(e.collectors, &enabledCollector{entry: c, collector: c.factory(o)})
+			e.views = append(e.views, e.collectors[len(e.collectors)-1].collector)
 			delete(want, c.name)
 		}
 	}
@@ -250,19 +252,21 @@ func (b boundExporter) Collect(ch chan<- prometheus.Metric) { b.e.CollectContext
 // CollectContext reads (or joins a reading of) a snapshot and emits every
 // enabled collector's families and its duration and success.
 func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metric) {
-	s, release := e.snapshot(ctx)
-	defer release()
+	s := e.snapshot(ctx, false, false)
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.TablesDuration.Seconds(), "tables")
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.OwnersDuration.Seconds(), "owners")
 	ch <- prometheus.MustNewConstMetric(e.readingsDesc, prometheus.CounterValue, float64(e.readings.Load()))
 	if t := e.opts.CloseWait; t != nil {
 		tracked, _ := t.Tracked()
 		ch <- prometheus.MustNewConstMetric(e.trackedDesc, prometheus.GaugeValue, float64(tracked))
+		for src, n := range t.Sources() {
+			ch <- prometheus.MustNewConstMetric(e.ageSourceDesc, prometheus.GaugeValue, float64(n), AgeSource(src).String())
+		}
 		ch <- prometheus.MustNewConstMetric(e.stuckAfterDesc, prometheus.GaugeValue, e.opts.StuckAfter.Seconds())
 	}
-	for _, c := range e.collectors {
+	for i, c := range e.collectors {
 		start := time.Now()
-		err := c.collector.Update(s, ch)
+		err := s.tallies[i].emit(s, ch)
 		ch <- prometheus.MustNewConstMetric(e.duration, prometheus.GaugeValue, time.Since(start).Seconds(), c.entry.name)
 		ok := 1.0
 		if err != nil {
@@ -281,18 +285,19 @@ func (e *Exporter) needsOwners() bool {
 	return false
 }
 
-// snapshot returns a fresh snapshot, and a function to call once the
-// scrape no longer uses it. A scrape that arrives while another is reading
-// waits for that reading and shares it.
-func (e *Exporter) snapshot(ctx context.Context) (*Snapshot, func()) {
+// snapshot returns a fresh snapshot. A scrape that arrives while another
+// is reading waits for that reading and shares it. withOwners walks
+// /proc/PID/fd even when no enabled collector needs it, and listCloseWait
+// lists the CLOSE_WAIT sockets (a reading already under way is shared as
+// it is).
+func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool) *Snapshot {
 	e.mu.Lock()
 	if f := e.inflight; f != nil {
-		f.users++
 		e.mu.Unlock()
 		<-f.done
-		return f.snap, func() { e.release(f) }
+		return f.snap
 	}
-	f := &flight{done: make(chan struct{}), users: 1}
+	f := &flight{done: make(chan struct{})}
 	e.inflight = f
 	e.mu.Unlock()
 
@@ -303,13 +308,8 @@ func (e *Exporter) snapshot(ctx context.Context) (*Snapshot, func()) {
 		timeout = time.Until(d)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	taken := time.Now()
-	f.snap = e.reader.read(rctx, e.needsOwners())
+	f.snap = e.reader.read(rctx, readRequest{views: e.views, withOwners: withOwners || e.needsOwners(), closeWait: listCloseWait})
 	cancel()
-	f.snap.Taken = taken
-	if t := e.opts.CloseWait; t != nil {
-		f.snap.CloseWaitSince = t.Observe(f.snap.Sockets, taken, f.snap.TableErr == nil, f.snap.CloseWaitSince)
-	}
 	e.readings.Add(1)
 	e.noteSnapshot(f.snap)
 
@@ -317,7 +317,7 @@ func (e *Exporter) snapshot(ctx context.Context) (*Snapshot, func()) {
 	e.inflight = nil
 	e.mu.Unlock()
 	close(f.done)
-	return f.snap, func() { e.release(f) }
+	return f.snap
 }
 
 // SampleCloseWait reads the tables between scrapes so that CLOSE_WAIT ages
@@ -331,20 +331,8 @@ func (e *Exporter) SampleCloseWait(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			_, release := e.snapshot(ctx)
-			release()
+			e.snapshot(ctx, false, false)
 		}
-	}
-}
-
-// release ends one scrape's use of a flight's snapshot.
-func (e *Exporter) release(f *flight) {
-	e.mu.Lock()
-	f.users--
-	last := f.users == 0
-	e.mu.Unlock()
-	if last {
-		e.reader.release(f.snap)
 	}
 }
 

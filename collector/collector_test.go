@@ -18,12 +18,12 @@ type gatedTables struct {
 	reads   atomic.Int32
 }
 
-func (g *gatedTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+func (g *gatedTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	if g.reads.Add(1) == 1 {
 		close(g.started)
 	}
 	<-g.release
-	return g.inner.AppendSockets(ctx, dst)
+	return g.inner.Stream(ctx, fn)
 }
 
 func fixtureOptions(t *testing.T) Options {

@@ -34,16 +34,21 @@ type Pool struct {
 // Matches reports whether an outbound socket, held by the process named
 // owner (known or not), belongs to the pool.
 func (p *Pool) Matches(remote netip.AddrPort, owner string, ownerKnown bool) bool {
-	if p.RemotePort != 0 && remote.Port() != p.RemotePort {
-		return false
-	}
-	if p.RemoteAddress.IsValid() && !p.RemoteAddress.Contains(remote.Addr().Unmap()) {
+	if !p.matchesRemote(remote) {
 		return false
 	}
 	if p.Process != nil && (!ownerKnown || !p.Process.MatchString(owner)) {
 		return false
 	}
 	return true
+}
+
+// matchesRemote tells whether remote matches the pool's address and port.
+func (p *Pool) matchesRemote(remote netip.AddrPort) bool {
+	if p.RemotePort != 0 && remote.Port() != p.RemotePort {
+		return false
+	}
+	return !p.RemoteAddress.IsValid() || p.RemoteAddress.Contains(remote.Addr().Unmap())
 }
 
 // Config is the content of --config.file.

@@ -20,29 +20,47 @@ func newConnectionsCollector(o Options) familyCollector {
 	}
 }
 
-func (c *connectionsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
-	var counts [2][numStates]float64
-	var unknown [2]float64
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		f := familyIndex(sk.Family)
-		if sk.State.Valid() {
-			counts[f][sk.State]++
-		} else {
-			unknown[f]++
-		}
+func (c *connectionsCollector) newTally(s *Snapshot) tally {
+	return &connectionsTally{c: c, namespaced: s.namespaced}
+}
+
+type connectionsTally struct {
+	c          *connectionsCollector
+	namespaced bool
+	counts     [2][numStates]float64
+	unknown    [2]float64
+	// byNS counts per network namespace, indexed by Socket.NetNS.
+	byNS [][numStates]float64
+}
+
+func (t *connectionsTally) add(sk *Socket, _ *sockInfo) {
+	f := familyIndex(sk.Family)
+	if !sk.State.Valid() {
+		t.unknown[f]++
+		return
 	}
+	t.counts[f][sk.State]++
+	if t.namespaced {
+		for int(sk.NetNS) >= len(t.byNS) {
+			t.byNS = append(t.byNS, [numStates]float64{})
+		}
+		t.byNS[sk.NetNS][sk.State]++
+	}
+}
+
+func (t *connectionsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+	c := t.c
 	for f, family := range []Family{IPv4, IPv6} {
 		for _, st := range allStates {
-			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, counts[f][st], family.String(), stateNames[st])
+			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, t.counts[f][st], family.String(), stateNames[st])
 		}
-		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, unknown[f], family.String())
+		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, t.unknown[f], family.String())
 	}
-	if s.Namespaces != nil {
+	if t.namespaced && s.Namespaces != nil {
 		byNS := newBoundedFamily[uint16]()
-		for i := range s.Sockets {
-			if sk := &s.Sockets[i]; sk.State.Valid() {
-				byNS.add(sk.NetNS, sk.State)
+		for ns := range t.byNS {
+			if ns < len(s.Namespaces) {
+				byNS.addCounts(uint16(ns), &t.byNS[ns])
 			}
 		}
 		folded := byNS.emit(ch, c.netns, c.maxSeries, func(ns uint16) []string { return []string{s.Namespaces[ns]} })

@@ -31,6 +31,21 @@ func (f *boundedFamily[K]) add(key K, s State) {
 	c[s]++
 }
 
+// addCounts adds a whole entity's counts; an entity with none is left out.
+func (f *boundedFamily[K]) addCounts(key K, counts *[numStates]float64) {
+	if *counts == ([numStates]float64{}) {
+		return
+	}
+	c := f.counts[key]
+	if c == nil {
+		c = new([numStates]float64)
+		f.counts[key] = c
+	}
+	for s, v := range counts {
+		c[s] += v
+	}
+}
+
 type rankedEntity[K comparable] struct {
 	key    K
 	labels []string

@@ -124,7 +124,7 @@ func byFamilyAndState(socks []Socket) map[string]int {
 // each of them the same, field by field.
 func TestNetlinkMatchesProcfs(t *testing.T) {
 	t.Parallel()
-	nl := NewNetlinkTables()
+	nl := &NetlinkTables{AgesInDump: true}
 	if err := nl.probe(context.Background()); err != nil {
 		t.Skipf("netlink sock_diag unavailable here: %v", err)
 	}
@@ -159,15 +159,24 @@ func TestNetlinkMatchesProcfs(t *testing.T) {
 	// A socket may change state between the two readings (a retransmission
 	// timer): read again then.
 	for try := 0; try < 3; try++ {
-		a, err := procfs.AppendSockets(context.Background(), nil)
+		a, err := AppendSockets(context.Background(), procfs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := nl.AppendSockets(context.Background(), nil)
+		b, err := AppendSockets(context.Background(), nl, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fromProcfs, fromNetlink = ours(a, ports), ours(b, ports)
+		// Only netlink reads the kernel's age of CLOSE_WAIT sockets, and
+		// for every one of them: checked, then left out of the comparison.
+		for i := range fromNetlink {
+			s := &fromNetlink[i]
+			if s.HasAckAge != (s.State == StateCloseWait) || s.AckAge > 60000 {
+				t.Errorf("netlink: kernel age %v %d ms on %+v; want one, below a minute, exactly on CLOSE_WAIT sockets", s.HasAckAge, s.AckAge, *s)
+			}
+			s.AckAge, s.HasAckAge = 0, false
+		}
 		if slices.Equal(fromProcfs, fromNetlink) {
 			break
 		}
@@ -205,6 +214,61 @@ func TestNetlinkMatchesProcfs(t *testing.T) {
 	}
 }
 
+// TestNetlinkQueryAges: the CLOSE_WAIT sockets a plain dump lists without
+// an age get the same kernel age from one lookup each as from a dump that
+// asks for it; a socket that does not exist gets none, and no error.
+func TestNetlinkQueryAges(t *testing.T) {
+	t.Parallel()
+	nl := NewNetlinkTables()
+	if err := nl.probe(context.Background()); err != nil {
+		t.Skipf("netlink sock_diag unavailable here: %v", err)
+	}
+	ports := heldSockets(t, "tcp4", "127.0.0.1")
+	if _, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		ports = append(ports, heldSockets(t, "tcp6", "::1")...)
+	}
+	closeWait := func(socks []Socket) []Socket {
+		return slices.DeleteFunc(ours(socks, ports), func(s Socket) bool { return s.State != StateCloseWait })
+	}
+	withAges := &NetlinkTables{AgesInDump: true}
+	dumped, err := AppendSockets(context.Background(), withAges, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := AppendSockets(context.Background(), nl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := closeWait(dumped), closeWait(plain)
+	if len(got) == 0 || len(got) != len(want) {
+		t.Fatalf("%d CLOSE_WAIT sockets in the plain dump, %d in the one with ages", len(got), len(want))
+	}
+	ptrs := []*Socket{}
+	for i := range got {
+		if got[i].HasAckAge {
+			t.Fatalf("the plain dump gave an age: %+v", got[i])
+		}
+		ptrs = append(ptrs, &got[i])
+	}
+	ghost := Socket{Local: ap("127.0.0.1:1"), Remote: ap("127.0.0.1:2"), State: StateCloseWait, Family: IPv4}
+	ptrs = append(ptrs, &ghost)
+	if err := nl.QueryAges(context.Background(), ptrs); err != nil {
+		t.Fatal(err)
+	}
+	if ghost.HasAckAge {
+		t.Errorf("a socket that does not exist got an age: %+v", ghost)
+	}
+	for i := range got {
+		if !got[i].HasAckAge || !want[i].HasAckAge || got[i].Inode != want[i].Inode {
+			t.Fatalf("socket %d: looked up %+v, dumped %+v", i, got[i], want[i])
+		}
+		// Taken moments apart: the lookup is at least as old, by less than a second.
+		if d := int(got[i].AckAge) - int(want[i].AckAge); d < 0 || d > 1000 {
+			t.Errorf("socket %d: age %d ms looked up, %d ms dumped", i, got[i].AckAge, want[i].AckAge)
+		}
+	}
+}
+
 func TestDiagMessagesRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, fam := range []Family{IPv4, IPv6} {
@@ -227,6 +291,13 @@ func TestDiagMessagesRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// appendDiagMessages streams one read of a dump answer into dst.
+func appendDiagMessages(b []byte, seq uint32, family Family, dst []Socket) ([]Socket, bool, error) {
+	ds := diagStream{family: family, name: "test dump", fn: func(s *Socket) { dst = append(dst, *s) }}
+	done, err := ds.messages(b, seq)
+	return dst, done, err
 }
 
 func nlmsg(typ uint16, seq uint32, payload []byte) []byte {
@@ -275,19 +346,67 @@ func TestDiagMessageErrors(t *testing.T) {
 	}
 }
 
+// TestDiagKernelAge reads tcpi_last_ack_recv from INET_DIAG_INFO, and no
+// age from a message without it or with a cut attribute.
+func TestDiagKernelAge(t *testing.T) {
+	t.Parallel()
+	cw := Socket{Local: ap("10.0.0.5:40000"), Remote: ap("10.1.2.3:9000"), State: StateCloseWait, Inode: 9, Family: IPv4, AckAge: 4024, HasAckAge: true}
+	got, _, err := appendDiagMessages(appendDiagMsg(nil, 1, cw), 1, IPv4, nil)
+	if err != nil || len(got) != 1 || got[0] != cw {
+		t.Fatalf("got %+v, %v; want %+v", got, err, cw)
+	}
+	plain := cw
+	plain.AckAge, plain.HasAckAge = 0, false
+	got, _, err = appendDiagMessages(appendDiagMsg(nil, 1, plain), 1, IPv4, nil)
+	if err != nil || len(got) != 1 || got[0] != plain {
+		t.Fatalf("without tcp_info: got %+v, %v", got, err)
+	}
+	// An INET_DIAG_INFO attribute too short to hold the field, and one
+	// whose length runs past the message: no age, no panic.
+	for _, cut := range []int{rtaHdrLen + lastAckRecvOff, 600} {
+		m := appendDiagMsg(nil, 1, cw)
+		info := nlmsgHdrLen + inetDiagMsgLen + 8
+		binary.NativeEndian.PutUint16(m[info:], uint16(cut))
+		if cut < 600 {
+			m = m[:info+cut]
+			binary.NativeEndian.PutUint32(m, uint32(len(m)))
+		}
+		got, _, err = appendDiagMessages(m, 1, IPv4, nil)
+		if err != nil || len(got) != 1 || got[0].HasAckAge {
+			t.Errorf("attribute of %d bytes: got %+v, %v; want the socket without an age", cut, got, err)
+		}
+	}
+}
+
 func TestListenerQueuesAndRequestUID(t *testing.T) {
 	t.Parallel()
 	m := appendDiagMsg(nil, 1, Socket{Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: StateListen, RxQueue: 3, UID: 33, Inode: 7, Family: IPv4})
+	m = appendDiagMsg(m, 1, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateSynRecv, Family: IPv4})
 	socks, _, err := appendDiagMessages(m, 1, IPv4, nil)
-	if err != nil || len(socks) != 1 {
+	if err != nil || len(socks) != 2 {
 		t.Fatal(socks, err)
 	}
 	if socks[0].TxQueue != 0 || socks[0].RxQueue != 3 {
 		t.Errorf("listener queues tx %d rx %d; want 0 and 3, as /proc/net/tcp shows them", socks[0].TxQueue, socks[0].RxQueue)
 	}
-	socks = append(socks, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateSynRecv, Family: IPv4})
-	fixRequestUIDs(socks)
 	if socks[1].UID != 33 {
 		t.Errorf("request socket uid %d, want the listener's 33", socks[1].UID)
+	}
+}
+
+// TestDiagListenerOrder: a listener after connected sockets in one dump is
+// reported (the classifier relies on the kernel's order), and still
+// streamed.
+func TestDiagListenerOrder(t *testing.T) {
+	t.Parallel()
+	m := appendDiagMsg(nil, 1, Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:5000"), State: StateEstablished, Inode: 8, Family: IPv4})
+	m = appendDiagMsg(m, 1, Socket{Local: ap("0.0.0.0:80"), Remote: ap("0.0.0.0:0"), State: StateListen, Inode: 7, Family: IPv4})
+	var got []Socket
+	ds := diagStream{family: IPv4, name: "sock_diag AF_INET dump", fn: func(s *Socket) { got = append(got, *s) }}
+	if _, err := ds.messages(m, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || ds.bad == nil || !strings.Contains(ds.bad.Error(), "listening socket after connected ones") || ds.bad.Line != 2 {
+		t.Fatalf("got %d sockets, problem %v; want both and the listener reported at message 2", len(got), ds.bad)
 	}
 }

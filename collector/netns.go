@@ -49,39 +49,44 @@ type netNamespace struct {
 	pid   int
 }
 
-func (n *NamespaceTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+func (n *NamespaceTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	own, _ := os.Readlink(filepath.Join(n.Root, "self", "ns", "net"))
 	others, err := n.discover(own)
 	if err != nil {
-		return dst, err
+		return err
 	}
 	n.names = append(n.names[:0], "host")
-	dst, tableErr := n.own.AppendSockets(ctx, dst)
 	var problems []error
-	if tableErr != nil {
-		problems = append(problems, tableErr)
+	if err := n.own.Stream(ctx, fn); err != nil {
+		if errors.Is(err, errRestartReading) {
+			return err
+		}
+		problems = append(problems, err)
 	}
 	seen := map[string]int{"host": 1}
+	var idx uint16
+	streamed := 0
+	tagged := func(s *Socket) {
+		s.NetNS = idx
+		streamed++
+		fn(s)
+	}
 	for _, ns := range others {
 		if len(n.names) > 1<<16-1 {
 			break
 		}
-		start := len(dst)
+		idx, streamed = uint16(len(n.names)), 0
 		pidRoot := filepath.Join(n.Root, strconv.Itoa(ns.pid))
-		var err error
-		dst, err = NewProcfsTables(pidRoot).AppendSockets(ctx, dst)
+		err := NewProcfsTables(pidRoot).Stream(ctx, tagged)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			if streamed == 0 && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 				// The namespace's last process exited, or it is another
 				// user's: its sockets cannot be listed.
-				dst = dst[:start]
 				continue
 			}
-			problems = append(problems, err)
-		}
-		idx := uint16(len(n.names))
-		for i := start; i < len(dst); i++ {
-			dst[i].NetNS = idx
+			if !errors.Is(err, fs.ErrNotExist) {
+				problems = append(problems, err)
+			}
 		}
 		name := namespaceName(pidRoot)
 		if seen[name]++; seen[name] > 1 {
@@ -89,7 +94,7 @@ func (n *NamespaceTables) AppendSockets(ctx context.Context, dst []Socket) ([]So
 		}
 		n.names = append(n.names, name)
 	}
-	return dst, errors.Join(problems...)
+	return errors.Join(problems...)
 }
 
 // discover lists the network namespaces other than own that have a

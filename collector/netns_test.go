@@ -65,7 +65,7 @@ func TestNamespaceTablesReadsEachNamespaceOnce(t *testing.T) {
 	write(filepath.Join(root, "901", "net", "tcp"), "this table must not be read\n")
 
 	src := NewNamespaceTables(root, NewProcfsTables(root))
-	socks, err := src.AppendSockets(context.Background(), nil)
+	socks, err := AppendSockets(context.Background(), src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +75,12 @@ func TestNamespaceTablesReadsEachNamespaceOnce(t *testing.T) {
 	if len(socks) != 19+4+2 {
 		t.Fatalf("%d sockets, want the host's 23 and the namespace's 2", len(socks))
 	}
-	s := &Snapshot{Sockets: socks}
-	s.classify(map[listenKey]struct{}{}, new(portSet))
-	for i, sk := range socks {
-		if sk.Inode == 5002 && (sk.NetNS != 1 || s.Direction[i] != Outbound) {
-			t.Errorf("socket 5002: netns %d, direction %d; want 1 and outbound", sk.NetNS, s.Direction[i])
+	var c classifier
+	c.reset()
+	for _, sk := range socks {
+		dir := c.direction(&sk)
+		if sk.Inode == 5002 && (sk.NetNS != 1 || dir != Outbound) {
+			t.Errorf("socket 5002: netns %d, direction %d; want 1 and outbound", sk.NetNS, dir)
 		}
 		if sk.Inode == 1004 && sk.NetNS != 0 {
 			t.Errorf("a host socket got netns %d", sk.NetNS)

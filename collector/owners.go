@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -26,13 +25,18 @@ const noOwner = -1
 const completeWalkInterval = 5 * time.Minute
 
 // OwnerWalk is the outcome of one walk of /proc/PID/fd: which process holds
-// each wanted socket inode.
+// each socket inode.
 type OwnerWalk struct {
 	// Names are the process names (comm) of the owners, each once.
 	Names []string
-	// owner maps a socket inode to its owner's index in Names and the pid
-	// that won it (the lowest pid holding the socket).
-	owner map[uint64]socketOwner
+	// index holds one key per socket fd found, sorted by inode and then
+	// pid: a compact map from inode to pid (8 bytes a socket, where a Go map
+	// costs about 50), searched through buckets; pidName names each pid.
+	index   ownerIndex
+	pidName map[int32]int32
+	// fixed holds owners found after the tables were read (Settle), for
+	// the sockets the index did not know.
+	fixed map[uint64]socketOwner
 	// Denied counts processes whose fd folder could not be read for lack of
 	// privileges; their sockets stay unresolved. DeniedPIDs lists them, in
 	// pid order, and DeniedErr is the error of the lowest one.
@@ -43,6 +47,8 @@ type OwnerWalk struct {
 	Processes int
 	// Cached counts the processes whose sockets came from the cache.
 	Cached int
+
+	wk *walk // the walk's state, for Settle
 }
 
 type socketOwner struct {
@@ -50,33 +56,49 @@ type socketOwner struct {
 	pid  int32
 }
 
-// Lookup returns the index in Names of the process holding inode, or noOwner.
-func (w *OwnerWalk) Lookup(inode uint64) int32 {
-	if o, ok := w.owner[inode]; ok && o.name != noOwner {
-		return o.name
+// Lookup returns the index in Names of the process holding inode and its
+// pid (the lowest, when several processes hold it), or noOwner and 0. It
+// also notes that the tables list the socket, which Settle needs: call it
+// once for each socket of a reading, from one goroutine.
+func (w *OwnerWalk) Lookup(inode uint64) (name, pid int32) {
+	if i, ok := w.index.find(inode); ok {
+		w.index.markRun(i)
+		pid := w.index.pidAt(i)
+		return w.pidName[pid], pid
 	}
-	return noOwner
+	if pid, ok := w.index.wide[inode]; ok {
+		return w.pidName[pid], pid
+	}
+	if o, ok := w.fixed[inode]; ok {
+		return o.name, o.pid
+	}
+	return noOwner, 0
 }
 
 // SocketOwners maps socket inodes to processes through /proc/PID/fd links.
+// A walk runs before the TCP tables are read and indexes every socket fd of
+// every process, so that each socket's owner is known as the tables stream
+// and no socket has to be kept; Settle, after the tables, files what was
+// missing.
 //
 // Reading every fd link costs a few microseconds each, the bulk of a scrape
 // on a host with many sockets, so SocketOwners remembers, per process (its
-// pid and start time), how many fds it had and which of the wanted sockets
-// it held, and reads a process's fd folder again only when something says
-// it may have changed:
+// pid and start time), how many fds it had and which TCP sockets it held,
+// and reads a process's fd folder again only when something says it may
+// have changed:
 //
 //   - the process is new, or its pid now names a process with another
 //     start time;
 //   - its fd count (the size the kernel reports for /proc/PID/fd since
 //     Linux 6.2) differs;
-//   - one of the sockets it held is no longer in the tables (closed);
-//   - a socket that had no owner at the previous walk still has none, and
-//     is not one that no process held at the last walk of every process:
-//     then every process not read yet is read, in pid order, until every
-//     socket has its owner. (A socket seen for the first time without an
-//     owner waits a walk: most are passing ones, whose process exited or
-//     closed them after the tables were read.)
+//   - one of the sockets it held is no longer in the tables (closed): then
+//     it is read again right after the tables, and the sockets the tables
+//     listed without an owner are looked for in it;
+//   - a socket that had no owner at the previous reading still has none,
+//     and is not one that no process held at the last walk of every
+//     process: then every process not read yet is read, in pid order. (A
+//     socket seen for the first time without an owner waits a reading:
+//     most are passing ones, opened after the walk or whose process exited.)
 //
 // What this can miss is a process that, between two scrapes, closed or
 // received an fd of a socket shared with another process while keeping its
@@ -95,25 +117,26 @@ type SocketOwners struct {
 	procs map[int32]*procState
 	// orphan: sockets held by no process that could be read, at the last
 	// walk that read every process; pending: sockets first seen without an
-	// owner at the last walk.
+	// owner at the last reading.
 	orphan, pending, spareSet map[uint64]struct{}
 	last                      time.Time // of the last walk that read every process
 	counts                    int8      // whether the kernel reports fd counts: 0 unknown, 1 yes, -1 no
 	pids                      []int32
 	dirent                    []byte
+	keys                      []uint64 // the last index's, reused
 }
 
 // procState is what the cache knows of one process.
 type procState struct {
 	start  uint64   // start time, in clock ticks after boot
 	fds    int64    // its fd count
-	inodes []uint64 // the wanted sockets it held
+	inodes []uint64 // its socket fds: after a reading, only those in the TCP tables
 }
 
-// Walk finds the owners of the given inodes, the keys of wanted. Processes
-// that exit during the walk are skipped silently; only a failure to list
-// the PID folders is an error.
-func (o *SocketOwners) Walk(ctx context.Context, wanted map[uint64]socketOwner) (*OwnerWalk, error) {
+// Walk reads (or takes from the cache) every process's socket fds and
+// indexes them. Processes that exit during the walk are skipped silently;
+// only a failure to list the PID folders is an error.
+func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -138,62 +161,132 @@ func (o *SocketOwners) Walk(ctx context.Context, wanted map[uint64]socketOwner) 
 		o.procs = make(map[int32]*procState)
 		o.last = now
 	}
-
+	w := &OwnerWalk{pidName: map[int32]int32{}}
 	wk := &walk{
-		owners: o, rootFD: rootFD, ctx: ctx, caching: caching, useCache: useCache,
-		w:       &OwnerWalk{owner: wanted},
+		owners: o, ctx: ctx, caching: caching, useCache: useCache,
+		w:       w,
 		nameIdx: map[string]int32{},
 		read:    make(map[int32]bool),
-		checked: make([]bool, len(o.pids)),
+		keys:    o.keys[:0],
 	}
-	open := int64(len(wanted))
-	if useCache {
-		for ino := range o.orphan {
-			if _, ok := wanted[ino]; ok {
-				open--
-			}
-		}
-	}
-	wk.open.Store(open)
-	wk.run(o.pids, false)
-	complete := !useCache
-	if useCache && wk.open.Load() > 0 && wk.err == nil && o.stillPending(wanted) {
-		// A socket that had no owner at the last walk still has none: a
-		// process taken from the cache holds it (it gained the socket while
-		// closing another fd), or one that cannot be read. Read every
-		// process not read yet. A socket seen for the first time waits for
-		// the next walk: most are passing ones whose process exited or
-		// closed them after the tables were read, and reading every
-		// process for them would cost a cold walk each time.
-		rest := make([]int32, 0, len(o.pids))
-		for i, pid := range o.pids {
-			if wk.checked[i] && !wk.read[pid] {
-				rest = append(rest, pid)
-			}
-		}
-		wk.run(rest, true)
-		complete = true
-	}
+	w.wk = wk
+	wk.run(rootFD, o.pids, false)
 	if wk.err != nil {
 		return nil, fmt.Errorf("walking /proc/PID/fd: %w", wk.err)
 	}
+	slices.Sort(w.DeniedPIDs)
 	slices.Sort(wk.w.DeniedPIDs)
 	for pid := range o.procs {
 		if _, found := slices.BinarySearch(o.pids, pid); !found {
 			delete(o.procs, pid) // gone
 		}
 	}
-	if caching {
-		o.sortUnresolved(wanted, complete)
-	}
-	return wk.w, nil
+	w.index.build(wk.keys)
+	o.keys = wk.keys
+	wk.keys = nil
+	return w, nil
 }
 
-// stillPending tells whether a socket left without an owner by the last
-// walk still has none.
-func (o *SocketOwners) stillPending(wanted map[uint64]socketOwner) bool {
+// Settle runs after the tables of a reading were streamed, every socket
+// looked up once in w. unowned lists the inodes of the sockets the tables
+// listed without an owner. Settle reads again the cached processes that
+// held a socket the tables no longer list, and, when a socket left without
+// an owner at the previous reading still has none, every process not read
+// yet; what it finds, w.Lookup returns from then on. It keeps in the cache
+// only the sockets the tables listed, and files the sockets still without
+// an owner for the next reading.
+func (o *SocketOwners) Settle(ctx context.Context, w *OwnerWalk, unowned []uint64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wk := w.wk
+	if wk == nil || !wk.caching {
+		return nil
+	}
+	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("listing processes: open %s: %w", o.Root, err)
+	}
+	defer unix.Close(rootFD)
+	wk.ctx, wk.rootFD = ctx, rootFD
+
+	stale := o.sortOut(w)
+	complete := !wk.useCache
+	if len(unowned) > 0 {
+		wk.unowned = make(map[uint64]struct{}, len(unowned))
+		for _, ino := range unowned {
+			wk.unowned[ino] = struct{}{}
+		}
+		w.fixed = make(map[uint64]socketOwner)
+		if len(stale) > 0 {
+			slices.Sort(stale)
+			wk.run(rootFD, stale, true)
+		}
+		if wk.useCache && len(w.fixed) < len(unowned) && o.stillPending(w) {
+			// A socket that had no owner at the previous reading still has
+			// none: read every process not read yet.
+			rest := make([]int32, 0, len(o.pids))
+			for _, pid := range o.pids {
+				if !wk.read[pid] {
+					rest = append(rest, pid)
+				}
+			}
+			wk.run(rootFD, rest, true)
+			complete = true
+		}
+	} else if len(stale) > 0 {
+		// Nothing is missing; the stale processes are read at the next
+		// walk, for their fd count or cache entry no longer matches.
+		for _, pid := range stale {
+			delete(o.procs, pid)
+		}
+	}
+	if wk.err != nil {
+		return fmt.Errorf("walking /proc/PID/fd: %w", wk.err)
+	}
+	o.sortUnresolved(w, unowned, complete)
+	return nil
+}
+
+// sortOut goes once over the index after the tables: a process read by
+// this walk keeps in the cache only its sockets the tables listed (its
+// others are UDP or Unix ones, or closed since); a process taken from the
+// cache that held a socket the tables did not list closed it since, and is
+// returned, to be read again.
+func (o *SocketOwners) sortOut(w *OwnerWalk) (stale []int32) {
+	wk, x := w.wk, &w.index
+	for pid := range wk.read {
+		if st := o.procs[pid]; st != nil {
+			st.inodes = st.inodes[:0]
+		}
+	}
+	var seen map[int32]bool
+	for i := range x.keys {
+		pid, listed := x.pidAt(i), x.isListedAt(i)
+		if wk.read[pid] {
+			if st := o.procs[pid]; listed && st != nil {
+				st.inodes = append(st.inodes, x.inodeAt(i))
+			}
+			continue
+		}
+		if !listed && !seen[pid] {
+			if seen == nil {
+				seen = map[int32]bool{}
+			}
+			seen[pid] = true
+			stale = append(stale, pid)
+		}
+	}
+	return stale
+}
+
+// stillPending tells whether a socket left without an owner at the last
+// reading still has none.
+func (o *SocketOwners) stillPending(w *OwnerWalk) bool {
 	for ino := range o.pending {
-		if cur, ok := wanted[ino]; ok && cur.name == noOwner {
+		if _, missing := w.wk.unowned[ino]; !missing {
+			continue
+		}
+		if _, found := w.fixed[ino]; !found {
 			return true
 		}
 	}
@@ -204,8 +297,8 @@ func (o *SocketOwners) stillPending(wanted map[uint64]socketOwner) bool {
 // read every process, as held by no process that can be read (they start
 // no walk of every process again); otherwise, unless already so filed, as
 // pending, to be looked for in every process if they are still there at
-// the next walk.
-func (o *SocketOwners) sortUnresolved(wanted map[uint64]socketOwner, complete bool) {
+// the next reading.
+func (o *SocketOwners) sortUnresolved(w *OwnerWalk, unowned []uint64, complete bool) {
 	if o.orphan == nil {
 		o.orphan = make(map[uint64]struct{})
 		o.pending = make(map[uint64]struct{})
@@ -217,8 +310,8 @@ func (o *SocketOwners) sortUnresolved(wanted map[uint64]socketOwner, complete bo
 	}
 	clear(o.orphan)
 	clear(o.pending)
-	for ino, cur := range wanted {
-		if cur.name != noOwner {
+	for _, ino := range unowned {
+		if _, found := w.fixed[ino]; found {
 			continue
 		}
 		if _, was := old[ino]; complete || was {
@@ -258,7 +351,7 @@ func (o *SocketOwners) listPids(rootFD int) error {
 	return nil
 }
 
-// walk is one Walk's shared state.
+// walk is one Walk's shared state, kept for its Settle.
 type walk struct {
 	owners *SocketOwners
 	rootFD int
@@ -267,57 +360,50 @@ type walk struct {
 	// processes from it.
 	caching, useCache bool
 
-	mu      sync.Mutex // guards w (and the wanted map in it), nameIdx, read, owners.procs
+	mu      sync.Mutex // guards w, keys, nameIdx, read, unowned, owners.procs
 	w       *OwnerWalk
+	keys    []uint64
 	nameIdx map[string]int32
 	read    map[int32]bool // processes whose fd folder was read
-	checked []bool         // by index in owners.pids: looked at in the first pass
-	// open counts wanted sockets without an owner, leaving out those no
-	// process held at the last walk. Without the cache the walk stops
-	// handing out processes when it reaches 0: pids are handed out in
-	// ascending order, so none left could be a lower pid holding one.
-	open atomic.Int64
-	err  error
+	// unowned, in Settle: the sockets the tables listed without an owner,
+	// looked for in the processes read then.
+	unowned map[uint64]struct{}
+	err     error
 	// deniedMin is the lowest pid in w.DeniedPIDs.
 	deniedMin int32
 }
 
-// run hands pids, in order, to the workers. In the first pass each process
-// is checked against the cache and read only when it may have changed; in
-// the second (force) every one is read.
-func (wk *walk) run(pids []int32, force bool) {
+// run hands pids, in order, to the workers. Without force each process is
+// checked against the cache and read only when it may have changed; with
+// force (in Settle) every one is read, for the sockets still unowned.
+func (wk *walk) run(rootFD int, pids []int32, force bool) {
+	wk.rootFD = rootFD
 	workers := max(wk.owners.Workers, 1)
-	next := make(chan int, workers)
+	next := make(chan int32, workers)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := procReader{root: wk.rootFD}
-			for i := range next {
-				wk.visit(&r, pids[i], i, force)
+			r := procReader{root: rootFD}
+			for pid := range next {
+				wk.visit(&r, pid, force)
 			}
 		}()
 	}
-	// In the first pass with the cache every process is checked, so that
-	// changed ones are noticed; otherwise the walk stops when it is done.
-	mayStop := force || !wk.useCache
-	for i := range pids {
+	for _, pid := range pids {
 		if err := wk.ctx.Err(); err != nil {
 			wk.err = err
 			break
 		}
-		if mayStop && wk.open.Load() <= 0 {
-			break
-		}
-		next <- i
+		next <- pid
 	}
 	close(next)
 	wg.Wait()
 }
 
 // visit checks or reads one process.
-func (wk *walk) visit(r *procReader, pid int32, i int, force bool) {
+func (wk *walk) visit(r *procReader, pid int32, force bool) {
 	o := wk.owners
 	var start uint64
 	fds := int64(-1)
@@ -330,17 +416,14 @@ func (wk *walk) visit(r *procReader, pid int32, i int, force bool) {
 			fds = n
 		}
 	}
-	if !force {
-		wk.checked[i] = true
-		if wk.useCache {
-			wk.mu.Lock()
-			st := o.procs[pid]
-			reuse := st != nil && st.start == start && st.fds == fds && fds >= 0 && wk.allWanted(st.inodes)
-			wk.mu.Unlock()
-			if reuse {
-				wk.claimCached(r, pid, st)
-				return
-			}
+	if !force && wk.useCache {
+		wk.mu.Lock()
+		st := o.procs[pid]
+		reuse := st != nil && st.start == start && st.fds == fds && fds >= 0
+		wk.mu.Unlock()
+		if reuse {
+			wk.claimCached(r, pid, st)
+			return
 		}
 	}
 	inodes, err := r.sockets(pid)
@@ -361,17 +444,8 @@ func (wk *walk) visit(r *procReader, pid int32, i int, force bool) {
 		wk.mu.Unlock()
 		return
 	}
-	// Keep only the sockets in the tables.
-	wk.mu.Lock()
-	kept := inodes[:0]
-	for _, ino := range inodes {
-		if _, ok := wk.w.owner[ino]; ok {
-			kept = append(kept, ino)
-		}
-	}
-	wk.mu.Unlock()
 	comm := ""
-	if len(kept) > 0 {
+	if len(inodes) > 0 {
 		if comm, err = r.comm(pid); err != nil {
 			return
 		}
@@ -387,9 +461,17 @@ func (wk *walk) visit(r *procReader, pid int32, i int, force bool) {
 			o.procs[pid] = st
 		}
 		st.start, st.fds = start, fds
-		st.inodes = append(st.inodes[:0], kept...)
+		st.inodes = append(st.inodes[:0], inodes...)
+		if force {
+			// In Settle the index is built: keep what the tables listed
+			// or still miss.
+			st.inodes = slices.DeleteFunc(st.inodes, func(ino uint64) bool {
+				_, missing := wk.unowned[ino]
+				return !missing && !wk.w.index.isListed(ino)
+			})
+		}
 	}
-	wk.claim(pid, comm, kept)
+	wk.claim(pid, comm, inodes, force)
 }
 
 // claimCached takes a process's sockets from the cache; its name is read
@@ -405,44 +487,41 @@ func (wk *walk) claimCached(r *procReader, pid int32, st *procState) {
 	wk.mu.Lock()
 	defer wk.mu.Unlock()
 	wk.w.Cached++
-	wk.claim(pid, comm, st.inodes)
+	wk.claim(pid, comm, st.inodes, false)
 }
 
-// claim records pid as the owner of inodes where it is the lowest pid so
-// far. Called with wk.mu held.
-func (wk *walk) claim(pid int32, comm string, inodes []uint64) {
-	idx := int32(noOwner)
+// claim records that pid holds inodes: as index entries during the walk,
+// or, in Settle (fix), as the owner of the sockets still unowned where it
+// is the lowest pid so far. Called with wk.mu held.
+func (wk *walk) claim(pid int32, comm string, inodes []uint64, fix bool) {
+	if len(inodes) == 0 {
+		return
+	}
+	idx := wk.nameIndex(comm)
+	wk.w.pidName[pid] = idx
 	for _, ino := range inodes {
-		cur, ok := wk.w.owner[ino]
-		if !ok || (cur.name != noOwner && cur.pid < pid) {
+		if !fix {
+			wk.keys = wk.w.index.add(wk.keys, ino, pid)
 			continue
 		}
-		if idx == noOwner {
-			var seen bool
-			if idx, seen = wk.nameIdx[comm]; !seen {
-				idx = int32(len(wk.w.Names))
-				wk.nameIdx[comm] = idx
-				wk.w.Names = append(wk.w.Names, comm)
-			}
+		if _, missing := wk.unowned[ino]; !missing {
+			continue
 		}
-		if cur.name == noOwner {
-			if _, orphan := wk.owners.orphan[ino]; !orphan || !wk.useCache {
-				wk.open.Add(-1)
-			}
+		if cur, ok := wk.w.fixed[ino]; !ok || pid < cur.pid {
+			wk.w.fixed[ino] = socketOwner{idx, pid}
 		}
-		wk.w.owner[ino] = socketOwner{name: idx, pid: pid}
 	}
 }
 
-// allWanted tells whether every inode is still in the tables. Called with
-// wk.mu held.
-func (wk *walk) allWanted(inodes []uint64) bool {
-	for _, ino := range inodes {
-		if _, ok := wk.w.owner[ino]; !ok {
-			return false
-		}
+// nameIndex returns comm's index in Names. Called with wk.mu held.
+func (wk *walk) nameIndex(comm string) int32 {
+	idx, seen := wk.nameIdx[comm]
+	if !seen {
+		idx = int32(len(wk.w.Names))
+		wk.nameIdx[comm] = idx
+		wk.w.Names = append(wk.w.Names, comm)
 	}
-	return true
+	return idx
 }
 
 // procReader reads one process's files at a time with reused buffers and

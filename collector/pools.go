@@ -13,6 +13,7 @@ type poolsCollector struct {
 	connections, max, info, oldest, stuck *prometheus.Desc
 	config                                func() *Config
 	stuckAfter                            time.Duration
+	trackAges                             bool
 }
 
 func newPoolsCollector(o Options) familyCollector {
@@ -24,43 +25,84 @@ func newPoolsCollector(o Options) familyCollector {
 		info: prometheus.NewDesc(namespace+"_pool_info",
 			"A pool's matchers as declared in the config file (\"any\" where not set); always 1.", []string{"pool", "process", "remote_address", "remote_port"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_pool_close_wait_oldest_seconds",
-			"Age of a pool's oldest CLOSE_WAIT socket, counted from when this exporter first saw it in CLOSE_WAIT (so at most its uptime, and only as fine as its readings).", []string{"pool"}, nil),
+			"Age of a pool's oldest CLOSE_WAIT socket: the larger of the kernel's time since the socket last received an ACK (netlink source) and the time since this exporter first saw it in CLOSE_WAIT (procfs source, other network namespaces).", []string{"pool"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_pool_close_wait_stuck",
-			"A pool's CLOSE_WAIT sockets that this exporter has seen in CLOSE_WAIT for longer than --collector.close-wait.stuck-after.", []string{"pool"}, nil),
+			"A pool's CLOSE_WAIT sockets that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_pool_close_wait_oldest_seconds.", []string{"pool"}, nil),
 		config:     o.Config,
 		stuckAfter: o.StuckAfter,
+		trackAges:  o.CloseWait != nil,
 	}
 }
 
-func (c *poolsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
-	cfg := c.config()
+func (c *poolsCollector) newTally(s *Snapshot) tally {
+	t := &poolsTally{c: c, cfg: c.config(), snap: s}
+	if t.cfg != nil {
+		t.counts = make([][numStates]float64, len(t.cfg.Pools))
+		t.ages = make([]closeWaitAge, len(t.cfg.Pools))
+		t.processMatch = make([][]int8, len(t.cfg.Pools))
+	}
+	return t
+}
+
+// poolsTally counts with the configuration of when the reading began: a
+// reload during a reading applies from the next one.
+type poolsTally struct {
+	c      *poolsCollector
+	cfg    *Config
+	counts [][numStates]float64
+	ages   []closeWaitAge
+	// snap names the owners; processMatch remembers, per pool and owner,
+	// whether the pool's process regexp matches the owner's name (0: not
+	// asked yet, 1: yes, -1: no), so that a regexp runs once per process
+	// name, not once per socket.
+	snap         *Snapshot
+	processMatch [][]int8
+}
+
+func (t *poolsTally) add(sk *Socket, in *sockInfo) {
+	if t.cfg == nil || in.dir != Outbound || !sk.State.Valid() {
+		return
+	}
+	for p, pool := range t.cfg.Pools {
+		if pool.matchesRemote(sk.Remote) && (pool.Process == nil || t.processMatches(p, in.owner)) {
+			t.counts[p][sk.State]++
+			if sk.State == StateCloseWait {
+				t.ages[p].add(in, t.c.stuckAfter)
+			}
+		}
+	}
+}
+
+// processMatches tells whether pool p's process regexp matches the owner.
+func (t *poolsTally) processMatches(p int, owner int32) bool {
+	if owner == noOwner {
+		return false // a pool with a process matcher never counts unknown owners
+	}
+	m := t.processMatch[p]
+	for int(owner) >= len(m) {
+		m = append(m, 0)
+	}
+	t.processMatch[p] = m
+	if m[owner] == 0 {
+		m[owner] = -1
+		if t.cfg.Pools[p].Process.MatchString(t.snap.OwnerNames[owner]) {
+			m[owner] = 1
+		}
+	}
+	return m[owner] == 1
+}
+
+func (t *poolsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+	cfg, c := t.cfg, t.c
 	if cfg == nil || len(cfg.Pools) == 0 {
 		return nil
 	}
 	if cfg.NeedsOwners() && s.OwnersErr != nil {
 		return s.OwnersErr
 	}
-	counts := make([][numStates]float64, len(cfg.Pools))
-	ages := make([]closeWaitAge, len(cfg.Pools))
-	now := s.Taken.UnixNano()
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if s.Direction[i] != Outbound || !sk.State.Valid() {
-			continue
-		}
-		owner, known := s.OwnerName(i)
-		for p, pool := range cfg.Pools {
-			if pool.Matches(sk.Remote, owner, known) {
-				counts[p][sk.State]++
-				if sk.State == StateCloseWait && s.CloseWaitSince != nil {
-					ages[p].add(s.CloseWaitSince[i], now, c.stuckAfter)
-				}
-			}
-		}
-	}
 	for p, pool := range cfg.Pools {
 		for _, st := range allStates {
-			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, counts[p][st], pool.Name, stateNames[st])
+			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, t.counts[p][st], pool.Name, stateNames[st])
 		}
 		ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(pool.Max), pool.Name)
 		port := "any"
@@ -68,11 +110,11 @@ func (c *poolsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error 
 			port = strconv.Itoa(int(pool.RemotePort))
 		}
 		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, pool.Name, orAny(pool.processText), orAny(pool.addressText), port)
-		if s.CloseWaitSince != nil {
+		if c.trackAges {
 			// A pool with no CLOSE_WAIT socket has nothing stuck: 0, not absent,
 			// so that rules compare.
-			ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, ages[p].oldest, pool.Name)
-			ch <- prometheus.MustNewConstMetric(c.stuck, prometheus.GaugeValue, ages[p].stuck, pool.Name)
+			ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, t.ages[p].oldest, pool.Name)
+			ch <- prometheus.MustNewConstMetric(c.stuck, prometheus.GaugeValue, t.ages[p].stuck, pool.Name)
 		}
 	}
 	return s.TableErr

@@ -25,23 +25,32 @@ func newPortsCollector(o Options) familyCollector {
 	}
 }
 
-func (c *portsCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
-	remote, local := newBoundedFamily[uint16](), newBoundedFamily[uint16]()
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if !sk.State.Valid() {
-			continue
-		}
-		if s.Direction[i] == Outbound {
-			remote.add(sk.Remote.Port(), sk.State)
-		} else {
-			local.add(sk.Local.Port(), sk.State)
-		}
+func (c *portsCollector) newTally(*Snapshot) tally {
+	return &portsTally{c: c, remote: newBoundedFamily[uint16](), local: newBoundedFamily[uint16]()}
+}
+
+type portsTally struct {
+	c             *portsCollector
+	remote, local *boundedFamily[uint16]
+}
+
+func (t *portsTally) add(sk *Socket, in *sockInfo) {
+	if !sk.State.Valid() {
+		return
 	}
+	if in.dir == Outbound {
+		t.remote.add(sk.Remote.Port(), sk.State)
+	} else {
+		t.local.add(sk.Local.Port(), sk.State)
+	}
+}
+
+func (t *portsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+	c := t.c
 	portLabel := func(p uint16) []string { return []string{strconv.Itoa(int(p))} }
-	folded := remote.emit(ch, c.remote, c.maxSeries, portLabel)
+	folded := t.remote.emit(ch, c.remote, c.maxSeries, portLabel)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_remote_port_connections")
-	folded = local.emit(ch, c.local, c.maxSeries, portLabel)
+	folded = t.local.emit(ch, c.local, c.maxSeries, portLabel)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_local_port_connections")
 	return s.TableErr
 }

@@ -18,6 +18,7 @@ type processCollector struct {
 	maxSeries                             int
 	routeStates                           [numStates]bool
 	stuckAfter                            time.Duration
+	ages                                  bool // CLOSE_WAIT ages are tracked
 }
 
 func newProcessCollector(o Options) familyCollector {
@@ -29,14 +30,15 @@ func newProcessCollector(o Options) familyCollector {
 		unresolved: prometheus.NewDesc(namespace+"_unresolved_sockets",
 			"TCP sockets with an inode whose holding process was not found (fd folders not readable, or the process exited during the scrape), by state.", []string{"state"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_process_remote_close_wait_oldest_seconds",
-			"Age of the oldest CLOSE_WAIT socket per holding process and remote endpoint, counted from when this exporter first saw it in CLOSE_WAIT (so at most its uptime, and only as fine as its readings: the scrape interval or --collector.close-wait.sample-interval).", []string{"process", "remote_address", "remote_port"}, nil),
+			"Age of the oldest CLOSE_WAIT socket per holding process and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "remote_address", "remote_port"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck",
-			"CLOSE_WAIT sockets per holding process and remote endpoint that this exporter has seen in CLOSE_WAIT for longer than --collector.close-wait.stuck-after.", []string{"process", "remote_address", "remote_port"}, nil),
+			"CLOSE_WAIT sockets per holding process and remote endpoint that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "remote_address", "remote_port"}, nil),
 		unread: prometheus.NewDesc(namespace+"_process_remote_close_wait_unread_sockets",
 			"CLOSE_WAIT sockets per holding process and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "remote_address", "remote_port"}, nil),
 		truncated:  truncatedDesc,
 		maxSeries:  o.MaxSeries,
 		stuckAfter: o.StuckAfter,
+		ages:       o.CloseWait != nil,
 	}
 	for _, st := range o.RouteStates {
 		c.routeStates[st] = true
@@ -49,78 +51,86 @@ type routeKey struct {
 	remote  netip.AddrPort
 }
 
-func (c *processCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (c *processCollector) newTally(*Snapshot) tally {
+	return &processTally{c: c,
+		byProcess: newBoundedFamily[int32](),
+		byRoute:   newBoundedFamily[routeKey](),
+		unread:    map[routeKey]*rankedValue{},
+		ages:      map[routeKey]*closeWaitAge{},
+	}
+}
+
+type processTally struct {
+	c          *processCollector
+	byProcess  *boundedFamily[int32]
+	byRoute    *boundedFamily[routeKey]
+	unresolved [numStates]float64
+	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data;
+	// their ages.
+	unread map[routeKey]*rankedValue
+	ages   map[routeKey]*closeWaitAge
+}
+
+func (t *processTally) add(sk *Socket, in *sockInfo) {
+	if !sk.State.Valid() {
+		return
+	}
+	if in.owner == noOwner {
+		if sk.Inode != 0 {
+			t.unresolved[sk.State]++
+		}
+		return
+	}
+	t.byProcess.add(in.owner, sk.State)
+	if in.dir != Outbound {
+		return
+	}
+	key := routeKey{in.owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+	if t.c.routeStates[sk.State] {
+		t.byRoute.add(key, sk.State)
+	}
+	if sk.State != StateCloseWait {
+		return
+	}
+	u := t.unread[key]
+	if u == nil {
+		u = &rankedValue{}
+		t.unread[key] = u
+	}
+	u.rank++
+	if unreadData(sk) > 0 {
+		u.value++
+	}
+	a := t.ages[key]
+	if a == nil {
+		a = &closeWaitAge{}
+		t.ages[key] = a
+	}
+	a.add(in, t.c.stuckAfter)
+}
+
+func (t *processTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 	if s.OwnersErr != nil {
 		return s.OwnersErr
 	}
-	byProcess := newBoundedFamily[int32]()
-	byRoute := newBoundedFamily[routeKey]()
-	var unresolved [numStates]float64
-	// CLOSE_WAIT ages per route, when tracked, gathered in the same pass.
-	var ages map[routeKey]*closeWaitAge
-	if s.CloseWaitSince != nil {
-		ages = map[routeKey]*closeWaitAge{}
-	}
-	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data.
-	unread := map[routeKey]*rankedValue{}
-	now := s.Taken.UnixNano()
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if !sk.State.Valid() {
-			continue
-		}
-		owner := s.Owner[i]
-		if owner == noOwner {
-			if sk.Inode != 0 {
-				unresolved[sk.State]++
-			}
-			continue
-		}
-		byProcess.add(owner, sk.State)
-		if s.Direction[i] != Outbound {
-			continue
-		}
-		key := routeKey{owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
-		if c.routeStates[sk.State] {
-			byRoute.add(key, sk.State)
-		}
-		if sk.State == StateCloseWait {
-			u := unread[key]
-			if u == nil {
-				u = &rankedValue{}
-				unread[key] = u
-			}
-			u.rank++
-			if unreadData(sk) > 0 {
-				u.value++
-			}
-		}
-		if ages != nil && sk.State == StateCloseWait {
-			a := ages[key]
-			if a == nil {
-				a = &closeWaitAge{}
-				ages[key] = a
-			}
-			a.add(s.CloseWaitSince[i], now, c.stuckAfter)
-		}
-	}
+	c := t.c
 	routeLabels := func(k routeKey) []string {
 		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
 	}
-	folded := byProcess.emit(ch, c.process, c.maxSeries, func(p int32) []string {
+	folded := t.byProcess.emit(ch, c.process, c.maxSeries, func(p int32) []string {
 		return []string{s.OwnerNames[p]}
 	})
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_connections")
-	folded = byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
+	folded = t.byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_connections")
-	folded = emitRanked(ch, c.unread, unread, c.maxSeries, routeLabels)
+	folded = emitRanked(ch, c.unread, t.unread, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_unread_sockets")
 	for _, st := range allStates {
-		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, unresolved[st], stateNames[st])
+		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, t.unresolved[st], stateNames[st])
 	}
-	if ages != nil {
+	if c.ages {
 		// The routes with the most CLOSE_WAIT sockets keep their own series.
-		folded = emitBoundedAges(ch, c.oldest, c.stuck, ages, c.maxSeries, routeLabels)
+		folded = emitBoundedAges(ch, c.oldest, c.stuck, t.ages, c.maxSeries, routeLabels)
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck")
 	}

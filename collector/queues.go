@@ -18,18 +18,24 @@ func newQueuesCollector(Options) familyCollector {
 	}
 }
 
-func (c *queuesCollector) Update(s *Snapshot, ch chan<- prometheus.Metric) error {
-	var rx, tx [numStates]float64
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if sk.State.Valid() && sk.State != StateListen {
-			rx[sk.State] += float64(unreadData(sk))
-			tx[sk.State] += float64(sk.TxQueue)
-		}
+func (c *queuesCollector) newTally(*Snapshot) tally { return &queuesTally{c: c} }
+
+type queuesTally struct {
+	c      *queuesCollector
+	rx, tx [numStates]float64
+}
+
+func (t *queuesTally) add(sk *Socket, _ *sockInfo) {
+	if sk.State.Valid() && sk.State != StateListen {
+		t.rx[sk.State] += float64(unreadData(sk))
+		t.tx[sk.State] += float64(sk.TxQueue)
 	}
+}
+
+func (t *queuesTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 	for _, st := range allStates {
-		ch <- prometheus.MustNewConstMetric(c.receive, prometheus.GaugeValue, rx[st], stateNames[st])
-		ch <- prometheus.MustNewConstMetric(c.transmit, prometheus.GaugeValue, tx[st], stateNames[st])
+		ch <- prometheus.MustNewConstMetric(t.c.receive, prometheus.GaugeValue, t.rx[st], stateNames[st])
+		ch <- prometheus.MustNewConstMetric(t.c.transmit, prometheus.GaugeValue, t.tx[st], stateNames[st])
 	}
 	return s.TableErr
 }

@@ -214,7 +214,7 @@ func measureReceiveQueues(t *testing.T) {
 		src := sources[srcName]
 		got := waitForScenarios(t, src, scenarios)
 		var wantData [numStates]uint64
-		var snap Snapshot
+		var socks []Socket
 		for _, sc := range scenarios {
 			sk, ok := got[sc.local]
 			if !ok {
@@ -232,10 +232,10 @@ func measureReceiveQueues(t *testing.T) {
 				t.Errorf("%s: %s: unread data %d, want %d", srcName, sc.name, d, sc.unread)
 			}
 			wantData[sc.state] += sc.unread
-			snap.Sockets = append(snap.Sockets, sk)
+			socks = append(socks, sk)
 		}
 		// The family sums the data only.
-		gotBytes := receiveQueueBytes(t, &snap)
+		gotBytes := receiveQueueBytes(t, socks)
 		for _, st := range []State{StateCloseWait, StateLastAck, StateClosing, StateFinWait2} {
 			if gotBytes[st] != float64(wantData[st]) {
 				t.Errorf("%s: tcpstate_receive_queue_bytes{state=%q} = %v, want %d", srcName, st, gotBytes[st], wantData[st])
@@ -278,7 +278,7 @@ func waitRx(t *testing.T, port uint16, rx uint64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		socks, err := NewNetlinkTables().AppendSockets(context.Background(), nil)
+		socks, err := AppendSockets(context.Background(), NewNetlinkTables(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +320,7 @@ func waitForScenarios(t *testing.T, src TableSource, scenarios []*queueScenario)
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		socks, err := src.AppendSockets(context.Background(), nil)
+		socks, err := AppendSockets(context.Background(), src, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,12 +343,16 @@ func waitForScenarios(t *testing.T, src TableSource, scenarios []*queueScenario)
 
 // receiveQueueBytes runs the queues collector over a snapshot and returns
 // tcpstate_receive_queue_bytes by state.
-func receiveQueueBytes(t *testing.T, s *Snapshot) [numStates]float64 {
+func receiveQueueBytes(t *testing.T, socks []Socket) [numStates]float64 {
 	t.Helper()
-	c := newQueuesCollector(Options{})
+	s := &Snapshot{}
+	tl := newQueuesCollector(Options{}).newTally(s)
+	for i := range socks {
+		tl.add(&socks[i], &sockInfo{})
+	}
 	ch := make(chan prometheus.Metric, 64)
 	go func() {
-		if err := c.Update(s, ch); err != nil {
+		if err := tl.emit(s, ch); err != nil {
 			t.Error(err)
 		}
 		close(ch)

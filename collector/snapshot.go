@@ -2,14 +2,15 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Direction says how a socket relates to the host's listening sockets.
@@ -25,20 +26,41 @@ const (
 	Listening
 )
 
-// Snapshot is one reading of the TCP tables, with each socket classified and,
-// when asked for, attributed to a process. Every metric family is a view of
-// one snapshot; a snapshot is never changed once built, until every scrape
-// that used it released it (its buffers then serve a later reading).
+// sockInfo is what a reading knows of a socket beside its table row, as the
+// socket streams past the views.
+type sockInfo struct {
+	dir Direction
+	// owner indexes Snapshot.OwnerNames, or is noOwner; pid is the lowest
+	// pid holding the socket.
+	owner, pid int32
+	// age is how long a CLOSE_WAIT socket has been in that state, by
+	// ageSource's clock (AgeNone: not known).
+	age       time.Duration
+	ageSource AgeSource
+}
+
+// tally counts one reading's sockets into a view's families: add sees
+// every socket once, as it streams; emit, for every scrape that shares the
+// reading, sends the families and must not change the tally.
+type tally interface {
+	add(sk *Socket, in *sockInfo)
+	emit(s *Snapshot, ch chan<- prometheus.Metric) error
+}
+
+// Snapshot is one reading of the TCP tables: no socket is kept, only what
+// the enabled views counted as the sockets streamed (their tallies) and
+// what the reading learnt on the way. Every scrape that shares the reading
+// emits from the same tallies.
 type Snapshot struct {
-	Sockets []Socket
-	// Direction and Owner run parallel to Sockets. Owner indexes
-	// OwnerNames, or is noOwner.
-	Direction  []Direction
-	Owner      []int32
+	tallies []tally // by the exporter's enabled collectors
+
+	// Sockets counts the sockets read.
+	Sockets int
+	// OwnerNames are the names of the processes that hold sockets.
 	OwnerNames []string
 
 	// TableErr is set when the tables could not be read completely: the
-	// sockets present are real but some are missing.
+	// sockets counted are real but some are missing.
 	TableErr error
 	// OwnersWalked tells whether the process view was built; OwnersErr is
 	// set when the walk failed as a whole.
@@ -51,79 +73,223 @@ type Snapshot struct {
 	DeniedPIDs      []int32
 	DeniedErr       error
 
+	// TablesDuration is the time the tables took to stream through the
+	// views; OwnersDuration the /proc/PID/fd walk before and after.
 	TablesDuration, OwnersDuration time.Duration
 
-	// Taken is when the tables were read. CloseWaitSince, parallel to
-	// Sockets when CLOSE_WAIT ages are tracked, holds when each CLOSE_WAIT
-	// socket was first seen (unix nanoseconds; 0: not tracked).
-	Taken          time.Time
-	CloseWaitSince []int64
+	// Taken is when the reading began.
+	Taken time.Time
 
 	// Namespaces names the network namespaces read, indexed by
 	// Socket.NetNS, when the source reads more than the exporter's own.
 	Namespaces []string
+	// namespaced tells whether the source reads several namespaces.
+	namespaced bool
+
+	// closeWait lists the CLOSE_WAIT sockets, when the reading was asked
+	// for them (top --sockets).
+	closeWait []CloseWaitSocket
 }
+
+// maxDeferred bounds the sockets a reading keeps aside when the walk did
+// not know their owner, or when a CLOSE_WAIT socket's kernel age is to be
+// looked up, to count them after the tables. Beyond it they are counted at
+// once: as unresolved, or without an age this time.
+const maxDeferred = 16384
 
 // snapshotReader builds snapshots from a table source and the /proc/PID/fd
 // walk. Readings never overlap (the Exporter runs one at a time), so the
-// buffers a reading needs besides the snapshot are kept here and reused; a
-// snapshot's own buffers are reused once every scrape using it released it,
-// so that a scrape allocates the same whatever the number of sockets.
+// scratch space a reading needs is kept here and reused.
 type snapshotReader struct {
-	tables TableSource
-	owners *SocketOwners
-	// lastSize sizes the next snapshot's slices.
-	lastSize int
+	tables  TableSource
+	owners  *SocketOwners
+	tracker *CloseWaitTracker
 
-	listeners map[listenKey]struct{}
-	ports     *portSet
-	wanted    map[uint64]socketOwner
-
-	mu    sync.Mutex // guards spare
-	spare *Snapshot
+	classifier classifier
+	deferred   []deferredSocket
+	unowned    []uint64
+	in         sockInfo // the streaming socket's
+	// The reading's kernel ages: the source that gives them, whether it
+	// dumps them, whether some new CLOSE_WAIT socket found no room to be
+	// set aside; needDumpAges asks the next reading to dump them (the
+	// first does).
+	ager                    kernelAger
+	agesInDump, ageOverflow bool
+	needDumpAges            bool
+	listCloseWait           bool
 }
 
-// read builds one snapshot. A table source that fails outright yields a
-// snapshot with no sockets and TableErr set.
-func (r *snapshotReader) read(ctx context.Context, withOwners bool) *Snapshot {
-	r.mu.Lock()
-	s := r.spare
-	r.spare = nil
-	r.mu.Unlock()
-	if s == nil {
-		s = &Snapshot{}
-	}
-	*s = Snapshot{Sockets: s.Sockets[:0], Direction: s.Direction[:0], Owner: s.Owner[:0], CloseWaitSince: s.CloseWaitSince[:0]}
-	if r.lastSize == 0 {
-		// Size the first reading from the kernel's socket counters rather
-		// than by growing: growing a large slice leaves four times its size
-		// in garbage, and the process's peak memory with it.
-		r.lastSize = tcpSocketEstimate(r.owners.Root)
-	}
-	if cap(s.Sockets) < r.lastSize {
-		s.Sockets = make([]Socket, 0, r.lastSize+r.lastSize/16)
-	}
-	if r.listeners == nil {
-		r.listeners = make(map[listenKey]struct{})
-		r.ports = new(portSet)
-		r.wanted = make(map[uint64]socketOwner)
+// deferredSocket is a socket set aside until its owner or kernel age is
+// looked up, after the tables.
+type deferredSocket struct {
+	sk       Socket
+	in       sockInfo
+	needsAge bool
+}
+
+// readRequest says what one reading builds.
+type readRequest struct {
+	// views make the tallies, in the order of Snapshot.tallies.
+	views      []familyCollector
+	withOwners bool
+	// closeWait also lists the CLOSE_WAIT sockets one by one.
+	closeWait bool
+}
+
+// read builds one snapshot: the walk of /proc/PID/fd first (when asked),
+// so that every socket's owner is known as the tables stream, then the
+// tables, each socket classified, aged and counted by every view, and none
+// kept. A table source that fails outright yields a snapshot with nothing
+// counted and TableErr set.
+func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
+	s := &Snapshot{Taken: time.Now()}
+	_, s.namespaced = r.tables.(namespaceNamer)
+	var walk *OwnerWalk
+	if req.withOwners {
+		start := time.Now()
+		if r.owners.keys == nil {
+			// Size the first index from the kernel's socket counters rather
+			// than by growing: growing a large slice leaves several times
+			// its size in garbage, and the process's peak memory with it.
+			if n := tcpSocketEstimate(r.owners.Root); n > 0 {
+				r.owners.keys = make([]uint64, 0, n+n/8)
+			}
+		}
+		s.OwnersWalked = true
+		walk, s.OwnersErr = r.owners.Walk(ctx)
+		if walk != nil {
+			s.OwnerNames = walk.Names
+			s.DeniedProcesses, s.DeniedPIDs, s.DeniedErr = walk.Denied, walk.DeniedPIDs, walk.DeniedErr
+		}
+		s.OwnersDuration = time.Since(start)
 	}
 
+	// Kernel ages: the first reading (and one after a reading that could
+	// not look up all its new CLOSE_WAIT sockets) has every CLOSE_WAIT
+	// socket dumped with its age; the others look up only the CLOSE_WAIT
+	// sockets the tracker does not know yet.
+	r.ager = nil
+	if ager, ok := agerOf(r.tables); ok && r.tracker != nil {
+		r.ager, r.agesInDump = ager, r.needDumpAges
+		ager.setAgesInDump(r.agesInDump)
+	}
+	r.listCloseWait = req.closeWait
 	start := time.Now()
-	s.Sockets, s.TableErr = r.tables.AppendSockets(ctx, s.Sockets)
+	for attempt := 0; ; attempt++ {
+		s.tallies = s.tallies[:0]
+		for _, v := range req.views {
+			s.tallies = append(s.tallies, v.newTally(s))
+		}
+		s.Sockets, s.closeWait = 0, nil
+		r.deferred, r.unowned, r.ageOverflow = r.deferred[:0], r.unowned[:0], false
+		r.classifier.reset()
+		if r.tracker != nil {
+			r.tracker.begin()
+		}
+		s.TableErr = r.tables.Stream(ctx, func(sk *Socket) { r.socket(s, walk, sk) })
+		if attempt == 0 && errors.Is(s.TableErr, errRestartReading) {
+			continue
+		}
+		break
+	}
 	if n, ok := r.tables.(namespaceNamer); ok {
 		s.Namespaces = n.Namespaces()
 	}
-	r.lastSize = len(s.Sockets)
 	s.TablesDuration = time.Since(start)
-	s.classify(r.listeners, r.ports)
 
-	if withOwners {
+	// The sockets set aside: their owners (Settle), their kernel ages (one
+	// lookup each), then counted.
+	if walk != nil {
 		start = time.Now()
-		s.attribute(ctx, r.owners, r.wanted)
-		s.OwnersDuration = time.Since(start)
+		if err := r.owners.Settle(ctx, walk, r.unowned); err != nil && s.OwnersErr == nil {
+			s.OwnersErr = err
+		}
+		s.OwnerNames = walk.Names // Settle may have found new ones
+		s.OwnersDuration += time.Since(start)
 	}
+	queryErr := r.queryAges(ctx)
+	for i := range r.deferred {
+		d := &r.deferred[i]
+		if walk != nil && d.in.owner == noOwner && d.sk.Inode != 0 {
+			d.in.owner, d.in.pid = walk.Lookup(d.sk.Inode)
+		}
+		if d.needsAge {
+			d.in.age, d.in.ageSource = r.tracker.observe(&d.sk, s.Taken)
+		}
+		r.count(s, req.closeWait, &d.sk, &d.in)
+	}
+	if r.tracker != nil {
+		r.tracker.end(s.TableErr == nil)
+		r.needDumpAges = r.ageOverflow || queryErr != nil
+	}
+	clear(r.deferred) // drop the copies' references
 	return s
+}
+
+// queryAges looks up the kernel ages of the CLOSE_WAIT sockets set aside
+// for them.
+func (r *snapshotReader) queryAges(ctx context.Context) error {
+	if r.ager == nil {
+		return nil
+	}
+	var socks []*Socket
+	for i := range r.deferred {
+		if r.deferred[i].needsAge {
+			socks = append(socks, &r.deferred[i].sk)
+		}
+	}
+	return r.ager.QueryAges(ctx, socks)
+}
+
+// socket takes one socket as it streams: classifies it, finds its owner
+// and age, and counts it, or sets it aside when its owner or its kernel
+// age is to be looked up after the tables.
+func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, sk *Socket) {
+	s.Sockets++
+	// One sockInfo, reused: handed to the views through an interface, a
+	// fresh one would escape to the heap for every socket.
+	in := &r.in
+	*in = sockInfo{dir: r.classifier.direction(sk), owner: noOwner}
+	needsOwner := false
+	if walk != nil && sk.Inode != 0 {
+		in.owner, in.pid = walk.Lookup(sk.Inode)
+		if in.owner == noOwner {
+			r.unowned = append(r.unowned, sk.Inode)
+			needsOwner = true
+		}
+	}
+	needsAge := false
+	if sk.State == StateCloseWait && r.tracker != nil {
+		// A CLOSE_WAIT socket new to the tracker, of the namespace netlink
+		// reads, dumped without its age: look it up after the tables.
+		needsAge = r.ager != nil && !r.agesInDump && sk.NetNS == 0 && !sk.HasAckAge && !r.tracker.knows(sk)
+		if !needsAge {
+			in.age, in.ageSource = r.tracker.observe(sk, s.Taken)
+		}
+	}
+	if needsOwner || needsAge {
+		if len(r.deferred) < maxDeferred {
+			r.deferred = append(r.deferred, deferredSocket{sk: *sk, in: *in, needsAge: needsAge})
+			return
+		}
+		if needsAge {
+			// No room: no age this time, and the next reading dumps the
+			// ages of every CLOSE_WAIT socket.
+			in.age, in.ageSource = r.tracker.observeAs(sk, s.Taken, false)
+			r.ageOverflow = true
+		}
+	}
+	r.count(s, r.listCloseWait, sk, in)
+}
+
+// count hands a socket to every view.
+func (r *snapshotReader) count(s *Snapshot, listCloseWait bool, sk *Socket, in *sockInfo) {
+	for _, t := range s.tallies {
+		t.add(sk, in)
+	}
+	if listCloseWait && sk.State == StateCloseWait {
+		s.closeWait = append(s.closeWait, closeWaitSocketOf(sk, in))
+	}
 }
 
 // tcpSocketEstimate reads how many TCP sockets the kernel has allocated and
@@ -143,7 +309,7 @@ func tcpSocketEstimate(procRoot string) int {
 		f := strings.Fields(rest)
 		n := 0
 		for i := 0; i+1 < len(f); i += 2 {
-			if f[i] == "alloc" || f[i] == "tw" {
+			if f[i] == "alloc" {
 				v, _ := strconv.Atoi(f[i+1])
 				n += v
 			}
@@ -151,16 +317,6 @@ func tcpSocketEstimate(procRoot string) int {
 		return min(max(n, 0), 1<<24)
 	}
 	return 0
-}
-
-// release takes back a snapshot that no scrape uses any more, so that the
-// next reading reuses its buffers.
-func (r *snapshotReader) release(s *Snapshot) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.spare == nil || cap(s.Sockets) > cap(r.spare.Sockets) {
-		r.spare = s
-	}
 }
 
 type listenKey struct {
@@ -175,76 +331,55 @@ type portSet [1 << 16 / 64]uint64
 func (p *portSet) add(port uint16)      { p[port>>6] |= 1 << (port & 63) }
 func (p *portSet) has(port uint16) bool { return p[port>>6]&(1<<(port&63)) != 0 }
 
-// classify sets each socket's direction. A socket is inbound when a listening
-// socket holds its local port on its local address or on the wildcard
-// address of either family (a dual-stack [::] listener accepts IPv4 too).
-// listeners and ports are scratch space, cleared here.
-func (s *Snapshot) classify(listeners map[listenKey]struct{}, ports *portSet) {
-	clear(listeners)
-	clear(ports[:])
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		if sk.State == StateListen {
-			listeners[listenKey{sk.Local.Addr().Unmap(), sk.Local.Port(), sk.NetNS}] = struct{}{}
-			ports.add(sk.Local.Port())
-		}
-	}
-	v4any, v6any := netip.IPv4Unspecified(), netip.IPv6Unspecified()
-	s.Direction = slices.Grow(s.Direction[:0], len(s.Sockets))[:len(s.Sockets)]
-	for i := range s.Sockets {
-		sk := &s.Sockets[i]
-		port := sk.Local.Port()
-		switch {
-		case sk.State == StateListen:
-			s.Direction[i] = Listening
-		case !ports.has(port):
-			// Most sockets: no listener on this port at all.
-			s.Direction[i] = Outbound
-		default:
-			s.Direction[i] = Outbound
-			if _, ok := listeners[listenKey{sk.Local.Addr().Unmap(), port, sk.NetNS}]; ok {
-				s.Direction[i] = Inbound
-			} else if _, ok := listeners[listenKey{v4any, port, sk.NetNS}]; ok {
-				s.Direction[i] = Inbound
-			} else if _, ok := listeners[listenKey{v6any, port, sk.NetNS}]; ok {
-				s.Direction[i] = Inbound
-			}
-		}
-	}
+// classifier tells inbound from outbound sockets as they stream. A socket
+// is inbound when a listening socket holds its local port on its local
+// address or on the wildcard address of either family (a dual-stack [::]
+// listener accepts IPv4 too). The kernel lists each table's listeners
+// first (both /proc/net/tcp and a sock_diag dump walk the listening hash
+// before the established one), so every listener a socket could belong to
+// has been seen when the socket arrives: IPv4 sockets are accepted by IPv4
+// listeners, and the IPv6 table, read second, sees the listeners of both.
+// The sources report a listener out of that order as an error.
+type classifier struct {
+	listeners map[listenKey]struct{}
+	ports     portSet
 }
 
-// attribute maps each socket with an inode to the process holding it.
-// wanted is scratch space, cleared here.
-func (s *Snapshot) attribute(ctx context.Context, owners *SocketOwners, wanted map[uint64]socketOwner) {
-	s.OwnersWalked = true
-	s.Owner = slices.Grow(s.Owner[:0], len(s.Sockets))[:len(s.Sockets)]
-	clear(wanted)
-	for i := range s.Sockets {
-		s.Owner[i] = noOwner
-		if ino := s.Sockets[i].Inode; ino != 0 {
-			wanted[ino] = socketOwner{name: noOwner}
-		}
+func (c *classifier) reset() {
+	if c.listeners == nil {
+		c.listeners = make(map[listenKey]struct{})
 	}
-	walk, err := owners.Walk(ctx, wanted)
-	if err != nil {
-		s.OwnersErr = err
-		return
-	}
-	s.OwnerNames = walk.Names
-	s.DeniedProcesses = walk.Denied
-	s.DeniedPIDs, s.DeniedErr = walk.DeniedPIDs, walk.DeniedErr
-	for i := range s.Sockets {
-		if ino := s.Sockets[i].Inode; ino != 0 {
-			s.Owner[i] = walk.Lookup(ino)
-		}
-	}
+	clear(c.listeners)
+	clear(c.ports[:])
 }
 
-// OwnerName returns the name of the process holding socket i, and whether it
-// is known.
-func (s *Snapshot) OwnerName(i int) (string, bool) {
-	if !s.OwnersWalked || s.OwnersErr != nil || s.Owner[i] == noOwner {
+func (c *classifier) direction(sk *Socket) Direction {
+	port := sk.Local.Port()
+	switch {
+	case sk.State == StateListen:
+		c.listeners[listenKey{sk.Local.Addr().Unmap(), port, sk.NetNS}] = struct{}{}
+		c.ports.add(port)
+		return Listening
+	case !c.ports.has(port):
+		// Most sockets: no listener on this port at all.
+		return Outbound
+	}
+	if _, ok := c.listeners[listenKey{sk.Local.Addr().Unmap(), port, sk.NetNS}]; ok {
+		return Inbound
+	}
+	if _, ok := c.listeners[listenKey{netip.IPv4Unspecified(), port, sk.NetNS}]; ok {
+		return Inbound
+	}
+	if _, ok := c.listeners[listenKey{netip.IPv6Unspecified(), port, sk.NetNS}]; ok {
+		return Inbound
+	}
+	return Outbound
+}
+
+// OwnerName returns the name of a process, and whether it is known.
+func (s *Snapshot) OwnerName(owner int32) (string, bool) {
+	if !s.OwnersWalked || s.OwnersErr != nil || owner == noOwner {
 		return "", false
 	}
-	return s.OwnerNames[s.Owner[i]], true
+	return s.OwnerNames[owner], true
 }

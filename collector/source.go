@@ -69,6 +69,11 @@ func isProcfsMount(path string) bool {
 	return unix.Statfs(path, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
 }
 
+// errRestartReading tells the reader that the sockets streamed so far were
+// from a source that failed midway: it must discard them and stream again,
+// now from the fallback.
+var errRestartReading = errors.New("the table source changed during the reading; read again")
+
 // fallbackTables reads from primary until it fails for a reason other than
 // the scrape's deadline, then from fallback for good.
 type fallbackTables struct {
@@ -77,17 +82,47 @@ type fallbackTables struct {
 	failed            atomic.Bool
 }
 
-func (f *fallbackTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+func (f *fallbackTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	if !f.failed.Load() {
-		start := len(dst)
-		out, err := f.primary.AppendSockets(ctx, dst)
+		streamed := 0
+		err := f.primary.Stream(ctx, func(s *Socket) { streamed++; fn(s) })
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return out, err
+			return err
 		}
 		if f.failed.CompareAndSwap(false, true) {
 			level.Warn(f.logger).Log("msg", "netlink sock_diag failed; reading the TCP tables from procfs from now on", "err", err)
 		}
-		dst = out[:start]
+		if streamed > 0 {
+			// Some sockets were counted already: the reading starts over.
+			return fmt.Errorf("%w: %w", errRestartReading, err)
+		}
 	}
-	return f.fallback.AppendSockets(ctx, dst)
+	return f.fallback.Stream(ctx, fn)
+}
+
+// kernelAger is a table source that can give CLOSE_WAIT sockets their age
+// from the kernel's clock (netlink; the wrappers pass it on).
+type kernelAger interface {
+	// setAgesInDump: the next readings list CLOSE_WAIT sockets in a dump of
+	// their own, each with its age (on), or in the common dump, without.
+	setAgesInDump(on bool)
+	// QueryAges looks up sockets of the exporter's own network namespace
+	// one by one and fills in their ages.
+	QueryAges(ctx context.Context, socks []*Socket) error
+}
+
+// agerOf returns src's kernelAger, if it has one that works now.
+func agerOf(src TableSource) (kernelAger, bool) {
+	switch s := src.(type) {
+	case *fallbackTables:
+		if s.failed.Load() {
+			return nil, false
+		}
+		return agerOf(s.primary)
+	case *NamespaceTables:
+		return agerOf(s.own)
+	case kernelAger:
+		return s, true
+	}
+	return nil, false
 }

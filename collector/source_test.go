@@ -56,14 +56,19 @@ func TestAutoSourcePrefersNetlinkOnProcfs(t *testing.T) {
 	}
 }
 
+// failingTables streams partial sockets, then fails with err.
 type failingTables struct {
-	err   error
-	reads atomic.Int32
+	err     error
+	partial int
+	reads   atomic.Int32
 }
 
-func (f *failingTables) AppendSockets(_ context.Context, dst []Socket) ([]Socket, error) {
+func (f *failingTables) Stream(_ context.Context, fn func(*Socket)) error {
 	f.reads.Add(1)
-	return append(dst, Socket{State: StateClose}), f.err
+	for range f.partial {
+		fn(&Socket{State: StateClose})
+	}
+	return f.err
 }
 
 func TestFallbackSwitchesOnceAndLogsOnce(t *testing.T) {
@@ -72,7 +77,9 @@ func TestFallbackSwitchesOnceAndLogsOnce(t *testing.T) {
 	primary := &failingTables{err: errors.New("sock_diag AF_INET dump: operation not permitted")}
 	f := &fallbackTables{primary: primary, fallback: NewProcfsTables("../testdata/proc"), logger: logs}
 	for range 3 {
-		socks, err := f.AppendSockets(context.Background(), nil)
+		// Nothing was streamed before the failure: the same call goes on
+		// with the fallback.
+		socks, err := AppendSockets(context.Background(), f, nil)
 		if err != nil || len(socks) != 23 {
 			t.Fatalf("got %d sockets, err %v; want the fixture's 23 and no error", len(socks), err)
 		}
@@ -85,13 +92,42 @@ func TestFallbackSwitchesOnceAndLogsOnce(t *testing.T) {
 	}
 }
 
+// TestFallbackMidwayRestartsTheReading: a source that fails after it
+// streamed sockets makes the reader start over (the sockets were counted),
+// and the next reading comes from the fallback alone.
+func TestFallbackMidwayRestartsTheReading(t *testing.T) {
+	t.Parallel()
+	primary := &failingTables{err: errors.New("sock_diag AF_INET6 dump: no buffer space available"), partial: 5}
+	f := &fallbackTables{primary: primary, fallback: NewProcfsTables("../testdata/proc"), logger: &sourceLogs{}}
+	if _, err := AppendSockets(context.Background(), f, nil); !errors.Is(err, errRestartReading) {
+		t.Fatalf("got %v, want errRestartReading", err)
+	}
+	socks, err := AppendSockets(context.Background(), f, nil)
+	if err != nil || len(socks) != 23 {
+		t.Fatalf("after the switch: %d sockets, %v; want the fixture's 23", len(socks), err)
+	}
+	// Through an exporter the restart is invisible: one scrape, the
+	// fixture's numbers, the partial sockets gone.
+	primary2 := &failingTables{err: errors.New("sock_diag: failed"), partial: 5}
+	o := fixtureOptions(t)
+	o.Tables = &fallbackTables{primary: primary2, fallback: NewProcfsTables(o.ProcRoot), logger: &sourceLogs{}}
+	e, err := NewExporter(o, []string{"connections"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := render(t, e.Collect)
+	if !slices.Contains(out, "family=ipv4,state=close 1") || !slices.Contains(out, "family=ipv4,state=established 4") {
+		t.Errorf("after a restarted reading, the fixture's counts without the partial sockets:\n%s", strings.Join(out, "\n"))
+	}
+}
+
 func TestFallbackKeepsNetlinkOnDeadline(t *testing.T) {
 	t.Parallel()
 	logs := &sourceLogs{}
 	primary := &failingTables{err: context.DeadlineExceeded}
 	f := &fallbackTables{primary: primary, fallback: NewProcfsTables("../testdata/proc"), logger: logs}
 	for range 2 {
-		if _, err := f.AppendSockets(context.Background(), nil); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := AppendSockets(context.Background(), f, nil); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want the deadline", err)
 		}
 	}

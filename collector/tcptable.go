@@ -40,16 +40,41 @@ type Socket struct {
 	// NetNS numbers the network namespace the socket was listed in: 0 for
 	// the exporter's own, others as NamespaceTables found them.
 	NetNS uint16
+	// AckAge, when HasAckAge, is the kernel's tcpi_last_ack_recv in
+	// milliseconds: how long ago the socket last received an ACK. For a
+	// CLOSE_WAIT socket whose process sends nothing that is the time since
+	// the peer's FIN, unless the peer acknowledged something later (a
+	// keepalive probe): a lower bound of its age in CLOSE_WAIT either way.
+	// Only the netlink source reads it, and only for CLOSE_WAIT sockets.
+	AckAge    uint32
+	HasAckAge bool
 }
 
 // TableSource lists the TCP sockets of both address families. The procfs text
 // tables are one source; a netlink source can stand beside it.
 type TableSource interface {
-	// AppendSockets appends every socket to dst. An error means the listing
-	// is incomplete (a table could not be read, or a *TableError for lines
-	// that could not be parsed); the sockets appended are still true.
-	AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error)
+	// Stream calls fn for every socket as it is read, and keeps none: a
+	// reading costs the same memory whatever the number of sockets. fn
+	// must not keep the pointer. Within each table (a family of one network
+	// namespace) the listening sockets come first, as the kernel lists
+	// them, so that a reader can tell inbound from outbound sockets as they
+	// arrive. An error means the listing is incomplete (a table could not
+	// be read, or a *TableError for lines that could not be parsed); the
+	// sockets streamed are still true.
+	Stream(ctx context.Context, fn func(*Socket)) error
 }
+
+// AppendSockets collects every socket of src into dst: for tests and tools
+// that want the list; the exporter streams.
+func AppendSockets(ctx context.Context, src TableSource, dst []Socket) ([]Socket, error) {
+	err := src.Stream(ctx, func(s *Socket) { dst = append(dst, *s) })
+	return dst, err
+}
+
+// errListenerOrder reports a listening socket after connected ones in one
+// table: the kernel never lists them so, and a reader that classifies
+// sockets as they stream would have called the earlier ones outbound.
+var errListenerOrder = errors.New("listening socket after connected ones (the kernel lists listeners first; sockets before it may be counted as outbound)")
 
 // TableError reports malformed lines in a TCP table: the first one, quoted,
 // and how many there were in all.
@@ -83,15 +108,14 @@ func NewProcfsTables(root string) *ProcfsTables {
 	return &ProcfsTables{Root: root}
 }
 
-func (p *ProcfsTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socket, error) {
+func (p *ProcfsTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	var problems []error
 	for _, t := range []struct {
 		name   string
 		family Family
 	}{{"tcp", IPv4}, {"tcp6", IPv6}} {
 		path := filepath.Join(p.Root, "net", t.name)
-		var err error
-		dst, err = p.readFile(ctx, path, t.family, dst)
+		err := p.readFile(ctx, path, t.family, fn)
 		if err == nil {
 			continue
 		}
@@ -102,13 +126,13 @@ func (p *ProcfsTables) AppendSockets(ctx context.Context, dst []Socket) ([]Socke
 		// Read the other table anyway: its counts are still true.
 		problems = append(problems, err)
 	}
-	return dst, errors.Join(problems...)
+	return errors.Join(problems...)
 }
 
-func (p *ProcfsTables) readFile(ctx context.Context, path string, family Family, dst []Socket) ([]Socket, error) {
+func (p *ProcfsTables) readFile(ctx context.Context, path string, family Family, fn func(*Socket)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return dst, err
+		return err
 	}
 	defer f.Close()
 	r, _ := p.bufs.Get().(*bufio.Reader)
@@ -123,13 +147,16 @@ func (p *ProcfsTables) readFile(ctx context.Context, path string, family Family,
 		r.Reset(nil)
 		p.bufs.Put(r)
 	}()
-	return appendTable(ctx, r, path, family, dst)
+	return streamTable(ctx, r, path, family, fn)
 }
 
-// appendTable streams one table from r, appending its sockets to dst. Lines
-// are parsed in place in the reader's buffer: nothing is allocated per line.
-func appendTable(ctx context.Context, r *bufio.Reader, name string, family Family, dst []Socket) ([]Socket, error) {
+// streamTable streams one table from r, calling fn for each socket. Lines
+// are parsed in place in the reader's buffer into one reused Socket:
+// nothing is allocated per line.
+func streamTable(ctx context.Context, r *bufio.Reader, name string, family Family, fn func(*Socket)) error {
 	var bad *TableError
+	var s Socket
+	connected := false // a socket other than a listener was seen
 	for n := 1; ; n++ {
 		line, err := r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -144,12 +171,12 @@ func appendTable(ctx context.Context, r *bufio.Reader, name string, family Famil
 				break
 			}
 			if err != nil {
-				return dst, fmt.Errorf("reading %s: %w", name, err)
+				return fmt.Errorf("reading %s: %w", name, err)
 			}
 			continue
 		}
 		if err != nil && err != io.EOF {
-			return dst, fmt.Errorf("reading %s: %w", name, err)
+			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		if n == 1 {
 			// The first line is the column header.
@@ -159,11 +186,16 @@ func appendTable(ctx context.Context, r *bufio.Reader, name string, family Famil
 			continue
 		}
 		if len(line) > 0 {
-			var s Socket
+			s = Socket{}
 			if perr := parseLine(line, family, &s); perr != nil {
 				bad = addProblem(bad, name, n, string(trimSpace(line)), perr)
 			} else {
-				dst = append(dst, s)
+				if s.State != StateListen {
+					connected = true
+				} else if connected {
+					bad = addProblem(bad, name, n, string(trimSpace(line)), errListenerOrder)
+				}
+				fn(&s)
 			}
 		}
 		if err == io.EOF {
@@ -171,14 +203,14 @@ func appendTable(ctx context.Context, r *bufio.Reader, name string, family Famil
 		}
 		if n&4095 == 0 {
 			if cerr := ctx.Err(); cerr != nil {
-				return dst, fmt.Errorf("reading %s: %w", name, cerr)
+				return fmt.Errorf("reading %s: %w", name, cerr)
 			}
 		}
 	}
 	if bad != nil {
-		return dst, bad
+		return bad
 	}
-	return dst, nil
+	return nil
 }
 
 func addProblem(bad *TableError, file string, line int, text string, cause error) *TableError {

@@ -13,6 +13,12 @@ import (
 
 // The fixtures encode addresses as a little-endian kernel prints them.
 
+// appendTable streams one table into dst.
+func appendTable(ctx context.Context, r *bufio.Reader, name string, family Family, dst []Socket) ([]Socket, error) {
+	err := streamTable(ctx, r, name, family, func(s *Socket) { dst = append(dst, *s) })
+	return dst, err
+}
+
 func readFixture(t *testing.T, path string, family Family) ([]Socket, error) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -170,6 +176,21 @@ func TestOverlongLineIsAnErrorNotAPanic(t *testing.T) {
 	}
 }
 
+// TestListenerAfterConnectedSockets: the classifier relies on the kernel
+// listing listeners first; a table that does not is reported, naming the
+// line, and still read whole.
+func TestListenerAfterConnectedSockets(t *testing.T) {
+	t.Parallel()
+	text := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0500000A:9C41 0302010A:2328 01 00000000:00000000 00:00000000 00000000  1000        0 1004 1 0000000000000000 100 0 0 10 0\n" +
+		"   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0\n"
+	socks, err := appendTable(context.Background(), bufio.NewReader(strings.NewReader(text)), "tcp", IPv4, nil)
+	var te *TableError
+	if len(socks) != 2 || !errors.As(err, &te) || te.Line != 3 || !errors.Is(err, errListenerOrder) {
+		t.Fatalf("got %d sockets, err %v; want both and line 3 reported", len(socks), err)
+	}
+}
+
 func TestMissingTCP6IsNormal(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
@@ -183,12 +204,12 @@ func TestMissingTCP6IsNormal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "net", "tcp"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	socks, err := NewProcfsTables(root).AppendSockets(context.Background(), nil)
+	socks, err := AppendSockets(context.Background(), NewProcfsTables(root), nil)
 	if err != nil || len(socks) != 19 {
 		t.Fatalf("without tcp6: %d sockets, err %v; want 19 and no error", len(socks), err)
 	}
 	// Without the IPv4 table, though, nothing can be counted.
-	_, err = NewProcfsTables(t.TempDir()).AppendSockets(context.Background(), nil)
+	_, err = AppendSockets(context.Background(), NewProcfsTables(t.TempDir()), nil)
 	if err == nil || !strings.Contains(err.Error(), "net/tcp") {
 		t.Fatalf("missing tcp: got %v, want an error naming the file", err)
 	}

@@ -180,8 +180,10 @@ step "3. lintian"
 cp "$deb" "$work/lintian.deb"
 chmod 0755 "$work"
 chmod 0644 "$work/lintian.deb"
-if ! setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$work" \
-	lintian --info --pedantic --fail-on error,warning "$work/lintian.deb" >"$work/lintian.out" 2>&1; then
+# From $work: nobody cannot enter a checkout in a 0700 directory (/root, many
+# home directories), and lintian changes back to where it started.
+if ! (cd "$work" && setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$work" \
+	lintian --info --pedantic --fail-on error,warning "$work/lintian.deb") >"$work/lintian.out" 2>&1; then
 	cat "$work/lintian.out" >&2
 	fail "lintian reports errors or warnings"
 fi
@@ -318,8 +320,9 @@ run_exporter() {
 	local port_e deadline
 	for _ in 1 2 3; do
 		port_e=$(free_port)
-		"$@" --web.listen-address="127.0.0.1:$port_e" --config.file="$ext/etc/tcpstate_exporter/config.yml" \
-			--path.procfs=/proc >"$work/$name.log" 2>&1 &
+		# From $work, which every user may enter (a checkout may not be).
+		(cd "$work" && exec "$@" --web.listen-address="127.0.0.1:$port_e" --config.file="$ext/etc/tcpstate_exporter/config.yml" \
+			--path.procfs=/proc) >"$work/$name.log" 2>&1 &
 		exporter_pid=$!
 		pids+=("$exporter_pid")
 		deadline=$((SECONDS + 10))

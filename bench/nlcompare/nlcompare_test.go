@@ -113,12 +113,14 @@ func toSocket(m []byte, family collector.Family) collector.Socket {
 	return s
 }
 
+// nlt reads as the exporter does in steady state, the same request as the
+// other ways: one dump of every state per family, no extension.
 var nlt = collector.NewNetlinkTables()
 
 // ours is collector/netlink.go: our request on golang.org/x/sys/unix, read in
 // place from one reused buffer.
 func ours(dst []collector.Socket) ([]collector.Socket, error) {
-	return nlt.AppendSockets(context.Background(), dst)
+	return collector.AppendSockets(context.Background(), nlt, dst)
 }
 
 var families = []uint8{unix.AF_INET, unix.AF_INET6}

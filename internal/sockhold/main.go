@@ -25,7 +25,8 @@
 // wait, established, in the kernel's backlog and cost the server no
 // descriptor. With -keepalive=false no connection sends keepalive probes:
 // hundreds of thousands of them overflow loopback's backlog, and the kernel
-// resets the connections whose probes went unanswered.
+// resets the connections whose probes went unanswered. -keepalive-idle sets
+// how soon and how often probes go out.
 //
 // Both hold until SIGTERM, -hold elapses (so a forgotten helper always ends
 // by itself) or, with -stdin, standard input reaches EOF. -comm renames the process, so
@@ -73,9 +74,13 @@ func main() {
 	hold := fs.Duration("hold", 10*time.Minute, "release everything and exit after this long")
 	watchStdin := fs.Bool("stdin", false, "also release and exit when standard input reaches EOF (so a helper dies with the test that started it)")
 	keepAlive := fs.Bool("keepalive", true, "send TCP keepalive probes (Go's default); turn off to hold very many sockets: their probes overflow loopback's backlog, and the kernel resets connections whose probes go unanswered")
+	keepAliveIdle := fs.Duration("keepalive-idle", 0, "connect: send the first keepalive probe after this much idle time, and then one as often (TCP_KEEPIDLE, TCP_KEEPINTVL); a CLOSE_WAIT socket's probe is answered while the server side lingers in FIN_WAIT2, which restarts the kernel's last-ACK clock")
 	_ = fs.Parse(os.Args[2:])
 	if !*keepAlive {
 		dialer.KeepAlive, listenConfig.KeepAlive = -1, -1
+	}
+	if *keepAliveIdle > 0 {
+		dialer.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: *keepAliveIdle, Interval: *keepAliveIdle, Count: 9}
 	}
 	if *comm != "" {
 		// /proc/self names the main thread, whose name is the process's.

@@ -357,3 +357,46 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 		t.Errorf("kustomization resources %v, want %v", got, want)
 	}
 }
+
+// TestLimitsAgree: the DaemonSet, the Helm chart's defaults and the systemd
+// unit carry the same limits, those of the sizing table in docs/install.md
+// (make bench measures a scrape under the DaemonSet's, read from the file).
+func TestLimitsAgree(t *testing.T) {
+	ds := loadDaemonSet(t)
+	res := ds.Spec.Template.Spec.Containers[0].Resources
+	var values struct {
+		Resources corev1.ResourceRequirements `json:"resources"`
+	}
+	data, err := os.ReadFile(filepath.Join(repo, "packaging/helm/tcpstate-exporter/values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		t.Fatalf("values.yaml: %v", err)
+	}
+	if !reflect.DeepEqual(values.Resources, res) {
+		t.Errorf("the Helm chart's resources %+v differ from the DaemonSet's %+v", values.Resources, res)
+	}
+	unit, err := os.ReadFile(filepath.Join(repo, "packaging/systemd/tcpstate_exporter.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^MemoryMax=(\d+)M$`).FindSubmatch(unit)
+	if m == nil {
+		t.Fatal("the systemd unit has no MemoryMax=NM")
+	}
+	limit := res.Limits[corev1.ResourceMemory]
+	if got, want := string(m[1])+"Mi", limit.String(); got != want {
+		t.Errorf("the unit's MemoryMax=%sM differs from the DaemonSet's memory limit %s (systemd's M is a MiB)", m[1], want)
+	}
+	install, err := os.ReadFile(filepath.Join(repo, "docs/install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := res.Limits[corev1.ResourceCPU]
+	for _, want := range []string{"## Sizing", "memory limit " + limit.String(), "CPU limit " + cpu.String()} {
+		if !strings.Contains(string(install), want) {
+			t.Errorf("docs/install.md lacks %q", want)
+		}
+	}
+}

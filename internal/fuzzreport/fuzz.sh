@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs Go fuzz targets one after the other for a bounded time, and makes a
+# failure reproducible from the log alone: it prints the failing input (the
+# corpus file Go wrote, whose text is the input) and the commands that
+# replay it, because CI's clone, where Go wrote the file, is gone by the
+# time someone reads the log.
+#
+#   fuzz.sh PACKAGE_DIR FUZZTIME TARGET...
+#
+# Exit status: 0 when every target ran its time without a failure, 1 when
+# one failed (the others after it do not run).
+set -uo pipefail
+if [ $# -lt 3 ]; then
+	echo "usage: fuzz.sh PACKAGE_DIR FUZZTIME TARGET..." >&2
+	exit 2
+fi
+dir=$1 fuzztime=$2
+shift 2
+cd "$dir" || exit 2
+GO=${GO:-go}
+
+for t in "$@"; do
+	corpus="testdata/fuzz/$t"
+	before=$(ls "$corpus" 2>/dev/null | sort)
+	log=$(mktemp)
+	echo "fuzzing $t for $fuzztime"
+	"$GO" test . -run '^$' -fuzz "^$t\$" -fuzztime "$fuzztime" 2>&1 | tee "$log"
+	status=${PIPESTATUS[0]}
+	if [ "$status" -eq 0 ]; then
+		rm -f "$log"
+		continue
+	fi
+	echo
+	echo "=== $t FAILED (go test exit $status) ==="
+	new=$(comm -13 <(echo "$before") <(ls "$corpus" 2>/dev/null | sort) | grep -v '^$' || true)
+	if [ -z "$new" ]; then
+		echo "Go wrote no failing input: the fuzzing engine itself failed (a worker hung, ran out of memory or was killed). Its last words:"
+		grep -E 'fuzz:|panic|fatal|killed|hung|timeout|signal' "$log" | tail -20
+	fi
+	for f in $new; do
+		echo "--- failing input $corpus/$f (the whole file; save it under that name to replay) ---"
+		cat "$corpus/$f"
+		echo "--- end of $corpus/$f ---"
+		echo "replay:   go test ./$(basename "$PWD") -run '^$t/$f\$' -v"
+		echo "or keep it as a seed: commit $(basename "$PWD")/$corpus/$f, and every go test runs it"
+	done
+	rm -f "$log"
+	exit 1
+done
