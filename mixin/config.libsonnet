@@ -36,6 +36,10 @@
 
     closeWaitStuckThreshold: 10,
     closeWaitStuckFor: '10m',
+    // The exporters' --collector.close-wait.stuck-after, which decides what
+    // counts as stuck: only quoted in TCPStateCloseWaitStuck's description.
+    // Set it when the fleet runs the exporter with another value.
+    exporterStuckAfter: '5m',
 
     collectorFailedFor: '10m',
 

@@ -289,7 +289,7 @@ local u = import '../lib/util.libsonnet';
             |||
               Process {{ $labels.process }} on {{ $labels.instance }} holds {{ printf "%.0f" $value }} sockets to
               {{ $labels.remote_address }} port {{ $labels.remote_port }} that have been in CLOSE_WAIT for longer than
-              the exporter's --collector.close-wait.stuck-after (5 minutes unless set otherwise), and more than %(threshold)s have
+              the exporter's --collector.close-wait.stuck-after (%(stuckAfter)s unless set otherwise), and more than %(threshold)s have
               been that old for %(for)s. The oldest has been in CLOSE_WAIT for
               {{ $route := "" }}{{ range $k, $v := $labels }}{{ if ne $k "__name__" }}{{ $route = printf "%s%s=%q," $route $k $v }}{{ end }}{{ end }}{{ with printf "tcpstate_process_remote_close_wait_oldest_seconds{%s}" $route | query }}{{ . | first | value | humanizeDuration }}{{ else }}an unknown time{{ end }}
               (from the kernel's clock where the exporter reads it through netlink, else since the exporter first saw
@@ -300,6 +300,7 @@ local u = import '../lib/util.libsonnet';
             vars={
               'for': u.words(cfg.closeWaitStuckFor),
               threshold: u.num(cfg.closeWaitStuckThreshold),
+              stuckAfter: u.words(cfg.exporterStuckAfter),
             },
             comment=|||
               The same CLOSE_WAIT sockets stay, instead of new ones coming and

@@ -28,6 +28,7 @@ var siteOptions = Options{
 		closeWaitAccumulatingWindow: '30m',
 		closeWaitStuckThreshold: 20,
 		closeWaitStuckFor: '1h30m',
+		exporterStuckAfter: '30m',
 		unresolvedSocketsPercent: 25,
 	}`,
 	RunbookURLBase: "https://wiki.example/ops/tcpstate-runbooks.html",
@@ -163,6 +164,7 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStateCloseWaitStuck", "for", "1h30m"},
 		{"TCPStateCloseWaitStuck", "expr", `cluster!=""} > 20`},
 		{"TCPStateCloseWaitStuck", "description", "more than 20 have been that old for 1 hour 30 minutes."},
+		{"TCPStateCloseWaitStuck", "description", "stuck-after (30 minutes unless set otherwise)"},
 		{"TCPStateUnresolvedSockets", "expr", "> 0.25 *"},
 		{"TCPStateUnresolvedSockets", "description", "more than 25% of them"},
 	}
