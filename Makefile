@@ -16,7 +16,8 @@ LDFLAGS     := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
-# Pinned tools.
+# Pinned tools. go-jsonnet, which renders the mixin, is pinned in
+# mixin/render/go.mod.
 PROMTOOL3_VERSION := v0.316.0
 PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
 
@@ -40,9 +41,10 @@ run: build
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
 # tests under the race detector, the rule pack under promtool 2 and 3, the
-# dashboards, the incident replay (about 4 minutes of real `for`), the
-# packages, the image run under runc, and the Helm chart.
-test: style vet tidy-check race fuzz heavy rules-check dashboards-check e2e incident package-test image-test helm-check
+# mixin and the files generated from it, the dashboards, the incident replay
+# (about 4 minutes of real `for`), the packages, the image run under runc,
+# and the Helm chart.
+test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -81,6 +83,37 @@ rules-check: $(PROMTOOL3)
 
 $(PROMTOOL3):
 	GOBIN=$(abspath $(dir $(PROMTOOL3))) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL3_VERSION)
+
+# --- Monitoring mixin (mixin/) ----------------------------------------------
+# The mixin is the source of the rule pack. `make mixin` renders
+# rules/tcpstate_exporter.rules.yml from it with go-jsonnet (mixin/render,
+# its own module), then the PrometheusRule and the Helm chart's copy from
+# that file. RUNBOOK_URL_BASE points every runbook_url at a site's own copy
+# of docs/runbooks.md, e.g.
+#   make mixin RUNBOOK_URL_BASE=https://wiki.example/runbooks.md
+# (for a site's build only: the checked-in files use the mixin's default,
+# and `make mixin-check` fails on anything else).
+RUNBOOK_URL_BASE ?=
+MIXIN_RENDER = $(GO) -C mixin/render run . -mixin $(abspath mixin)
+
+.PHONY: mixin mixin-check
+mixin:
+	$(MIXIN_RENDER) $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') -o $(abspath rules/tcpstate_exporter.rules.yml)
+	@echo "mixin: wrote rules/tcpstate_exporter.rules.yml"
+	$(MAKE) --no-print-directory prometheusrule helm-rules
+
+# Every file generated from the mixin is what it renders with its defaults,
+# and the renderer's tests pass: the YAML reads back as the mixin, the
+# _config knobs reach the rules (promtool 2 and 3 check a site's
+# rendering), the dashboards are the files in dashboards/.
+mixin-check: $(PROMTOOL3)
+	cd mixin/render && $(GO) vet ./... && PROMTOOLS=promtool:$(abspath $(PROMTOOL3)) $(GO) test -count=1 ./...
+	@$(MIXIN_RENDER) | diff -u --label 'rules/tcpstate_exporter.rules.yml (committed)' \
+		--label 'rules/tcpstate_exporter.rules.yml (rendered from mixin/)' rules/tcpstate_exporter.rules.yml - \
+		|| { echo "mixin-check: rules/tcpstate_exporter.rules.yml is stale: run \`make mixin\` and commit the result" >&2; exit 1; }
+	@echo "mixin-check: rules/tcpstate_exporter.rules.yml matches mixin/"
+	packaging/kubernetes/generate-prometheusrule.sh --check
+	packaging/helm/generate-rules.sh --check
 
 # The dashboards: strict schema validation, unique panel ids, defined
 # variables, and every metric they query present in the golden exposition.
@@ -157,7 +190,8 @@ release:
 package-test: $(NFPM)
 	NFPM=$(abspath $(NFPM)) LDFLAGS='$(LDFLAGS)' packaging/test.sh
 
-# Regenerates packaging/kubernetes/prometheusrule.yaml from the rule pack.
+# Regenerates packaging/kubernetes/prometheusrule.yaml from the rule pack
+# (`make mixin` runs it).
 prometheusrule:
 	packaging/kubernetes/generate-prometheusrule.sh
 
@@ -202,7 +236,7 @@ helm-check: $(HELM)
 	$(HELM) lint --strict packaging/helm/tcpstate-exporter --set serviceMonitor.enabled=true,prometheusRule.enabled=true
 	cd packaging/kubernetes/validate && HELM=$(abspath $(HELM)) $(GO) test -count=1 -run Helm ./...
 
-# Regenerates the chart's copy of the rule pack.
+# Regenerates the chart's copy of the rule pack (`make mixin` runs it).
 helm-rules:
 	packaging/helm/generate-rules.sh
 

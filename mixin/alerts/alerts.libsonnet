@@ -1,0 +1,433 @@
+// The alerts. Their names, labels, expressions and annotations are a public
+// contract: rules/tests/ pins them with promtool. The comment:: of each
+// alert is written above it in rules/tcpstate_exporter.rules.yml; it
+// explains the default threshold and `for` of config.libsonnet.
+//
+// Matching. No join names the labels it matches on: two sides with the same
+// labels compare one-to-one, and a join with tcpstate_pool_info ignores the
+// labels only that side has (process, remote_address, remote_port), so every
+// label a site adds (cluster, region, a global ruler's external labels)
+// takes part in the matching and reaches the alert. Annotations that look
+// up another series build their selector from all the alert's labels.
+local u = import '../lib/util.libsonnet';
+
+{
+  prometheusAlerts+:: {
+    local cfg = $._config,
+    local s = {
+      all: u.selector(cfg.tcpstateSelector),
+      closeWait: u.selector(cfg.tcpstateSelector, 'state="close_wait"'),
+      inUse: u.selector(cfg.tcpstateSelector, 'state=~"established|close_wait"'),
+      notTimeWait: u.selector(cfg.tcpstateSelector, 'state!="time_wait"'),
+    },
+
+    // One alert. The description is a text block whose lines are joined
+    // with spaces, as YAML's folded style (>-) reads them; its lines are
+    // kept in descriptionLines:: so the rule file can print them as written.
+    local alert(name, severity, forDuration, expr, summary, description, vars={}, comment='') = {
+      local descriptionLines = u.lines(u.fill(description, vars)),
+      comment:: comment,
+      descriptionLines:: descriptionLines,
+      alert: name,
+      expr: expr,
+      'for': forDuration,
+      labels: { severity: severity },
+      annotations: {
+        summary: u.fill(summary, vars),
+        description: std.join(' ', descriptionLines),
+        runbook_url: cfg.runbookURLBase + '#' + std.asciiLower(name),
+      },
+    },
+
+    // Pool alerts compare a pool's sockets with its maximum, then take the
+    // pool's process and endpoint from tcpstate_pool_info.
+    local poolJoin = |||
+      * ignoring (process, remote_address, remote_port) group_left (process, remote_address, remote_port)
+      tcpstate_pool_info%(all)s
+    ||| % s,
+
+    // Builds $pool, the selector of the alert's pool from all its labels but
+    // those of tcpstate_pool_info, for the annotations' look-ups.
+    local poolSelector = |||
+      {{ $pool := "" }}{{ range $k, $v := $labels }}{{ if not (match "^(__name__|process|remote_address|remote_port)$" $k) }}{{ $pool = printf "%s%s=%q," $pool $k $v }}{{ end }}{{ end -}}
+    |||,
+
+    groups+: [
+      {
+        name: 'tcpstate_exporter.alerts',
+        rules: [
+          alert(
+            'TCPStatePoolExhausted',
+            'critical',
+            cfg.poolExhaustedFor,
+            |||
+              (
+                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                  >=
+                tcpstate_pool_max_connections%(all)s
+              )
+            ||| % s + poolJoin,
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} is full of CLOSE_WAIT sockets.',
+            poolSelector + |||
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
+              and the pool's maximum is
+              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }}.
+              The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
+              remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client never
+              closed its side, so requests through this pool block waiting for a free connection.
+            |||,
+            comment=|||
+              The page. When CLOSE_WAIT sockets fill the pool, every request waits
+              for a connection that will never come back.
+              Threshold: the pool's own maximum (>=, the pool cannot hold more).
+              for 2m: the one harmless way to a pool full of CLOSE_WAIT is a restart
+              of the server, which closes every pooled connection at once. The
+              clients in docs/runbooks.md clear those as follows: Go's transport
+              closes them the moment the FIN arrives; Apache HttpClient 4 and 5
+              check a connection idle for more than validateAfterInactivity (2 s)
+              when they lease it and close every dead one they meet in that lease;
+              urllib3 and OkHttp check each connection they hand out; a background
+              evictor (evictIdleConnections, OkHttp's keep-alive, HikariCP's
+              keepaliveTime) closes them at its next run, within a minute when set
+              as the runbook advises. So a restart clears within seconds under
+              traffic and within about a minute on a quiet service; a pool seen
+              full for less than 2 minutes never pages. Still full after 2 minutes
+              means nothing is clearing the sockets. The page then arrives at most
+              2m + one scrape interval + one evaluation interval + Alertmanager's
+              group_wait after the pool ran dry: 3 minutes with 15 s intervals and
+              a 30 s group_wait (make incident measures it with real clients).
+            |||,
+          ),
+
+          alert(
+            'TCPStatePoolFillingUp',
+            'warning',
+            cfg.poolFillingUpFor,
+            |||
+              (
+                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                and
+                sum without (state) (predict_linear(tcpstate_pool_connections%(closeWait)s[1h], %(horizon)s * 3600))
+                  >= tcpstate_pool_max_connections%(all)s
+                and
+                sum without (state) (predict_linear(tcpstate_pool_connections%(closeWait)s[10m], %(horizon)s * 3600))
+                  >= tcpstate_pool_max_connections%(all)s
+                and
+                sum without (state) (tcpstate_pool_connections%(closeWait)s offset 1h)
+              )
+            ||| % (s { horizon: u.num(cfg.poolFillingUpHorizonHours) }) + poolJoin,
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} is filling up with CLOSE_WAIT sockets.',
+            poolSelector + |||
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
+              of a maximum of
+              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }},
+              and the count has grown for %(for)s at a pace that fills the pool within %(horizon)s
+              {{- with printf "(tcpstate_pool_max_connections{%s} - ignoring (state) tcpstate_pool_connections{%sstate=\"close_wait\"}) / ignoring (state) deriv(tcpstate_pool_connections{%sstate=\"close_wait\"}[10m]) > 0" $pool $pool $pool | query }} (in about {{ . | first | value | humanizeDuration }} at the pace of the last ten minutes){{ end }}.
+              The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
+              remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client
+              has not closed them; when they reach the maximum, requests through the pool block.
+            |||,
+            vars={
+              'for': u.words(cfg.poolFillingUpFor),
+              horizon: u.words(u.num(cfg.poolFillingUpHorizonHours) + 'h'),
+            },
+            comment=|||
+              The early warning: a pool's CLOSE_WAIT sockets grow toward its
+              maximum. A leak is a trend long before it is an outage, and
+              predict_linear sees the trend: it fits a line through the window's
+              samples and extends it.
+              Horizon 4h: "at this pace the pool is full within 4 hours". A steady
+              leak of r sockets a minute crosses it when max - count <= 240 r, and
+              warns `for` later: 3h45m before the pool is dry, whatever its rate,
+              if it started long enough before (one a minute into 400: at 175 of
+              400, 225 minutes ahead). A fast leak warns `for` after the hour's
+              line has turned (ten a minute into 400: turned 14 minutes after the
+              leak started, warned at 29, 11 minutes before the pool is dry).
+              Two windows, both must predict the pool full:
+              - [1h]: the trend of the last hour. An idle-connection evictor lets
+                CLOSE_WAIT rise between its runs and drops it at each; an hour
+                holds at least one drop of any evictor that runs more often than
+                every 50 minutes, and its line stays flat enough: a half-hourly
+                sawtooth up to a fifth of the maximum extends to less than half of
+                it in 4 hours.
+              - [10m]: still growing now. A step (a traffic drop after which the
+                server closes a few hundred idle connections at once, then a
+                plateau) tilts both lines while it is inside their windows: the
+                hour's for an hour, the last ten minutes' for ten minutes at most.
+                After that the short line is flat and the condition false.
+              offset 1h: the pool has been watched for an hour. Through less
+                history the hour's line is a short one: after an exporter restart
+                or a new pool, the first rise of an evictor would warn.
+              for 15m: longer than the 10-minute window, so a single step, or a
+                server restart that fills the pool for a minute or two, cannot hold
+                the condition long enough; short enough to warn of the fast leak
+                above before it is dry.
+            |||,
+          ),
+
+          alert(
+            'TCPStatePoolCloseWaitHigh',
+            'warning',
+            cfg.poolCloseWaitHighFor,
+            |||
+              (
+                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                  >
+                %(ratio)s * tcpstate_pool_max_connections%(all)s
+              )
+            ||| % (s { ratio: u.num(cfg.poolCloseWaitHighPercent / 100) }) + poolJoin,
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} is more than %(percent)s% CLOSE_WAIT.',
+            poolSelector + |||
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
+              and the count has stayed above %(percent)s% of the pool's maximum of
+              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }}
+              for %(for)s.
+              The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
+              remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client has not
+              closed them; when they reach the maximum, requests through the pool block.
+            |||,
+            vars={
+              'for': u.words(cfg.poolCloseWaitHighFor),
+              percent: u.num(cfg.poolCloseWaitHighPercent),
+            },
+            comment=|||
+              The early warning for the page above.
+              Threshold 80% of the maximum: high enough that a pool whose idle
+              connections were closed by the server a moment ago does not trigger
+              it, low enough to leave time before the pool is exhausted.
+              for 15m: stale idle connections come and go with load; a quarter of
+              an hour above 80% means they are not being released.
+            |||,
+          ),
+
+          alert(
+            'TCPStatePoolSaturated',
+            'warning',
+            cfg.poolSaturatedFor,
+            |||
+              (
+                sum without (state) (tcpstate_pool_connections%(inUse)s)
+                  >=
+                tcpstate_pool_max_connections%(all)s
+              )
+            ||| % s + poolJoin,
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} has used all its connections for %(for)s.',
+            poolSelector + |||
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in use
+              (established or CLOSE_WAIT), and the pool's maximum is
+              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }};
+              {{ with printf "tcpstate_pool_connections{%sstate=\"close_wait\"}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }}
+              of them are in CLOSE_WAIT.
+              The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
+              remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). New requests through this pool wait for a connection
+              to be released.
+            |||,
+            vars={ 'for': u.words(cfg.poolSaturatedFor) },
+            comment=|||
+              The pool has no free slot, healthy or not. With established sockets
+              that is load (requests queue in the client); with CLOSE_WAIT ones it
+              is the leak. The description gives both numbers.
+              Threshold: the pool's maximum (>=).
+              for 10m: a pool sized for the peak may touch its maximum during a
+              burst; ten minutes at the ceiling means requests are queueing.
+            |||,
+          ),
+
+          alert(
+            'TCPStateCloseWaitAccumulating',
+            'warning',
+            cfg.closeWaitAccumulatingFor,
+            |||
+              (
+                tcpstate_process_remote_connections%(closeWait)s > %(threshold)s
+                and
+                delta(tcpstate_process_remote_connections%(closeWait)s[%(window)s]) >= 0
+              )
+              unless ignoring (process, remote_address, remote_port, state, pool)
+              tcpstate_pool_max_connections%(all)s
+            ||| % (s {
+                     threshold: u.num(cfg.closeWaitAccumulatingThreshold),
+                     window: cfg.closeWaitAccumulatingWindow,
+                   }),
+            'Process {{ $labels.process }} on {{ $labels.instance }} keeps accumulating CLOSE_WAIT sockets to {{ $labels.remote_address }} port {{ $labels.remote_port }}.',
+            |||
+              Process {{ $labels.process }} on {{ $labels.instance }} holds {{ printf "%.0f" $value }} sockets in CLOSE_WAIT
+              to {{ $labels.remote_address }} port {{ $labels.remote_port }}; the count has stayed above %(threshold)s
+              for %(for)s and is not falling. The remote side closed these connections and the process
+              never closed its end. No pool is declared on this host, so there is no maximum to compare with:
+              if this is a connection pool, requests block once CLOSE_WAIT sockets fill it.
+            |||,
+            vars={
+              'for': u.words(cfg.closeWaitAccumulatingFor),
+              threshold: u.num(cfg.closeWaitAccumulatingThreshold),
+            },
+            comment=|||
+              The default catch for services nobody declared a pool for.
+              Threshold: more than 100 CLOSE_WAIT sockets from one process to one
+              remote endpoint. A client that closes promptly holds a handful at
+              most, and one that checks idle connections only on reuse holds at
+              most its idle pool (10 per host for Python's urllib3); 100 is well
+              above both and still below common pool sizes (200-400), so it warns
+              before a typical pool is full.
+              "Do not go down": delta over 15 minutes >= 0 means the count is not
+              lower than a quarter of an hour ago, so a pool that is draining (an
+              idle-connection evictor, a restart) stops the alert.
+              for 15m: the count must stay above 100 and not fall for 15 minutes.
+              Hosts where any pool is declared are left to the pool alerts (the
+              pool's own maximum is a better threshold than a fixed 100); if the
+              pools collector fails there, this alert covers the host again.
+            |||,
+          ),
+
+          alert(
+            'TCPStateCloseWaitStuck',
+            'warning',
+            cfg.closeWaitStuckFor,
+            'tcpstate_process_remote_close_wait_stuck%(all)s > %(threshold)s'
+            % (s { threshold: u.num(cfg.closeWaitStuckThreshold) }),
+            'Process {{ $labels.process }} on {{ $labels.instance }} has CLOSE_WAIT sockets to {{ $labels.remote_address }} port {{ $labels.remote_port }} that it never closes.',
+            |||
+              Process {{ $labels.process }} on {{ $labels.instance }} holds {{ printf "%.0f" $value }} sockets to
+              {{ $labels.remote_address }} port {{ $labels.remote_port }} that have been in CLOSE_WAIT for longer than
+              the exporter's --collector.close-wait.stuck-after (%(stuckAfter)s unless set otherwise), and more than %(threshold)s have
+              been that old for %(for)s. The oldest has been in CLOSE_WAIT for
+              {{ $route := "" }}{{ range $k, $v := $labels }}{{ if ne $k "__name__" }}{{ $route = printf "%s%s=%q," $route $k $v }}{{ end }}{{ end }}{{ with printf "tcpstate_process_remote_close_wait_oldest_seconds{%s}" $route | query }}{{ . | first | value | humanizeDuration }}{{ else }}an unknown time{{ end }}
+              (from the kernel's clock where the exporter reads it through netlink, else since the exporter first saw
+              the socket, so no longer than it has run; tcpstate_close_wait_age_sockets says which).
+              The remote side closed these connections and the process keeps the same sockets open instead of
+              closing them: connections leaked on some code path, or a pool that never evicts dead ones.
+            |||,
+            vars={
+              'for': u.words(cfg.closeWaitStuckFor),
+              threshold: u.num(cfg.closeWaitStuckThreshold),
+              stuckAfter: u.words(cfg.exporterStuckAfter),
+            },
+            comment=|||
+              The same CLOSE_WAIT sockets stay, instead of new ones coming and
+              going: a leak, or a pool that never drops connections the server
+              closed. Counts cannot tell the two apart; ages can. The exporter
+              counts a socket as stuck once it has been in CLOSE_WAIT for longer
+              than --collector.close-wait.stuck-after (5m by default), per process
+              and remote endpoint, on every host, pools declared or not; the age
+              comes from the kernel's clock (netlink source) or, where the kernel
+              gives none, from the exporter's first sighting.
+              Threshold: more than 10 stuck sockets. Not 1: a client that checks
+              idle connections only when it reuses them keeps those the server
+              closed in CLOSE_WAIT until then, for hours on a quiet service, and
+              that is harmless (urllib3 keeps up to 10 idle per host, OkHttp 5, Go
+              and Apache HttpClient 2 per route by default). More than 10 is above
+              any default idle pool, and a real leak only grows: at one leaked
+              connection a minute there are 11 stuck sockets after 15 minutes.
+              for 10m: each counted socket is already older than stuck-after, so
+              the alert fires at the earliest 15 minutes after the 11th socket
+              went to CLOSE_WAIT. A pool whose evictor closes idle connections a
+              few minutes after stuck-after has a stuck count that rises between
+              the evictor's runs and drops at each; ten minutes above 10 means
+              they are not being closed in time. A restart of the exporter keeps
+              the kernel's ages: the alert stays firing. Ages from a first
+              sighting (the procfs source, sockets in other network namespaces)
+              start from 0 again, and the alert resolves and comes back after
+              stuck-after plus 10 minutes.
+            |||,
+          ),
+
+          alert(
+            'TCPStateExporterCollectorFailed',
+            'warning',
+            cfg.collectorFailedFor,
+            'tcpstate_scrape_collector_success%(all)s == 0' % s,
+            'Collector {{ $labels.collector }} of tcpstate_exporter on {{ $labels.instance }} has been failing for %(for)s.',
+            |||
+              The {{ $labels.collector }} collector of tcpstate_exporter on {{ $labels.instance }} has failed on every scrape
+              for %(for)s. The metrics it produces are missing, and the alerts built on them cannot fire.
+              The exporter's log names the error.
+            |||,
+            vars={ 'for': u.words(cfg.collectorFailedFor) },
+            comment=|||
+              A collector that fails leaves its families empty or stale, and the
+              alerts above that read them go quiet: pools -> pool alerts, process
+              -> TCPStateCloseWaitAccumulating.
+              for 10m: one failed scrape (a read that hit the scrape timeout) is
+              not worth a notification; ten minutes of failures means the exporter
+              is blind.
+            |||,
+          ),
+
+          alert(
+            'TCPStateUnresolvedSockets',
+            'warning',
+            cfg.unresolvedSocketsFor,
+            |||
+              sum without (state) (tcpstate_unresolved_sockets%(all)s)
+                > %(ratio)s *
+              sum without (family, state) (tcpstate_connections%(notTimeWait)s)
+            ||| % (s { ratio: u.num(cfg.unresolvedSocketsPercent / 100) }),
+            'tcpstate_exporter on {{ $labels.instance }} cannot tell which process owns {{ printf "%.0f" $value }} sockets.',
+            |||
+              {{ printf "%.0f" $value }} sockets on {{ $labels.instance }}, more than %(percent)s% of them, have had no owning process
+              for %(for)s. They are missing from the per-process metrics, pools cannot match them,
+              and CLOSE_WAIT leaks in them raise no process or pool alert. The exporter most likely lacks
+              CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or cannot see the host's PID namespace.
+            |||,
+            vars={
+              'for': u.words(cfg.unresolvedSocketsFor),
+              percent: u.num(cfg.unresolvedSocketsPercent),
+            },
+            comment=|||
+              Sockets the exporter could not attribute to a process are missing
+              from every per-process family and from pool matching.
+              Threshold: more than 10% of the host's sockets (TIME_WAIT excluded,
+              those have no owner). A few kernel-owned sockets (NFS, iSCSI) and
+              processes that exit during a scrape are normal; an exporter without
+              CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE loses nearly all of them.
+              for 30m: a misconfiguration does not fix itself; there is no hurry.
+            |||,
+          ),
+
+          alert(
+            'TCPStateConfigReloadFailed',
+            'warning',
+            cfg.configReloadFailedFor,
+            'tcpstate_config_last_reload_successful%(all)s == 0' % s,
+            'tcpstate_exporter on {{ $labels.instance }} failed to load its configuration file.',
+            |||
+              The last reload of the configuration file of tcpstate_exporter on {{ $labels.instance }} failed,
+              and it has stayed failed for %(for)s. The exporter still runs with the last good pools:
+              pools added or changed since then are not watched. The exporter's log says which key is wrong.
+            |||,
+            vars={ 'for': u.words(cfg.configReloadFailedFor) },
+            comment=|||
+              A configuration file that fails to load leaves the exporter on the
+              previous pools: a pool added or changed since then is not watched.
+              for 15m: an edit that is fixed right away is not worth a
+              notification; one left broken for a quarter of an hour is forgotten.
+            |||,
+          ),
+
+          alert(
+            'TCPStateSeriesTruncated',
+            'warning',
+            cfg.seriesTruncatedFor,
+            'tcpstate_series_truncated%(all)s > 0' % s,
+            'tcpstate_exporter on {{ $labels.instance }} folds {{ printf "%.0f" $value }} series of {{ $labels.metric }} into "other".',
+            |||
+              For %(for)s, {{ $labels.metric }} on {{ $labels.instance }} has had more series than
+              --collector.max-series allows; {{ printf "%.0f" $value }} series were folded into the series whose process,
+              remote_address, remote_port or local_port label reads "other". Processes and endpoints in that
+              series are not named, and alerts on them name "other".
+            |||,
+            vars={ 'for': u.words(cfg.seriesTruncatedFor) },
+            comment=|||
+              A bounded family went over --collector.max-series and folded the
+              rest into "other": the leaking process or endpoint may be hidden
+              there.
+              Threshold: any series folded.
+              for 30m: counts near the limit may cross it for a scrape or two;
+              half an hour means the limit is too low for this host.
+            |||,
+          ),
+        ],
+      },
+    ],
+  },
+}

@@ -1,0 +1,53 @@
+// The knobs of the tcpstate_exporter mixin. Override them with
+//   (import 'mixin.libsonnet') + { _config+:: { tcpstateSelector: 'job="tcpstate-exporter"' } }
+// Every default reproduces rules/tcpstate_exporter.rules.yml as shipped.
+{
+  _config+:: {
+    // Label matchers put in front of every metric selector of the recording
+    // and alerting rules, e.g. 'job="tcpstate-exporter"' to match the job of
+    // a ServiceMonitor. Empty by default: the exporter is scraped under
+    // whatever job a site names, and the shipped rule file matches it all.
+    tcpstateSelector: '',
+
+    // Where runbook_url points: base + '#' + the alert's name in lower case,
+    // the anchor of its section in docs/runbooks.md. Point it at a site's
+    // own copy, e.g. a wiki page or the file the packages install under
+    // /usr/share/doc/tcpstate-exporter/runbooks.md served internally.
+    runbookURLBase: 'https://github.com/tcpstate-exporter/tcpstate_exporter/blob/main/docs/runbooks.md',
+
+    // Thresholds and `for` durations. The alert descriptions quote them, so
+    // a change here reaches both. Durations are Prometheus durations made of
+    // whole units (2m, 1h30m); percentages are of the pool's maximum or of
+    // the host's sockets. The comments in alerts/alerts.libsonnet explain
+    // the defaults.
+    poolExhaustedFor: '2m',
+
+    poolFillingUpHorizonHours: 4,
+    poolFillingUpFor: '15m',
+
+    poolCloseWaitHighPercent: 80,
+    poolCloseWaitHighFor: '15m',
+
+    poolSaturatedFor: '10m',
+
+    closeWaitAccumulatingThreshold: 100,
+    closeWaitAccumulatingWindow: '15m',
+    closeWaitAccumulatingFor: '15m',
+
+    closeWaitStuckThreshold: 10,
+    closeWaitStuckFor: '10m',
+    // The exporters' --collector.close-wait.stuck-after, which decides what
+    // counts as stuck: only quoted in TCPStateCloseWaitStuck's description.
+    // Set it when the fleet runs the exporter with another value.
+    exporterStuckAfter: '5m',
+
+    collectorFailedFor: '10m',
+
+    unresolvedSocketsPercent: 10,
+    unresolvedSocketsFor: '30m',
+
+    configReloadFailedFor: '15m',
+
+    seriesTruncatedFor: '30m',
+  },
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+const mixinDir = ".."
+
+// A site's rendering: every kind of knob moved off its default.
+var siteOptions = Options{
+	Config: `{
+		tcpstateSelector: 'job="tcpstate-exporter",cluster!=""',
+		poolExhaustedFor: '5m',
+		poolFillingUpHorizonHours: 6,
+		poolCloseWaitHighPercent: 90,
+		closeWaitAccumulatingThreshold: 250,
+		closeWaitAccumulatingWindow: '30m',
+		closeWaitStuckThreshold: 20,
+		closeWaitStuckFor: '1h30m',
+		exporterStuckAfter: '30m',
+		unresolvedSocketsPercent: 25,
+	}`,
+	RunbookURLBase: "https://wiki.example/ops/tcpstate-runbooks.html",
+}
+
+type parsedRule struct {
+	Record      string            `json:"record"`
+	Alert       string            `json:"alert"`
+	Expr        string            `json:"expr"`
+	For         string            `json:"for"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// parse reads a rendered rule file back, strictly, as YAML.
+func parse(t *testing.T, data []byte) []parsedRule {
+	t.Helper()
+	var f struct {
+		Groups []struct {
+			Name  string       `json:"name"`
+			Rules []parsedRule `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		t.Fatalf("the rendered rule file does not read back: %v", err)
+	}
+	var rules []parsedRule
+	for _, g := range f.Groups {
+		rules = append(rules, g.Rules...)
+	}
+	return rules
+}
+
+func render(t *testing.T, o Options) []byte {
+	t.Helper()
+	data, err := Render(mixinDir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func ruleNamed(t *testing.T, rules []parsedRule, name string) parsedRule {
+	t.Helper()
+	for _, r := range rules {
+		if r.Alert == name || r.Record == name {
+			return r
+		}
+	}
+	t.Fatalf("no rule %s in the rendering", name)
+	return parsedRule{}
+}
+
+// The YAML the writer prints reads back as the mixin's own groups, value
+// for value, with the defaults and with a site's overrides.
+func TestRuleFileReadsBackAsTheMixin(t *testing.T) {
+	t.Parallel()
+	for name, o := range map[string]Options{"defaults": {}, "site": siteOptions} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out, err := evaluate(mixinDir, o, "{ groups: mixin.prometheusRules.groups + mixin.prometheusAlerts.groups }")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want any
+			if err := json.Unmarshal(out, &want); err != nil {
+				t.Fatal(err)
+			}
+			js, err := yaml.YAMLToJSON(render(t, o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got any
+			if err := json.Unmarshal(js, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("the rendered file reads back as\n%s\nwant the mixin's\n%s", js, out)
+			}
+		})
+	}
+}
+
+// The knobs of _config reach every place that uses them, and the result is
+// a rule file promtool accepts.
+func TestConfigKnobs(t *testing.T) {
+	t.Parallel()
+	data := render(t, siteOptions)
+	rules := parse(t, data)
+
+	// Every metric selector carries the site's matchers, first.
+	metric := regexp.MustCompile(`\btcpstate_[a-z0-9_]+`)
+	selectors := 0
+	for _, r := range rules {
+		for _, loc := range metric.FindAllStringIndex(r.Expr, -1) {
+			selectors++
+			if rest := r.Expr[loc[1]:]; !strings.HasPrefix(rest, `{job="tcpstate-exporter",cluster!=""`) {
+				t.Errorf("%s%s: selector %q lacks the site's matchers", r.Alert, r.Record, r.Expr[loc[0]:])
+			}
+		}
+	}
+	if selectors < 30 {
+		t.Errorf("found %d metric selectors in the expressions, want the 30 or more of the rule pack", selectors)
+	}
+
+	alerts := 0
+	for _, r := range rules {
+		if r.Alert == "" {
+			continue
+		}
+		alerts++
+		want := siteOptions.RunbookURLBase + "#" + strings.ToLower(r.Alert)
+		if got := r.Annotations["runbook_url"]; got != want {
+			t.Errorf("%s: runbook_url %q, want %q", r.Alert, got, want)
+		}
+	}
+	if alerts != 10 {
+		t.Errorf("%d alerts rendered, want 10", alerts)
+	}
+
+	checks := []struct {
+		rule, field, want string
+	}{
+		{"TCPStatePoolExhausted", "for", "5m"},
+		{"TCPStatePoolFillingUp", "expr", "[1h], 6 * 3600)"},
+		{"TCPStatePoolFillingUp", "description", "fills the pool within 6 hours"},
+		{"TCPStatePoolCloseWaitHigh", "expr", "0.9 * tcpstate_pool_max_connections{"},
+		{"TCPStatePoolCloseWaitHigh", "summary", "is more than 90% CLOSE_WAIT."},
+		{"TCPStatePoolCloseWaitHigh", "description", "above 90% of the pool's maximum"},
+		{"TCPStateCloseWaitAccumulating", "expr", `state="close_wait"} > 250`},
+		{"TCPStateCloseWaitAccumulating", "expr", `[30m]) >= 0`},
+		{"TCPStateCloseWaitAccumulating", "description", "stayed above 250 for 15 minutes"},
+		{"TCPStateCloseWaitStuck", "for", "1h30m"},
+		{"TCPStateCloseWaitStuck", "expr", `cluster!=""} > 20`},
+		{"TCPStateCloseWaitStuck", "description", "more than 20 have been that old for 1 hour 30 minutes."},
+		{"TCPStateCloseWaitStuck", "description", "stuck-after (30 minutes unless set otherwise)"},
+		{"TCPStateUnresolvedSockets", "expr", "> 0.25 *"},
+		{"TCPStateUnresolvedSockets", "description", "more than 25% of them"},
+	}
+	for _, c := range checks {
+		r := ruleNamed(t, rules, c.rule)
+		got := map[string]string{"for": r.For, "expr": r.Expr, "summary": r.Annotations["summary"], "description": r.Annotations["description"]}[c.field]
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s %s = %q, want it to contain %q", c.rule, c.field, got, c.want)
+		}
+	}
+
+	checkWithPromtool(t, data)
+}
+
+// checkWithPromtool runs `promtool check rules` on data with every
+// promtool in PROMTOOLS (colon-separated; default: promtool on PATH).
+func checkWithPromtool(t *testing.T, data []byte) {
+	t.Helper()
+	tools := strings.Split(os.Getenv("PROMTOOLS"), ":")
+	if os.Getenv("PROMTOOLS") == "" {
+		tools = []string{"promtool"}
+	}
+	file := filepath.Join(t.TempDir(), "site.rules.yml")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools {
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("promtool %q: %v (set PROMTOOLS, or run `make mixin-check`)", tool, err)
+		}
+		out, err := exec.Command(path, "check", "rules", "--lint=all", "--lint-fatal", file).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s check rules on the site's rendering: %v\n%s", path, err, out)
+		}
+	}
+}
+
+// A duration the descriptions cannot put in words is refused, naming it.
+func TestBadDurationIsRefused(t *testing.T) {
+	t.Parallel()
+	_, err := Render(mixinDir, Options{Config: `{ poolSaturatedFor: '10 min' }`})
+	if err == nil || !strings.Contains(err.Error(), `duration "10 min"`) {
+		t.Fatalf("Render with poolSaturatedFor '10 min': error %v, want one naming the duration", err)
+	}
+}
+
+// grafanaDashboards holds every dashboard in dashboards/, as the file is.
+func TestDashboardsAreTheFiles(t *testing.T) {
+	t.Parallel()
+	out, err := evaluate(mixinDir, Options{}, "mixin.grafanaDashboards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dashboards map[string]any
+	if err := json.Unmarshal(out, &dashboards); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(mixinDir, "..", "dashboards", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want any
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !reflect.DeepEqual(dashboards[filepath.Base(f)], want) {
+			t.Errorf("grafanaDashboards[%q] is not dashboards/%s", filepath.Base(f), filepath.Base(f))
+		}
+	}
+	got := slices.Sorted(func(yield func(string) bool) {
+		for k := range dashboards {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	if len(names) == 0 || !slices.Equal(got, names) {
+		t.Errorf("grafanaDashboards has %v, dashboards/ has %v", got, names)
+	}
+}
+
+// Strings print in the most readable form that reads back as themselves.
+func TestWriteString(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		s      string
+		folded []string
+		style  string // how the value starts after "k:"
+	}{
+		{"plain", "Pool {{ $labels.pool }} is full, 100% used.", nil, " Pool"},
+		{"expression", `tcpstate_series_truncated{job="x"} > 0`, nil, " tcpstate"},
+		{"url", "https://wiki.example/runbooks.md#tcpstatepoolexhausted", nil, " https"},
+		{"empty", "", nil, ` ""`},
+		{"yes", "yes", nil, ` "yes"`},
+		{"number", "10", nil, ` "10"`},
+		{"base 60", "1:30", nil, ` "1:30"`},
+		{"date", "2026-11-30", nil, ` "2026-11-30"`},
+		{"colon space", "a: b", nil, ` "a: b"`},
+		{"comment", "a #b", nil, ` "a #b"`},
+		{"indicator", "{{ $value }} sockets", nil, ` "{{`},
+		{"dash", "- x", nil, ` "- x"`},
+		{"leading space", " x", nil, ` " x"`},
+		{"tab", "a\tb", nil, ` "a\tb"`},
+		{"literal", "sum(x)\n  /\ny\n", nil, " |\n"},
+		{"literal strip", "a\nb", nil, " |-\n"},
+		{"literal keep", "a\nb\n\n", nil, " |+\n"},
+		{"literal with an empty line", "a\n\nb\n", nil, " |\n"},
+		{"indented first line", "  a\nb\n", nil, ` "  a`},
+		{"trailing space in a line", "a \nb\n", nil, ` "a`},
+		{"folded", "one two three", []string{"one two", "three"}, " >-\n"},
+		{"folded lines that do not join to it", "one two three", []string{"one", "three"}, " one"},
+		{"folded with an empty line", "one  two", []string{"one", "", "two"}, " one  two\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var b bytes.Buffer
+			if err := writeMapping(&b, 0, false, map[string]any{"k": c.s}, map[string][]string{"k": c.folded}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(b.String(), "k:"+c.style) {
+				t.Errorf("printed %q, want it to start %q", b.String(), "k:"+c.style)
+			}
+			var got map[string]string
+			if err := yaml.UnmarshalStrict(b.Bytes(), &got); err != nil {
+				t.Fatalf("%q does not read back: %v", b.String(), err)
+			}
+			if got["k"] != c.s {
+				t.Errorf("%q reads back as %q, want %q", b.String(), got["k"], c.s)
+			}
+		})
+	}
+}
