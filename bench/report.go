@@ -206,6 +206,13 @@ func (r *report) previousAt(sockets int) (map[string]float64, int, bool) {
 	return best, bestN, best != nil
 }
 
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
 // ourTools are the exporter's configurations in the time table.
 var ourTools = []string{toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolNetlinkCold}
 

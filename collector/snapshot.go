@@ -54,8 +54,6 @@ type tally interface {
 type Snapshot struct {
 	tallies []tally // by the exporter's enabled collectors
 
-	// Sockets counts the sockets read.
-	Sockets int
 	// OwnerNames are the names of the processes that hold sockets.
 	OwnerNames []string
 
@@ -146,22 +144,7 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 	_, s.namespaced = r.tables.(namespaceNamer)
 	var walk *OwnerWalk
 	if req.withOwners {
-		start := time.Now()
-		if r.owners.keys == nil {
-			// Size the first index from the kernel's socket counters rather
-			// than by growing: growing a large slice leaves several times
-			// its size in garbage, and the process's peak memory with it.
-			if n := tcpSocketEstimate(r.owners.Root); n > 0 {
-				r.owners.keys = make([]uint64, 0, n+n/8)
-			}
-		}
-		s.OwnersWalked = true
-		walk, s.OwnersErr = r.owners.Walk(ctx)
-		if walk != nil {
-			s.OwnerNames = walk.Names
-			s.DeniedProcesses, s.DeniedPIDs, s.DeniedErr = walk.Denied, walk.DeniedPIDs, walk.DeniedErr
-		}
-		s.OwnersDuration = time.Since(start)
+		walk = r.walkOwners(ctx, s)
 	}
 
 	// Kernel ages: the first reading (and one after a reading that could
@@ -180,7 +163,7 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		for _, v := range req.views {
 			s.tallies = append(s.tallies, v.newTally(s))
 		}
-		s.Sockets, s.closeWait = 0, nil
+		s.closeWait = nil
 		r.deferred, r.unowned, r.ageOverflow = r.deferred[:0], r.unowned[:0], false
 		r.classifier.reset()
 		if r.tracker != nil {
@@ -197,10 +180,39 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 	}
 	s.TablesDuration = time.Since(start)
 
-	// The sockets set aside: their owners (Settle), their kernel ages (one
-	// lookup each), then counted.
+	r.countDeferred(ctx, s, walk)
+	return s
+}
+
+// walkOwners walks /proc/PID/fd before the tables are read, so that each
+// socket's owner is known as the tables stream.
+func (r *snapshotReader) walkOwners(ctx context.Context, s *Snapshot) *OwnerWalk {
+	start := time.Now()
+	if r.owners.keys == nil {
+		// Size the first index from the kernel's socket counters rather
+		// than by growing: growing a large slice leaves several times its
+		// size in garbage, and the process's peak memory with it.
+		if n := tcpSocketEstimate(r.owners.Root); n > 0 {
+			r.owners.keys = make([]uint64, 0, n+n/8)
+		}
+	}
+	s.OwnersWalked = true
+	walk, err := r.owners.Walk(ctx)
+	s.OwnersErr = err
 	if walk != nil {
-		start = time.Now()
+		s.OwnerNames = walk.Names
+		s.DeniedProcesses, s.DeniedPIDs, s.DeniedErr = walk.Denied, walk.DeniedPIDs, walk.DeniedErr
+	}
+	s.OwnersDuration = time.Since(start)
+	return walk
+}
+
+// countDeferred finishes a reading with the sockets set aside as the
+// tables streamed: their owners (Settle), their kernel ages (one lookup
+// each), then they are counted; and closes the tracker's reading.
+func (r *snapshotReader) countDeferred(ctx context.Context, s *Snapshot, walk *OwnerWalk) {
+	if walk != nil {
+		start := time.Now()
 		if err := r.owners.Settle(ctx, walk, r.unowned); err != nil && s.OwnersErr == nil {
 			s.OwnersErr = err
 		}
@@ -216,14 +228,13 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		if d.needsAge {
 			d.in.age, d.in.ageSource = r.tracker.observe(&d.sk, s.Taken)
 		}
-		r.count(s, req.closeWait, &d.sk, &d.in)
+		r.count(s, &d.sk, &d.in)
 	}
 	if r.tracker != nil {
 		r.tracker.end(s.TableErr == nil)
 		r.needDumpAges = r.ageOverflow || queryErr != nil
 	}
 	clear(r.deferred) // drop the copies' references
-	return s
 }
 
 // queryAges looks up the kernel ages of the CLOSE_WAIT sockets set aside
@@ -245,7 +256,6 @@ func (r *snapshotReader) queryAges(ctx context.Context) error {
 // and age, and counts it, or sets it aside when its owner or its kernel
 // age is to be looked up after the tables.
 func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, sk *Socket) {
-	s.Sockets++
 	// One sockInfo, reused: handed to the views through an interface, a
 	// fresh one would escape to the heap for every socket.
 	in := &r.in
@@ -279,15 +289,15 @@ func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, sk *Socket) {
 			r.ageOverflow = true
 		}
 	}
-	r.count(s, r.listCloseWait, sk, in)
+	r.count(s, sk, in)
 }
 
 // count hands a socket to every view.
-func (r *snapshotReader) count(s *Snapshot, listCloseWait bool, sk *Socket, in *sockInfo) {
+func (r *snapshotReader) count(s *Snapshot, sk *Socket, in *sockInfo) {
 	for _, t := range s.tallies {
 		t.add(sk, in)
 	}
-	if listCloseWait && sk.State == StateCloseWait {
+	if r.listCloseWait && sk.State == StateCloseWait {
 		s.closeWait = append(s.closeWait, closeWaitSocketOf(sk, in))
 	}
 }
@@ -374,12 +384,4 @@ func (c *classifier) direction(sk *Socket) Direction {
 		return Inbound
 	}
 	return Outbound
-}
-
-// OwnerName returns the name of a process, and whether it is known.
-func (s *Snapshot) OwnerName(owner int32) (string, bool) {
-	if !s.OwnersWalked || s.OwnersErr != nil || owner == noOwner {
-		return "", false
-	}
-	return s.OwnerNames[owner], true
 }
