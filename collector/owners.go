@@ -175,7 +175,6 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 		return nil, fmt.Errorf("walking /proc/PID/fd: %w", wk.err)
 	}
 	slices.Sort(w.DeniedPIDs)
-	slices.Sort(wk.w.DeniedPIDs)
 	for pid := range o.procs {
 		if _, found := slices.BinarySearch(o.pids, pid); !found {
 			delete(o.procs, pid) // gone
