@@ -188,7 +188,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		capabilities: effectiveCapabilities,
 		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
-			"Time a collector took to build its families from the scrape's snapshot.", []string{"collector"}, nil),
+			"Time a collector took to send its families from the reading's counts (the counting happens as the tables stream, in tcpstate_snapshot_duration_seconds{stage=\"tables\"}).", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
 			"Whether a collector's families are complete (1) or not (0) in this scrape.", []string{"collector"}, nil),
 		stage: prometheus.NewDesc(namespace+"_snapshot_duration_seconds",
