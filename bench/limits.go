@@ -127,18 +127,9 @@ func (b *bench) measureLimited(sockets int) *limitedResult {
 			break
 		}
 	}
-	res.peak = readUint(filepath.Join(memDir, "memory.max_usage_in_bytes"))
-	res.failcnt = readUint(filepath.Join(memDir, "memory.failcnt"))
+	res.peak = uint64(readInt(filepath.Join(memDir, "memory.max_usage_in_bytes")))
+	res.failcnt = uint64(readInt(filepath.Join(memDir, "memory.failcnt")))
 	return res
-}
-
-func readUint(path string) uint64 {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	v, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
-	return v
 }
 
 // worst returns the longest of samples.

@@ -97,23 +97,11 @@ func (n *NetlinkTables) QueryAges(ctx context.Context, socks []*Socket) error {
 	if len(socks) == 0 {
 		return nil
 	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	fd, bp, done, err := n.open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening a NETLINK_SOCK_DIAG socket: %w", err)
+		return err
 	}
-	defer unix.Close(fd)
-	if d, ok := ctx.Deadline(); ok {
-		tv := unix.NsecToTimeval(max(int64(time.Until(d)), int64(time.Millisecond)))
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return fmt.Errorf("setting the netlink receive timeout: %w", err)
-		}
-	}
-	bp, _ := n.bufs.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, recvBufSize)
-		bp = &b
-	}
-	defer n.bufs.Put(bp)
+	defer done()
 	req := make([]byte, 0, queryBatch*(nlmsgHdrLen+inetDiagReqLen))
 	for start := 0; start < len(socks); start += queryBatch {
 		batch := socks[start:min(start+queryBatch, len(socks))]
@@ -218,18 +206,20 @@ func (n *NetlinkTables) probe(ctx context.Context) error {
 	return n.dump(ctx, func(*Socket) {}, 1<<StateListen, 0, unix.AF_INET)
 }
 
-func (n *NetlinkTables) dump(ctx context.Context, fn func(*Socket), states uint32, ext uint8, families ...uint8) error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+// open opens a NETLINK_SOCK_DIAG socket whose reads end with ctx's
+// deadline, and takes a receive buffer; done closes and hands it back.
+func (n *NetlinkTables) open(ctx context.Context) (fd int, buf *[]byte, done func(), err error) {
+	fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
-		return fmt.Errorf("opening a NETLINK_SOCK_DIAG socket: %w", err)
+		return -1, nil, nil, fmt.Errorf("opening a NETLINK_SOCK_DIAG socket: %w", err)
 	}
-	defer unix.Close(fd)
 	if d, ok := ctx.Deadline(); ok {
 		// A dump never waits on the network, but a reading must not outlive
 		// its scrape whatever happens.
 		tv := unix.NsecToTimeval(max(int64(time.Until(d)), int64(time.Millisecond)))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return fmt.Errorf("setting the netlink receive timeout: %w", err)
+			unix.Close(fd)
+			return -1, nil, nil, fmt.Errorf("setting the netlink receive timeout: %w", err)
 		}
 	}
 	bp, _ := n.bufs.Get().(*[]byte)
@@ -237,7 +227,15 @@ func (n *NetlinkTables) dump(ctx context.Context, fn func(*Socket), states uint3
 		b := make([]byte, recvBufSize)
 		bp = &b
 	}
-	defer n.bufs.Put(bp)
+	return fd, bp, func() { unix.Close(fd); n.bufs.Put(bp) }, nil
+}
+
+func (n *NetlinkTables) dump(ctx context.Context, fn func(*Socket), states uint32, ext uint8, families ...uint8) error {
+	fd, bp, done, err := n.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var problems []error
 	for _, family := range families {
 		ds := diagStream{fn: fn, family: FamilyOf(family), name: "sock_diag " + familyName(family) + " dump"}
