@@ -81,3 +81,33 @@ free_port() {
 	done
 	die "no free TCP port found"
 }
+
+# wait_for FILE PATTERN SECONDS: poll until FILE has a line matching.
+wait_for() {
+	local file=$1 pattern=$2 deadline=$((SECONDS + $3))
+	until grep -q -E "$pattern" "$file" 2>/dev/null; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.05
+	done
+}
+
+# hold_sockets SOCKHOLD SERVER CLIENT CLOSEWAIT ESTABLISHED: a root-owned
+# server (comm SERVER) and client (comm CLIENT) on 127.0.0.2; the server
+# closes the client's close-wait connections, leaving CLOSEWAIT client
+# sockets in CLOSE_WAIT beside ESTABLISHED open ones. Their pids join the
+# caller's pids array (they end by themselves after 5 minutes), the
+# server's port goes to port, their output to $work/srv.out and
+# $work/cli.out. Needs the caller's ok and fail.
+hold_sockets() {
+	local sockhold=$1 server=$2 client=$3 closewait=$4 established=$5
+	"$sockhold" serve -comm "$server" -listen 127.0.0.2:0 -hold 5m >"$work/srv.out" 2>&1 &
+	pids+=($!)
+	wait_for "$work/srv.out" '^ready' 10 || { cat "$work/srv.out" >&2; fail "sockhold serve not ready in 10 s"; }
+	port=$(awk '/^listening/ { n = split($2, a, ":"); print a[n]; exit }' "$work/srv.out")
+	[[ $port =~ ^[0-9]+$ ]] || fail "no port from sockhold serve: $(cat "$work/srv.out")"
+	"$sockhold" connect -comm "$client" -close-wait "127.0.0.2:$port=$closewait" -established "127.0.0.2:$port=$established" \
+		-hold 5m >"$work/cli.out" 2>&1 &
+	pids+=($!)
+	wait_for "$work/cli.out" '^ready' 10 || { cat "$work/cli.out" >&2; fail "sockhold connect not ready in 10 s"; }
+	ok "root-owned process $client holds $closewait CLOSE_WAIT and $established ESTABLISHED sockets toward 127.0.0.2:$port"
+}

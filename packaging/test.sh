@@ -287,28 +287,11 @@ client=${client:0:15}
 closewait=5
 established=2
 
-# wait_for FILE PATTERN SECONDS: poll until FILE has a line matching.
-wait_for() {
-	local file=$1 pattern=$2 deadline=$((SECONDS + $3))
-	until grep -q -E "$pattern" "$file" 2>/dev/null; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.05
-	done
-}
 
 # Root-owned server and client on loopback; the server closes the client's
 # close-wait connections, leaving the client's sockets in CLOSE_WAIT. They
 # are killed on exit (and end by themselves after 5 minutes).
-"$work/sockhold" serve -comm pkgtsrv -listen 127.0.0.2:0 -hold 5m >"$work/srv.out" 2>&1 &
-pids+=($!)
-wait_for "$work/srv.out" '^ready' 10 || { cat "$work/srv.out" >&2; fail "sockhold serve not ready in 10 s"; }
-port=$(awk '/^listening/ { n = split($2, a, ":"); print a[n]; exit }' "$work/srv.out")
-[[ $port =~ ^[0-9]+$ ]] || fail "no port from sockhold serve: $(cat "$work/srv.out")"
-"$work/sockhold" connect -comm "$client" -close-wait "127.0.0.2:$port=$closewait" -established "127.0.0.2:$port=$established" \
-	-hold 5m >"$work/cli.out" 2>&1 &
-pids+=($!)
-wait_for "$work/cli.out" '^ready' 10 || { cat "$work/cli.out" >&2; fail "sockhold connect not ready in 10 s"; }
-ok "root-owned process $client holds $closewait CLOSE_WAIT and $established ESTABLISHED sockets toward 127.0.0.2:$port"
+hold_sockets "$work/sockhold" pkgtsrv "$client" "$closewait" "$established"
 
 # run_exporter NAME CMD...: starts the exporter (CMD ends in the binary) on a
 # free port with the packaged config and scrapes it until the client's
