@@ -1,13 +1,9 @@
 package collector
 
 import (
-	"cmp"
 	"hash/maphash"
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // CloseWaitTracker tells how long each socket has been in CLOSE_WAIT. Two
@@ -222,81 +218,4 @@ func (t *CloseWaitTracker) Sources() [numAgeSources]int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.sources
-}
-
-// closeWaitAge summarises the ages of a group of CLOSE_WAIT sockets.
-type closeWaitAge struct {
-	count  float64 // CLOSE_WAIT sockets in the group, tracked or not
-	oldest float64 // seconds; the oldest tracked socket's age
-	stuck  float64 // tracked sockets older than the stuck-after threshold
-	known  bool    // whether any socket of the group is tracked
-}
-
-func (a *closeWaitAge) add(in *sockInfo, stuckAfter time.Duration) {
-	a.count++
-	if in.ageSource == AgeNone {
-		return
-	}
-	age := in.age
-	a.known = true
-	a.oldest = max(a.oldest, age.Seconds())
-	if age > stuckAfter {
-		a.stuck++
-	}
-}
-
-func (a *closeWaitAge) merge(b closeWaitAge) {
-	a.count += b.count
-	a.stuck += b.stuck
-	if b.known {
-		a.known = true
-		a.oldest = max(a.oldest, b.oldest)
-	}
-}
-
-// emitBoundedAges sends the oldest age and the stuck count of each group,
-// keeping the maxSeries groups with the most CLOSE_WAIT sockets and folding
-// the rest into one group whose labels read "other". Groups with no tracked
-// socket have no age and are left out. It returns how many groups were
-// folded.
-func emitBoundedAges[K comparable](ch chan<- prometheus.Metric, oldest, stuck *prometheus.Desc, ages map[K]*closeWaitAge, maxSeries int, labels func(K) []string) int {
-	type group struct {
-		labels []string
-		age    *closeWaitAge
-	}
-	groups := make([]group, 0, len(ages))
-	for k, a := range ages {
-		groups = append(groups, group{labels(k), a})
-	}
-	slices.SortFunc(groups, func(a, b group) int {
-		if c := cmp.Compare(b.age.count, a.age.count); c != 0 {
-			return c
-		}
-		return slices.Compare(a.labels, b.labels)
-	})
-	emit := func(labels []string, a *closeWaitAge) {
-		if !a.known {
-			return
-		}
-		ch <- prometheus.MustNewConstMetric(oldest, prometheus.GaugeValue, a.oldest, labels...)
-		ch <- prometheus.MustNewConstMetric(stuck, prometheus.GaugeValue, a.stuck, labels...)
-	}
-	var other closeWaitAge
-	folded := 0
-	for i, g := range groups {
-		if i < maxSeries {
-			emit(g.labels, g.age)
-			continue
-		}
-		folded++
-		other.merge(*g.age)
-	}
-	if folded > 0 {
-		others := make([]string, len(groups[0].labels))
-		for i := range others {
-			others[i] = otherLabel
-		}
-		emit(others, &other)
-	}
-	return folded
 }

@@ -118,36 +118,49 @@ type rankedValue struct {
 // with the highest rank and summing the rest into one series whose labels
 // read "other". It returns how many entities were folded.
 func emitRanked[K comparable](ch chan<- prometheus.Metric, desc *prometheus.Desc, values map[K]*rankedValue, maxSeries int, labels func(K) []string) int {
+	return emitFolded(values, maxSeries, labels,
+		func(v *rankedValue) float64 { return v.rank },
+		func(dst, src *rankedValue) { dst.rank += src.rank; dst.value += src.value },
+		func(labels []string, v *rankedValue) {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v.value, labels...)
+		})
+}
+
+// emitFolded ranks the entities of values by rank, highest first (ties by
+// their labels, so that the output is stable), hands the first maxSeries
+// to emit with their labels, merges the rest into one value handed to emit
+// with labels that read "other", and returns how many were folded.
+func emitFolded[K comparable, V any](values map[K]*V, maxSeries int, labels func(K) []string, rank func(*V) float64, merge func(dst, src *V), emit func([]string, *V)) int {
 	type entity struct {
 		labels []string
-		v      *rankedValue
+		v      *V
 	}
 	ents := make([]entity, 0, len(values))
 	for k, v := range values {
 		ents = append(ents, entity{labels(k), v})
 	}
 	slices.SortFunc(ents, func(a, b entity) int {
-		if c := cmp.Compare(b.v.rank, a.v.rank); c != 0 {
+		if c := cmp.Compare(rank(b.v), rank(a.v)); c != 0 {
 			return c
 		}
 		return slices.Compare(a.labels, b.labels)
 	})
-	var other float64
+	var other V
 	folded := 0
 	for i, e := range ents {
 		if i < maxSeries {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, e.v.value, e.labels...)
+			emit(e.labels, e.v)
 			continue
 		}
 		folded++
-		other += e.v.value
+		merge(&other, e.v)
 	}
 	if folded > 0 {
 		others := make([]string, len(ents[0].labels))
 		for i := range others {
 			others[i] = otherLabel
 		}
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, other, others...)
+		emit(others, &other)
 	}
 	return folded
 }
