@@ -3,9 +3,7 @@ package main
 import (
 	"image"
 	"image/color"
-	"image/png"
 	"math"
-	"os"
 	"strconv"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/internal/plot"
@@ -115,15 +113,7 @@ func writePlot(path, title string, all []series) error {
 		c.Box(W-right+20, ly, W-right+44, ly+12, s.color)
 		c.Text(W-right+52, ly, s.name, 2, black)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.WritePNG(path)
 }
 
 func humanCount(v float64) string {

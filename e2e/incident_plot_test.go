@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 
@@ -202,13 +200,5 @@ func writeIncidentPlot(prom *process, r *incidentResult, path string) error {
 	c.Text(left, H-30, fmt.Sprintf("seconds since the leaking client started, page %.0f s after the pool ran dry",
 		r.paged.Sub(r.dry).Seconds()), 2, black)
 
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.WritePNG(path)
 }

@@ -111,3 +111,23 @@ hold_sockets() {
 	wait_for "$work/cli.out" '^ready' 10 || { cat "$work/cli.out" >&2; fail "sockhold connect not ready in 10 s"; }
 	ok "root-owned process $client holds $closewait CLOSE_WAIT and $established ESTABLISHED sockets toward 127.0.0.2:$port"
 }
+
+# need_tools COMMAND:PACKAGE...: installs from Debian's packages the
+# packages of the commands that are missing, then checks for them again (an
+# apt-get that "succeeds" without installing must not let a check silently
+# vanish). Needs the caller's step and fail.
+need_tools() {
+	local pair missing=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+	done
+	[[ ${#missing[@]} -gt 0 ]] || return 0
+	step "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq "${missing[@]}" >/dev/null ||
+		{ apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+		fail "apt-get could not install ${missing[*]}"
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null || fail "${pair%%:*} still missing after apt-get install ${pair#*:}: is apt-get working?"
+	done
+}

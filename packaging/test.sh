@@ -77,20 +77,7 @@ fail() {
 # must not let a check silently vanish).
 need=(systemd-analyze:systemd setpriv:util-linux lintian:lintian dpkg-deb:dpkg
 	rpm:rpm capsh:libcap2-bin setcap:libcap2-bin curl:curl make:make git:git)
-missing=()
-for pair in "${need[@]}"; do
-	command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-	step "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		{ apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
-		fail "apt-get could not install ${missing[*]}"
-	for pair in "${need[@]}"; do
-		command -v "${pair%%:*}" >/dev/null || fail "${pair%%:*} still missing after apt-get install ${pair#*:}: is apt-get working?"
-	done
-fi
+need_tools "${need[@]}"
 
 version=$(tr -d ' \n' <"$root/VERSION")
 debversion=$version-1

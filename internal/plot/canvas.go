@@ -7,6 +7,8 @@ package plot
 import (
 	"image"
 	"image/color"
+	"image/png"
+	"os"
 	"unicode"
 )
 
@@ -113,4 +115,17 @@ func sign(v int) int {
 		return 1
 	}
 	return 0
+}
+
+// WritePNG writes the canvas's image to path as a PNG.
+func (c Canvas) WritePNG(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, c.Img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -3,6 +3,9 @@ package plot
 import (
 	"image"
 	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -44,4 +47,30 @@ func TestLineEndsAndClipping(t *testing.T) {
 	}
 	c.Line(-20, -20, 30, 30, 3, ink, true)
 	c.Box(-5, -5, 50, 50, ink)
+}
+
+// TestWritePNG: what is drawn is what a PNG decoder reads back.
+func TestWritePNG(t *testing.T) {
+	c := Canvas{Img: image.NewRGBA(image.Rect(0, 0, 20, 10))}
+	red := color.RGBA{200, 0, 0, 255}
+	c.Box(2, 2, 6, 6, red)
+	path := filepath.Join(t.TempDir(), "p.png")
+	if err := c.WritePNG(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := color.RGBAModel.Convert(img.At(3, 3)); got != red || img.Bounds().Dx() != 20 {
+		t.Errorf("pixel (3,3) %v, bounds %v; want %v in a 20-pixel-wide image", got, img.Bounds(), red)
+	}
+	if err := c.WritePNG(filepath.Join(t.TempDir(), "missing", "p.png")); err == nil {
+		t.Error("writing into a missing folder did not fail")
+	}
 }

@@ -80,20 +80,7 @@ trap cleanup EXIT
 
 # --- tools -------------------------------------------------------------------
 need=(skopeo:skopeo umoci:umoci runc:runc getcap:libcap2-bin setcap:libcap2-bin jq:jq curl:curl)
-missing=()
-for pair in "${need[@]}"; do
-	command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-	step "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		{ apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
-		fail "apt-get could not install ${missing[*]}"
-	for pair in "${need[@]}"; do
-		command -v "${pair%%:*}" >/dev/null || fail "${pair%%:*} still missing after apt-get install ${pair#*:}"
-	done
-fi
+need_tools "${need[@]}"
 
 # --- 1. the archive ----------------------------------------------------------
 step "1. the archive ($(basename "$archive"), $(stat -c %s "$archive") bytes)"
