@@ -124,18 +124,24 @@ func (t *CloseWaitTracker) observe(s *Socket, taken time.Time) (time.Duration, A
 	return t.observeAs(s, taken, true)
 }
 
-// knows tells whether the tracker remembers the socket: it has its start,
-// and a kernel age can add nothing (the kernel's clock only ever restarts
-// later).
-func (t *CloseWaitTracker) knows(s *Socket) bool {
+// observeKnown is observe for a socket the tracker already knows: its age
+// needs no kernel reading (the kernel's clock only ever restarts later).
+// A socket it does not know is left alone, uncounted, and ok is false.
+func (t *CloseWaitTracker) observeKnown(s *Socket, taken time.Time) (age time.Duration, src AgeSource, ok bool) {
 	if s.Inode == 0 {
-		return false
+		return 0, AgeNone, false
 	}
 	k := t.key(s)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, ok := t.first[k]
-	return ok
+	e, ok := t.first[k]
+	if !ok {
+		return 0, AgeNone, false
+	}
+	e.generation = t.generation
+	t.first[k] = e
+	t.counting[e.source]++
+	return time.Duration(max(taken.UnixNano()-e.since, 0)), e.source, true
 }
 
 // observeAs is observe; without remember a socket the tracker does not

@@ -270,10 +270,14 @@ func (r *snapshotReader) socket(s *Snapshot, walk *OwnerWalk, sk *Socket) {
 	}
 	needsAge := false
 	if sk.State == StateCloseWait && r.tracker != nil {
-		// A CLOSE_WAIT socket new to the tracker, of the namespace netlink
-		// reads, dumped without its age: look it up after the tables.
-		needsAge = r.ager != nil && !r.agesInDump && sk.NetNS == 0 && !sk.HasAckAge && !r.tracker.knows(sk)
-		if !needsAge {
+		if r.ager != nil && !r.agesInDump && sk.NetNS == 0 && !sk.HasAckAge {
+			// Dumped without its age, in the namespace netlink reads: a
+			// socket new to the tracker has its age looked up after the
+			// tables; a known one needs none.
+			var known bool
+			in.age, in.ageSource, known = r.tracker.observeKnown(sk, s.Taken)
+			needsAge = !known
+		} else {
 			in.age, in.ageSource = r.tracker.observe(sk, s.Taken)
 		}
 	}
