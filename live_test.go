@@ -290,7 +290,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 
 	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
 	ages := []string{"tcpstate_process_remote_close_wait_oldest_seconds" + route, `tcpstate_pool_close_wait_oldest_seconds{pool="aging"}`}
-	stucks := []string{"tcpstate_process_remote_close_wait_stuck" + route, `tcpstate_pool_close_wait_stuck{pool="aging"}`}
+	stucks := []string{"tcpstate_process_remote_close_wait_stuck_sockets" + route, `tcpstate_pool_close_wait_stuck_sockets{pool="aging"}`}
 	check := func(what string, m map[string]float64, wantStuck int) {
 		t.Helper()
 		truth := time.Since(heldSince).Seconds()

@@ -67,7 +67,7 @@ func run(args []string) int {
 		maxSeries   = app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000").Int()
 		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,established").String()
 		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
-		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck).").Default("5m").Duration()
+		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck_sockets).").Default("5m").Duration()
 		maxTracked  = app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose first sighting is remembered (about 50 bytes each); beyond it a socket keeps only its kernel age, if the source gives one. 0 turns CLOSE_WAIT ages off.").Default("100000").Int()
 		tcpSource   = app.Flag("collector.tcp.source", "Where to read the TCP tables of the exporter's own network namespace: auto (netlink sock_diag, falling back to procfs with one log line), netlink, or procfs (/proc/net/tcp and tcp6 under --path.procfs).").Default(collector.SourceAuto).String()
 		netns       = app.Flag("collector.netns", "Read the TCP tables of every network namespace that has a process (containers), not only the exporter's own; adds tcpstate_netns_connections. Costs one readlink per process and one table read per other namespace.").Default("true").Bool()

@@ -200,7 +200,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		ageSourceDesc: prometheus.NewDesc(namespace+"_close_wait_age_sockets",
 			"CLOSE_WAIT sockets by the clock their age comes from: kernel (time since the socket last received an ACK, read through netlink: right from the first scrape), first_seen (since this exporter first saw it: procfs source, other network namespaces, or a kernel clock restarted by a keepalive probe), none (no age).", []string{"source"}, nil),
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
-			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
+			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck_sockets families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
 	want := map[string]bool{}
 	for _, n := range enabled {

@@ -26,7 +26,7 @@ func newPoolsCollector(o Options) familyCollector {
 			"A pool's matchers as declared in the config file (\"any\" where not set); always 1.", []string{"pool", "process", "remote_address", "remote_port"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_pool_close_wait_oldest_seconds",
 			"Age of a pool's oldest CLOSE_WAIT socket: the larger of the kernel's time since the socket last received an ACK (netlink source) and the time since this exporter first saw it in CLOSE_WAIT (procfs source, other network namespaces).", []string{"pool"}, nil),
-		stuck: prometheus.NewDesc(namespace+"_pool_close_wait_stuck",
+		stuck: prometheus.NewDesc(namespace+"_pool_close_wait_stuck_sockets",
 			"A pool's CLOSE_WAIT sockets that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_pool_close_wait_oldest_seconds.", []string{"pool"}, nil),
 		config:     o.Config,
 		stuckAfter: o.StuckAfter,

@@ -31,7 +31,7 @@ func newProcessCollector(o Options) familyCollector {
 			"TCP sockets with an inode whose holding process was not found (fd folders not readable, or the process exited during the scrape), by state.", []string{"state"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_process_remote_close_wait_oldest_seconds",
 			"Age of the oldest CLOSE_WAIT socket per holding process and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "remote_address", "remote_port"}, nil),
-		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck",
+		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck_sockets",
 			"CLOSE_WAIT sockets per holding process and remote endpoint that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "remote_address", "remote_port"}, nil),
 		unread: prometheus.NewDesc(namespace+"_process_remote_close_wait_unread_sockets",
 			"CLOSE_WAIT sockets per holding process and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "remote_address", "remote_port"}, nil),
@@ -132,7 +132,7 @@ func (t *processTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 		// The routes with the most CLOSE_WAIT sockets keep their own series.
 		folded = emitBoundedAges(ch, c.oldest, c.stuck, t.ages, c.maxSeries, routeLabels)
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
-		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck")
+		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck_sockets")
 	}
 	return s.TableErr
 }

@@ -283,7 +283,7 @@ local u = import '../lib/util.libsonnet';
             'TCPStateCloseWaitStuck',
             'warning',
             cfg.closeWaitStuckFor,
-            'tcpstate_process_remote_close_wait_stuck%(all)s > %(threshold)s'
+            'tcpstate_process_remote_close_wait_stuck_sockets%(all)s > %(threshold)s'
             % (s { threshold: u.num(cfg.closeWaitStuckThreshold) }),
             'Process {{ $labels.process }} on {{ $labels.instance }} has CLOSE_WAIT sockets to {{ $labels.remote_address }} port {{ $labels.remote_port }} that it never closes.',
             |||
