@@ -20,6 +20,14 @@ LDFLAGS     := -s -w \
 # mixin/render/go.mod.
 PROMTOOL3_VERSION := v0.316.0
 PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
+VMALERT_TOOL_VERSION := v1.151.0
+VMALERT_TOOL         := .build/vmalert-tool-$(VMALERT_TOOL_VERSION)/vmalert-tool
+# jsonnetfmt and jsonnet-lint come from the go-jsonnet that mixin/render/go.mod
+# pins, so the formatter, the linter and the renderer are one version.
+JSONNET_VERSION := $(shell awk '$$1 == "github.com/google/go-jsonnet" { print $$2 }' mixin/render/go.mod)
+JSONNET_TOOLS   := .build/jsonnet-tools-$(JSONNET_VERSION)
+JSONNETFMT      := $(JSONNET_TOOLS)/jsonnetfmt
+JSONNET_LINT    := $(JSONNET_TOOLS)/jsonnet-lint
 
 export CGO_ENABLED ?= 0
 
@@ -74,15 +82,28 @@ bench:
 fuzz:
 	GO=$(GO) internal/fuzzreport/fuzz.sh collector $(FUZZTIME) $(FUZZ_TARGETS)
 
-# The rule pack with Debian's promtool (2.x, installed if missing) and with a
-# pinned Prometheus 3 promtool built from the Go module proxy (slow only the
-# first time: the build is cached).
-rules-check: $(PROMTOOL3)
+# The rule pack with Debian's promtool (2.x, installed if missing), with a
+# pinned Prometheus 3 promtool built from the Go module proxy, and the same
+# tests under a pinned vmalert-tool (VictoriaMetrics' rule unit tester,
+# rules/check-vmalert.sh). The builds are slow only the first time: they
+# are cached in .build/.
+rules-check: $(PROMTOOL3) $(VMALERT_TOOL)
 	rules/check.sh
 	PROMTOOL=$(PROMTOOL3) rules/check.sh
+	GO=$(GO) VMALERT_TOOL=$(VMALERT_TOOL) rules/check-vmalert.sh
 
 $(PROMTOOL3):
 	GOBIN=$(abspath $(dir $(PROMTOOL3))) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL3_VERSION)
+
+# About 5 minutes the first time on two cores; cached in .build/ after.
+$(VMALERT_TOOL):
+	GOBIN=$(abspath $(dir $(VMALERT_TOOL))) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool@$(VMALERT_TOOL_VERSION)
+
+# About 20 s the first time; cached in .build/ after.
+$(JSONNETFMT) $(JSONNET_LINT) &:
+	@test -n '$(JSONNET_VERSION)' || { echo "no github.com/google/go-jsonnet in mixin/render/go.mod" >&2; exit 1; }
+	GOBIN=$(abspath $(JSONNET_TOOLS)) $(GO) install github.com/google/go-jsonnet/cmd/jsonnetfmt@$(JSONNET_VERSION)
+	GOBIN=$(abspath $(JSONNET_TOOLS)) $(GO) install github.com/google/go-jsonnet/cmd/jsonnet-lint@$(JSONNET_VERSION)
 
 # --- Monitoring mixin (mixin/) ----------------------------------------------
 # The mixin is the source of the rule pack. `make mixin` renders
