@@ -117,7 +117,7 @@ $(JSONNETFMT) $(JSONNET_LINT) &:
 RUNBOOK_URL_BASE ?=
 MIXIN_RENDER = $(GO) -C mixin/render run . -mixin $(abspath mixin)
 
-.PHONY: mixin mixin-check
+.PHONY: mixin mixin-check mixin-lint mixin-fmt
 mixin:
 	$(MIXIN_RENDER) $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') -o $(abspath rules/tcpstate_exporter.rules.yml)
 	@echo "mixin: wrote rules/tcpstate_exporter.rules.yml"
@@ -127,7 +127,7 @@ mixin:
 # and the renderer's tests pass: the YAML reads back as the mixin, the
 # _config knobs reach the rules (promtool 2 and 3 check a site's
 # rendering), the dashboards are the files in dashboards/.
-mixin-check: $(PROMTOOL3)
+mixin-check: $(PROMTOOL3) mixin-lint
 	cd mixin/render && $(GO) vet ./... && PROMTOOLS=promtool:$(abspath $(PROMTOOL3)) $(GO) test -count=1 ./...
 	@$(MIXIN_RENDER) | diff -u --label 'rules/tcpstate_exporter.rules.yml (committed)' \
 		--label 'rules/tcpstate_exporter.rules.yml (rendered from mixin/)' rules/tcpstate_exporter.rules.yml - \
@@ -135,6 +135,26 @@ mixin-check: $(PROMTOOL3)
 	@echo "mixin-check: rules/tcpstate_exporter.rules.yml matches mixin/"
 	packaging/kubernetes/generate-prometheusrule.sh --check
 	packaging/helm/generate-rules.sh --check
+
+# Every jsonnet file of the mixin is as jsonnetfmt writes it (with the
+# options node-mixin and kubernetes-mixin use) and jsonnet-lint finds
+# nothing in it; a file jsonnetfmt would change fails with the diff, and
+# `make mixin-fmt` rewrites it. The tools are go-jsonnet's, built at the
+# version mixin/render/go.mod pins.
+JSONNET_FMT_ARGS := -n 2 --max-blank-lines 2 --string-style s --comment-style s
+JSONNET_FILES     = $(shell find mixin \( -name '*.jsonnet' -o -name '*.libsonnet' \) -type f | LC_ALL=C sort)
+
+mixin-lint: $(JSONNETFMT) $(JSONNET_LINT)
+	@fail=0; \
+	for f in $(JSONNET_FILES); do \
+		$(JSONNETFMT) $(JSONNET_FMT_ARGS) "$$f" | diff -u --label "$$f" --label "$$f (jsonnetfmt)" "$$f" - \
+			|| { echo "mixin-lint: $$f is not as jsonnetfmt writes it: run \`make mixin-fmt\`" >&2; fail=1; }; \
+		$(JSONNET_LINT) "$$f" || { echo "mixin-lint: jsonnet-lint: problems in $$f" >&2; fail=1; }; \
+	done; \
+	[ $$fail -eq 0 ] && echo "mixin-lint: jsonnetfmt and jsonnet-lint clean ($(words $(JSONNET_FILES)) files)"
+
+mixin-fmt: $(JSONNETFMT)
+	$(JSONNETFMT) $(JSONNET_FMT_ARGS) -i $(JSONNET_FILES)
 
 # The dashboards: strict schema validation, unique panel ids, defined
 # variables, and every metric they query present in the golden exposition.
