@@ -7,8 +7,9 @@
 // labels compare one-to-one, and a join with tcpstate_pool_info ignores the
 // labels only that side has (process, remote_address, remote_port), so every
 // label a site adds (cluster, region, a global ruler's external labels)
-// takes part in the matching and reaches the alert. Annotations that look
-// up another series build their selector from all the alert's labels.
+// takes part in the matching and reaches the alert. Pool alerts carry the
+// pool's maximum as the label max_connections; annotations that look up
+// another series build their selector from all the alert's labels.
 local u = import '../lib/util.libsonnet';
 
 {
