@@ -48,8 +48,9 @@ run: build
 	./$(BIN)
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
-# tests under the race detector, the rule pack under promtool 2 and 3, the
-# mixin and the files generated from it, the dashboards, the incident replay
+# tests under the race detector, the rule pack under promtool 2 and 3 and
+# vmalert-tool, the mixin (formatted and linted) and the files generated
+# from it, the dashboards, the incident replay
 # (about 4 minutes of real `for`), the packages, the image run under runc,
 # and the Helm chart.
 test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check
