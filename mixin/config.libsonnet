@@ -24,7 +24,8 @@
 
     poolFillingUpHorizonHours: 4,
     // The horizon for a pool with less than an hour of history (a new pool,
-    // or its exporter restarted), predicted from the last ten minutes.
+    // a new host, an exporter back after more than an hour away), predicted
+    // from the last ten minutes.
     poolFillingUpNewPoolHorizonMinutes: 30,
     poolFillingUpFor: '15m',
 

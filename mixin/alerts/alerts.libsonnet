@@ -181,8 +181,10 @@ local u = import '../lib/util.libsonnet';
               offset 1h: the pool has been watched for an hour. Through less
                 history the hour's line is a short one: after an exporter restart
                 or a new pool, the first rise of an evictor would warn.
-              A pool watched for less than an hour (new, or its exporter just
-              restarted) has its own, shorter horizon: the last ten minutes'
+              A pool watched for less than an hour (new, on a new host, or its
+              exporter back after more than an hour away: a restart leaves gaps
+              of seconds, and the hour-old sample is still there) has its own,
+              shorter horizon: the last ten minutes'
               line predicts it full within 30 minutes. A steady leak of r a
               minute into a maximum m crosses it at m - 30 r sockets (ten a
               minute into 400: at 100, 10 minutes after it started) and warns
