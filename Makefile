@@ -20,6 +20,14 @@ LDFLAGS     := -s -w \
 # mixin/render/go.mod.
 PROMTOOL3_VERSION := v0.316.0
 PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
+VMALERT_TOOL_VERSION := v1.151.0
+VMALERT_TOOL         := .build/vmalert-tool-$(VMALERT_TOOL_VERSION)/vmalert-tool
+# jsonnetfmt and jsonnet-lint come from the go-jsonnet that mixin/render/go.mod
+# pins, so the formatter, the linter and the renderer are one version.
+JSONNET_VERSION := $(shell awk '$$1 == "github.com/google/go-jsonnet" { print $$2 }' mixin/render/go.mod)
+JSONNET_TOOLS   := .build/jsonnet-tools-$(JSONNET_VERSION)
+JSONNETFMT      := $(JSONNET_TOOLS)/jsonnetfmt
+JSONNET_LINT    := $(JSONNET_TOOLS)/jsonnet-lint
 
 export CGO_ENABLED ?= 0
 
@@ -40,8 +48,9 @@ run: build
 	./$(BIN)
 
 # Everything CI runs: style, vet, module tidiness, unit, golden and live
-# tests under the race detector, the rule pack under promtool 2 and 3, the
-# mixin and the files generated from it, the dashboards, the incident replay
+# tests under the race detector, the rule pack under promtool 2 and 3 and
+# vmalert-tool, the mixin (formatted and linted) and the files generated
+# from it, the dashboards, the incident replay
 # (about 4 minutes of real `for`), the packages, the image run under runc,
 # and the Helm chart.
 test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check
@@ -74,15 +83,28 @@ bench:
 fuzz:
 	GO=$(GO) internal/fuzzreport/fuzz.sh collector $(FUZZTIME) $(FUZZ_TARGETS)
 
-# The rule pack with Debian's promtool (2.x, installed if missing) and with a
-# pinned Prometheus 3 promtool built from the Go module proxy (slow only the
-# first time: the build is cached).
-rules-check: $(PROMTOOL3)
+# The rule pack with Debian's promtool (2.x, installed if missing), with a
+# pinned Prometheus 3 promtool built from the Go module proxy, and the same
+# tests under a pinned vmalert-tool (VictoriaMetrics' rule unit tester,
+# rules/check-vmalert.sh). The builds are slow only the first time: they
+# are cached in .build/.
+rules-check: $(PROMTOOL3) $(VMALERT_TOOL)
 	rules/check.sh
 	PROMTOOL=$(PROMTOOL3) rules/check.sh
+	GO=$(GO) VMALERT_TOOL=$(VMALERT_TOOL) rules/check-vmalert.sh
 
 $(PROMTOOL3):
 	GOBIN=$(abspath $(dir $(PROMTOOL3))) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL3_VERSION)
+
+# About 5 minutes the first time on two cores; cached in .build/ after.
+$(VMALERT_TOOL):
+	GOBIN=$(abspath $(dir $(VMALERT_TOOL))) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool@$(VMALERT_TOOL_VERSION)
+
+# About 20 s the first time; cached in .build/ after.
+$(JSONNETFMT) $(JSONNET_LINT) &:
+	@test -n '$(JSONNET_VERSION)' || { echo "no github.com/google/go-jsonnet in mixin/render/go.mod" >&2; exit 1; }
+	GOBIN=$(abspath $(JSONNET_TOOLS)) $(GO) install github.com/google/go-jsonnet/cmd/jsonnetfmt@$(JSONNET_VERSION)
+	GOBIN=$(abspath $(JSONNET_TOOLS)) $(GO) install github.com/google/go-jsonnet/cmd/jsonnet-lint@$(JSONNET_VERSION)
 
 # --- Monitoring mixin (mixin/) ----------------------------------------------
 # The mixin is the source of the rule pack. `make mixin` renders
@@ -96,7 +118,7 @@ $(PROMTOOL3):
 RUNBOOK_URL_BASE ?=
 MIXIN_RENDER = $(GO) -C mixin/render run . -mixin $(abspath mixin)
 
-.PHONY: mixin mixin-check
+.PHONY: mixin mixin-check mixin-lint mixin-fmt
 mixin:
 	$(MIXIN_RENDER) $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') -o $(abspath rules/tcpstate_exporter.rules.yml)
 	@echo "mixin: wrote rules/tcpstate_exporter.rules.yml"
@@ -106,7 +128,7 @@ mixin:
 # and the renderer's tests pass: the YAML reads back as the mixin, the
 # _config knobs reach the rules (promtool 2 and 3 check a site's
 # rendering), the dashboards are the files in dashboards/.
-mixin-check: $(PROMTOOL3)
+mixin-check: $(PROMTOOL3) mixin-lint
 	cd mixin/render && $(GO) vet ./... && PROMTOOLS=promtool:$(abspath $(PROMTOOL3)) $(GO) test -count=1 ./...
 	@$(MIXIN_RENDER) | diff -u --label 'rules/tcpstate_exporter.rules.yml (committed)' \
 		--label 'rules/tcpstate_exporter.rules.yml (rendered from mixin/)' rules/tcpstate_exporter.rules.yml - \
@@ -114,6 +136,26 @@ mixin-check: $(PROMTOOL3)
 	@echo "mixin-check: rules/tcpstate_exporter.rules.yml matches mixin/"
 	packaging/kubernetes/generate-prometheusrule.sh --check
 	packaging/helm/generate-rules.sh --check
+
+# Every jsonnet file of the mixin is as jsonnetfmt writes it (with the
+# options node-mixin and kubernetes-mixin use) and jsonnet-lint finds
+# nothing in it; a file jsonnetfmt would change fails with the diff, and
+# `make mixin-fmt` rewrites it. The tools are go-jsonnet's, built at the
+# version mixin/render/go.mod pins.
+JSONNET_FMT_ARGS := -n 2 --max-blank-lines 2 --string-style s --comment-style s
+JSONNET_FILES     = $(shell find mixin \( -name '*.jsonnet' -o -name '*.libsonnet' \) -type f | LC_ALL=C sort)
+
+mixin-lint: $(JSONNETFMT) $(JSONNET_LINT)
+	@fail=0; \
+	for f in $(JSONNET_FILES); do \
+		$(JSONNETFMT) $(JSONNET_FMT_ARGS) "$$f" | diff -u --label "$$f" --label "$$f (jsonnetfmt)" "$$f" - \
+			|| { echo "mixin-lint: $$f is not as jsonnetfmt writes it: run \`make mixin-fmt\`" >&2; fail=1; }; \
+		$(JSONNET_LINT) "$$f" || { echo "mixin-lint: jsonnet-lint: problems in $$f" >&2; fail=1; }; \
+	done; \
+	[ $$fail -eq 0 ] && echo "mixin-lint: jsonnetfmt and jsonnet-lint clean ($(words $(JSONNET_FILES)) files)"
+
+mixin-fmt: $(JSONNETFMT)
+	$(JSONNETFMT) $(JSONNET_FMT_ARGS) -i $(JSONNET_FILES)
 
 # The dashboards: strict schema validation, unique panel ids, defined
 # variables, and every metric they query present in the golden exposition.

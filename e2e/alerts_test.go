@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -207,6 +208,8 @@ func (e expectedAlert) labels(name, severity string) map[string]string {
 		"remote_address": "any",                  // not declared
 		"remote_port":    e.port,
 		"severity":       severity,
+		// the pool's maximum, which the descriptions quote
+		"max_connections": strconv.Itoa(poolMax),
 	}
 }
 

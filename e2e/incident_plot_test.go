@@ -167,7 +167,7 @@ func writeIncidentPlot(prom *process, r *incidentResult, path string) error {
 
 	// One row per pool alert: pending amber, firing red.
 	rows := []struct{ alert, label string }{
-		{"TCPStatePoolFillingUp", "pool filling up (warning, needs an hour of history)"},
+		{"TCPStatePoolFillingUp", "pool filling up (warning, a trend of 15 minutes)"},
 		{"TCPStatePoolExhausted", "pool exhausted (the page)"},
 		{"TCPStatePoolCloseWaitHigh", "close_wait above 80% (warning)"},
 		{"TCPStatePoolSaturated", "pool saturated (warning)"},

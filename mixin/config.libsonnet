@@ -23,6 +23,10 @@
     poolExhaustedFor: '2m',
 
     poolFillingUpHorizonHours: 4,
+    // The horizon for a pool with less than an hour of history (a new pool,
+    // a new host, an exporter back after more than an hour away), predicted
+    // from the last ten minutes.
+    poolFillingUpNewPoolHorizonMinutes: 30,
     poolFillingUpFor: '15m',
 
     poolCloseWaitHighPercent: 80,

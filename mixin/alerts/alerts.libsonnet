@@ -7,8 +7,9 @@
 // labels compare one-to-one, and a join with tcpstate_pool_info ignores the
 // labels only that side has (process, remote_address, remote_port), so every
 // label a site adds (cluster, region, a global ruler's external labels)
-// takes part in the matching and reaches the alert. Annotations that look
-// up another series build their selector from all the alert's labels.
+// takes part in the matching and reaches the alert. Pool alerts carry the
+// pool's maximum as the label max_connections; annotations that look up
+// another series build their selector from all the alert's labels.
 local u = import '../lib/util.libsonnet';
 
 {
@@ -40,17 +41,29 @@ local u = import '../lib/util.libsonnet';
     },
 
     // Pool alerts compare a pool's sockets with its maximum, then take the
-    // pool's process and endpoint from tcpstate_pool_info.
+    // pool's process and endpoint from tcpstate_pool_info and its maximum,
+    // as the label max_connections, from tcpstate_pool_max_connections
+    // (count_values turns the value into a label): the descriptions quote
+    // the maximum from the alert's own labels, the same under every engine.
     local poolJoin = |||
       * ignoring (process, remote_address, remote_port) group_left (process, remote_address, remote_port)
       tcpstate_pool_info%(all)s
+      * ignoring (process, remote_address, remote_port, max_connections) group_left (max_connections)
+      count_values without () ("max_connections", tcpstate_pool_max_connections%(all)s)
     ||| % s,
 
+    // The labels a template's $labels may hold that are not the series'
+    // own: Prometheus gives the expression's labels only, vmalert adds
+    // __name__, alertname, alertgroup and the rule's labels (severity).
+    local notSeriesLabels = '__name__|alertname|alertgroup|severity',
+
     // Builds $pool, the selector of the alert's pool from all its labels but
-    // those of tcpstate_pool_info, for the annotations' look-ups.
+    // those of tcpstate_pool_info and the maximum, for the look-ups of the
+    // optional details (a clause whose look-up finds nothing is left out:
+    // vmalert also adds its -external.label and group labels to $labels).
     local poolSelector = |||
-      {{ $pool := "" }}{{ range $k, $v := $labels }}{{ if not (match "^(__name__|process|remote_address|remote_port)$" $k) }}{{ $pool = printf "%s%s=%q," $pool $k $v }}{{ end }}{{ end -}}
-    |||,
+      {{ $pool := "" }}{{ range $k, $v := $labels }}{{ if not (match "^(%s|process|remote_address|remote_port|max_connections)$" $k) }}{{ $pool = printf "%%s%%s=%%q," $pool $k $v }}{{ end }}{{ end -}}
+    ||| % notSeriesLabels,
 
     groups+: [
       {
@@ -68,10 +81,9 @@ local u = import '../lib/util.libsonnet';
               )
             ||| % s + poolJoin,
             'Pool {{ $labels.pool }} on {{ $labels.instance }} is full of CLOSE_WAIT sockets.',
-            poolSelector + |||
+            |||
               {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
-              and the pool's maximum is
-              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }}.
+              and the pool's maximum is {{ $labels.max_connections }}.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client never
               closed its side, so requests through this pool block waiting for a free connection.
@@ -114,15 +126,25 @@ local u = import '../lib/util.libsonnet';
                   >= tcpstate_pool_max_connections%(all)s
                 and
                 sum without (state) (tcpstate_pool_connections%(closeWait)s offset 1h)
+                or
+                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                and
+                sum without (state) (predict_linear(tcpstate_pool_connections%(closeWait)s[10m], %(newHorizon)s * 60))
+                  >= tcpstate_pool_max_connections%(all)s
+                unless
+                sum without (state) (tcpstate_pool_connections%(closeWait)s offset 1h)
               )
-            ||| % (s { horizon: u.num(cfg.poolFillingUpHorizonHours) }) + poolJoin,
+            ||| % (s {
+                     horizon: u.num(cfg.poolFillingUpHorizonHours),
+                     newHorizon: u.num(cfg.poolFillingUpNewPoolHorizonMinutes),
+                   }) + poolJoin,
             'Pool {{ $labels.pool }} on {{ $labels.instance }} is filling up with CLOSE_WAIT sockets.',
             poolSelector + |||
               {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
-              of a maximum of
-              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }},
+              of a maximum of {{ $labels.max_connections }},
               and the count has grown for %(for)s at a pace that fills the pool within %(horizon)s
-              {{- with printf "(tcpstate_pool_max_connections{%s} - ignoring (state) tcpstate_pool_connections{%sstate=\"close_wait\"}) / ignoring (state) deriv(tcpstate_pool_connections{%sstate=\"close_wait\"}[10m]) > 0" $pool $pool $pool | query }} (in about {{ . | first | value | humanizeDuration }} at the pace of the last ten minutes){{ end }}.
+              (%(newHorizon)s for a pool watched for less than an hour)
+              {{- with printf "(tcpstate_pool_max_connections{%s} - ignoring (state) tcpstate_pool_connections{%sstate=\"close_wait\"}) / ignoring (state) deriv(tcpstate_pool_connections{%sstate=\"close_wait\"}[10m]) > 0" $pool $pool $pool | query }}: full in about {{ . | first | value | humanizeDuration }} at the pace of the last ten minutes{{ end }}.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client
               has not closed them; when they reach the maximum, requests through the pool block.
@@ -130,6 +152,7 @@ local u = import '../lib/util.libsonnet';
             vars={
               'for': u.words(cfg.poolFillingUpFor),
               horizon: u.words(u.num(cfg.poolFillingUpHorizonHours) + 'h'),
+              newHorizon: u.words(u.num(cfg.poolFillingUpNewPoolHorizonMinutes) + 'm'),
             },
             comment=|||
               The early warning: a pool's CLOSE_WAIT sockets grow toward its
@@ -158,6 +181,21 @@ local u = import '../lib/util.libsonnet';
               offset 1h: the pool has been watched for an hour. Through less
                 history the hour's line is a short one: after an exporter restart
                 or a new pool, the first rise of an evictor would warn.
+              A pool watched for less than an hour (new, on a new host, or its
+              exporter back after more than an hour away: a restart leaves gaps
+              of seconds, and the hour-old sample is still there) has its own,
+              shorter horizon: the last ten minutes'
+              line predicts it full within 30 minutes. A steady leak of r a
+              minute into a maximum m crosses it at m - 30 r sockets (ten a
+              minute into 400: at 100, 10 minutes after it started) and warns
+              `for` later (at 25 minutes, 15 before the pool is dry; any leak
+              slower than m / 30 a minute warns 15 minutes before dry, or through
+              the hour's rule once there is an hour). The first cycles of an
+              evictor stay quiet: to hold the condition for 15 minutes its rise
+              must last 15 minutes, and a rise to p% of the maximum that slow
+              predicts p + 2p = 3p% in 30 minutes: below 100% up to a third of
+              the maximum (an evictor's first rise to 22% predicts at most 66%).
+              A restart burst tilts the line for less than 10 minutes.
               for 15m: longer than the 10-minute window, so a single step, or a
                 server restart that fills the pool for a minute or two, cannot hold
                 the condition long enough; short enough to warn of the fast leak
@@ -177,10 +215,9 @@ local u = import '../lib/util.libsonnet';
               )
             ||| % (s { ratio: u.num(cfg.poolCloseWaitHighPercent / 100) }) + poolJoin,
             'Pool {{ $labels.pool }} on {{ $labels.instance }} is more than %(percent)s% CLOSE_WAIT.',
-            poolSelector + |||
+            |||
               {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
-              and the count has stayed above %(percent)s% of the pool's maximum of
-              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }}
+              and the count has stayed above %(percent)s% of the pool's maximum of {{ $labels.max_connections }}
               for %(for)s.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client has not
@@ -214,10 +251,8 @@ local u = import '../lib/util.libsonnet';
             'Pool {{ $labels.pool }} on {{ $labels.instance }} has used all its connections for %(for)s.',
             poolSelector + |||
               {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in use
-              (established or CLOSE_WAIT), and the pool's maximum is
-              {{ with printf "tcpstate_pool_max_connections{%s}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }};
-              {{ with printf "tcpstate_pool_connections{%sstate=\"close_wait\"}" $pool | query }}{{ . | first | value | printf "%.0f" }}{{ end }}
-              of them are in CLOSE_WAIT.
+              (established or CLOSE_WAIT), and the pool's maximum is {{ $labels.max_connections }}
+              {{- with printf "tcpstate_pool_connections{%sstate=\"close_wait\"}" $pool | query }}; {{ . | first | value | printf "%.0f" }} of them are in CLOSE_WAIT{{ end }}.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). New requests through this pool wait for a connection
               to be released.
@@ -242,6 +277,8 @@ local u = import '../lib/util.libsonnet';
                 tcpstate_process_remote_connections%(closeWait)s > %(threshold)s
                 and
                 delta(tcpstate_process_remote_connections%(closeWait)s[%(window)s]) >= 0
+                and
+                count_over_time(tcpstate_process_remote_connections%(closeWait)s[%(window)s]) > 1
               )
               unless ignoring (process, remote_address, remote_port, state, pool)
               tcpstate_pool_max_connections%(all)s
@@ -271,7 +308,10 @@ local u = import '../lib/util.libsonnet';
               before a typical pool is full.
               "Do not go down": delta over 15 minutes >= 0 means the count is not
               lower than a quarter of an hour ago, so a pool that is draining (an
-              idle-connection evictor, a restart) stops the alert.
+              idle-connection evictor, a restart) stops the alert. It takes two
+              samples in the window (count_over_time > 1): Prometheus' delta needs
+              two, while vmalert's (MetricsQL) reads a lone first sample as "no
+              change", which would start `for` one interval earlier.
               for 15m: the count must stay above 100 and not fall for 15 minutes.
               Hosts where any pool is declared are left to the pool alerts (the
               pool's own maximum is a better threshold than a fixed 100); if the
@@ -291,7 +331,7 @@ local u = import '../lib/util.libsonnet';
               {{ $labels.remote_address }} port {{ $labels.remote_port }} that have been in CLOSE_WAIT for longer than
               the exporter's --collector.close-wait.stuck-after (%(stuckAfter)s unless set otherwise), and more than %(threshold)s have
               been that old for %(for)s. The oldest has been in CLOSE_WAIT for
-              {{ $route := "" }}{{ range $k, $v := $labels }}{{ if ne $k "__name__" }}{{ $route = printf "%s%s=%q," $route $k $v }}{{ end }}{{ end }}{{ with printf "tcpstate_process_remote_close_wait_oldest_seconds{%s}" $route | query }}{{ . | first | value | humanizeDuration }}{{ else }}an unknown time{{ end }}
+              {{ $route := "" }}{{ range $k, $v := $labels }}{{ if not (match "^(%(notSeries)s)$" $k) }}{{ $route = printf "%s%s=%q," $route $k $v }}{{ end }}{{ end }}{{ with printf "tcpstate_process_remote_close_wait_oldest_seconds{%s}" $route | query }}{{ . | first | value | humanizeDuration }}{{ else }}an unknown time{{ end }}
               (from the kernel's clock where the exporter reads it through netlink, else since the exporter first saw
               the socket, so no longer than it has run; tcpstate_close_wait_age_sockets says which).
               The remote side closed these connections and the process keeps the same sockets open instead of
@@ -301,6 +341,7 @@ local u = import '../lib/util.libsonnet';
               'for': u.words(cfg.closeWaitStuckFor),
               threshold: u.num(cfg.closeWaitStuckThreshold),
               stuckAfter: u.words(cfg.exporterStuckAfter),
+              notSeries: notSeriesLabels,
             },
             comment=|||
               The same CLOSE_WAIT sockets stay, instead of new ones coming and

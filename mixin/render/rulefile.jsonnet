@@ -30,13 +30,16 @@ function(mixin)
       one-to-one as they are, and a join with tcpstate_pool_info ignores the
       labels only that side has (process, remote_address, remote_port), so
       every label you add takes part in the matching and reaches the alert,
-      where Alertmanager can route on it. Annotations that look up another
-      series build their selector from all the alert's labels, for the same
-      reason.
+      where Alertmanager can route on it. The pool alerts carry the pool's
+      maximum as the label max_connections, which their descriptions quote;
+      the optional details that look up another series build their selector
+      from all the alert's labels, for the same reason, and are left out when
+      the look-up finds nothing.
 
-      The file uses only syntax that Prometheus 2.x and 3.x both accept, and is
-      checked by rules/check.sh with `promtool check rules` and
-      `promtool test rules rules/tests/*.yml`.
+      The file uses only syntax that Prometheus 2.x and 3.x and vmalert
+      accept, and is checked by rules/check.sh with `promtool check rules`
+      and `promtool test rules rules/tests/*.yml`, and by
+      rules/check-vmalert.sh with vmalert-tool on the same tests.
     |||,
     groups: [
       {
