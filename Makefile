@@ -265,4 +265,4 @@ incident:
 		apt-get install -y -qq $$missing >/dev/null || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
 	fi
 	TCPSTATE_INCIDENT=1 $(if $(INCIDENT_PLOT),TCPSTATE_INCIDENT_PLOT=$(abspath $(INCIDENT_PLOT))) \
-		$(GO) test -count=1 -v -timeout 12m -parallel 3 -run '^TestIncident$$' ./e2e/
+		$(GO) test -count=1 -v -timeout 12m -parallel 6 -run '^TestIncident' ./e2e/
