@@ -3,6 +3,7 @@ package collector
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,40 +101,143 @@ func (t *ephemeralTally) localIndex(a netip.Addr) (uint64, bool) {
 }
 
 // emit sends the usable ports and, per destination, the ports its busiest
-// local address holds: the destinations holding most first, the others
-// folded into one series whose labels read "other" and whose value is the
-// largest of them (a sum of ports of different destinations would measure
-// nothing connect() is limited by).
+// local address holds: the maxSeries destinations holding most (ties by
+// address), the others folded into one series whose labels read "other"
+// and whose value is the largest of them (a sum of ports of different
+// destinations would measure nothing connect() is limited by). A busy
+// client host has a destination per socket or so: the top ones are picked
+// with a bounded heap and only they get label strings.
 func (t *ephemeralTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 	if t.ports == nil {
 		return s.ephemeralErr
 	}
 	c := t.c
 	ch <- prometheus.MustNewConstMetric(c.usable, prometheus.GaugeValue, float64(t.usable))
-	dest := make(map[netip.AddrPort]*float64, len(t.v4)+len(t.wide))
-	note := func(d netip.AddrPort, n uint32) {
-		if v := dest[d]; v == nil {
-			f := float64(n)
-			dest[d] = &f
-		} else if float64(n) > *v {
-			*v = float64(n)
+	top := destHeap{max: c.maxSeries}
+	if len(t.locals) <= 1 {
+		// One local address: every key is a destination already.
+		for k, n := range t.v4 {
+			top.offer(destCount{n: n, v4: k >> 16})
+		}
+	} else {
+		busiest := make(map[uint64]uint32, len(t.v4))
+		for k, n := range t.v4 {
+			busiest[k>>16] = max(busiest[k>>16], n)
+		}
+		for k, n := range busiest {
+			top.offer(destCount{n: n, v4: k})
 		}
 	}
-	for k, n := range t.v4 {
-		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], uint32(k>>32))
-		note(netip.AddrPortFrom(netip.AddrFrom4(a), uint16(k>>16)), n)
+	if len(t.wide) > 0 {
+		busiest := make(map[netip.AddrPort]uint32, len(t.wide))
+		for k, n := range t.wide {
+			busiest[k.remote] = max(busiest[k.remote], n)
+		}
+		for d, n := range busiest {
+			top.offer(destCount{n: n, wide: d, isWide: true})
+		}
 	}
-	for k, n := range t.wide {
-		note(k.remote, n)
+	slices.SortFunc(top.h, func(a, b destCount) int {
+		if a.better(b) {
+			return -1
+		}
+		return 1
+	})
+	for _, d := range top.h {
+		ap := d.addrPort()
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(d.n), ap.Addr().String(), strconv.Itoa(int(ap.Port())))
 	}
-	folded := emitFolded(dest, c.maxSeries,
-		func(d netip.AddrPort) []string { return []string{d.Addr().String(), strconv.Itoa(int(d.Port()))} },
-		func(v *float64) float64 { return *v },
-		func(dst, src *float64) { *dst = max(*dst, *src) },
-		func(labels []string, v *float64) {
-			ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, *v, labels...)
-		})
-	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_ephemeral_ports_used")
+	if top.folded > 0 {
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(top.otherMax), otherLabel, otherLabel)
+	}
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(top.folded), namespace+"_ephemeral_ports_used")
 	return s.TableErr
+}
+
+// destCount is one destination's ports: an IPv4 one as address<<16|port,
+// any other as wide.
+type destCount struct {
+	n      uint32
+	isWide bool
+	v4     uint64
+	wide   netip.AddrPort
+}
+
+// better orders destinations: most ports first, then IPv4 before the
+// others, then by address and port.
+func (a destCount) better(b destCount) bool {
+	switch {
+	case a.n != b.n:
+		return a.n > b.n
+	case a.isWide != b.isWide:
+		return !a.isWide
+	case a.isWide:
+		return a.wide.Compare(b.wide) < 0
+	}
+	return a.v4 < b.v4
+}
+
+func (a destCount) addrPort() netip.AddrPort {
+	if a.isWide {
+		return a.wide
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(a.v4>>16))
+	return netip.AddrPortFrom(netip.AddrFrom4(b), uint16(a.v4))
+}
+
+// destHeap keeps the max best destinations offered, in a heap whose root
+// is the worst of them, and counts the rest and their largest count.
+type destHeap struct {
+	max      int
+	h        []destCount
+	folded   int
+	otherMax uint32
+}
+
+func (h *destHeap) offer(d destCount) {
+	if len(h.h) < h.max {
+		h.h = append(h.h, d)
+		h.up(len(h.h) - 1)
+		return
+	}
+	h.folded++
+	if !d.better(h.h[0]) {
+		h.otherMax = max(h.otherMax, d.n)
+		return
+	}
+	h.otherMax = max(h.otherMax, h.h[0].n)
+	h.h[0] = d
+	h.down(0)
+}
+
+// worse is the heap order: the root is the worst kept.
+func (h *destHeap) worse(i, j int) bool { return h.h[j].better(h.h[i]) }
+
+func (h *destHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.worse(i, p) {
+			return
+		}
+		h.h[i], h.h[p] = h.h[p], h.h[i]
+		i = p
+	}
+}
+
+func (h *destHeap) down(i int) {
+	for {
+		l, w := 2*i+1, i
+		if l < len(h.h) && h.worse(l, w) {
+			w = l
+		}
+		if r := l + 1; r < len(h.h) && h.worse(r, w) {
+			w = r
+		}
+		if w == i {
+			return
+		}
+		h.h[i], h.h[w] = h.h[w], h.h[i]
+		i = w
+	}
 }
