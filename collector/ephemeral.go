@@ -15,27 +15,77 @@ import (
 // toward one remote address and port from one local address (in TIME_WAIT,
 // mostly, with tcp_tw_reuse off), connect() fails with EADDRNOTAVAIL,
 // "Cannot assign requested address". Other destinations are not affected.
+//
+// Only destinations holding at least 1% of the usable ports are reported:
+// those are the ones a range can run out for, and a client host talking to
+// a destination per socket would otherwise spend a hash-map update per
+// socket, and a series per destination, on counts of one. The counting is
+// in two stages. Every socket of the range increments one of sketchSize
+// counters, picked by hashing its destination and local address: a
+// counter is at least the count of every destination hashed to it. Only
+// the sockets whose counter reached half the floor in the previous
+// reading ("hot") are counted exactly, per destination; the first reading
+// counts every one. So a destination's count is exact whenever reported,
+// and one that crosses the floor between two readings shows from the next
+// on.
 type ephemeralCollector struct {
 	usable, used, truncated *prometheus.Desc
 	maxSeries               int
+
+	// The sketches of the last two readings (readings never overlap): one
+	// being filled, the other telling which counters are hot.
+	sketches [2][sketchSize]uint32
+	cur      int
+	primed   bool
+	hot      [sketchSize / 64]uint64
 }
+
+// sketchSize counters of 4 bytes: 64 KiB, which stays in a core's cache
+// while the tables stream.
+const (
+	sketchBits = 14
+	sketchSize = 1 << sketchBits
+)
 
 func newEphemeralCollector(o Options) familyCollector {
 	return &ephemeralCollector{
 		usable: prometheus.NewDesc(namespace+"_ephemeral_ports_usable",
 			"Local ports connect() can pick toward any one destination: net.ipv4.ip_local_port_range minus net.ipv4.ip_local_reserved_ports, in the exporter's network namespace.", nil, nil),
 		used: prometheus.NewDesc(namespace+"_ephemeral_ports_used",
-			"Local ports of the ephemeral range held by outbound TCP sockets in any state toward a remote address and port, from the local address that holds most (the exporter's network namespace only).", []string{"remote_address", "remote_port"}, nil),
+			"Local ports of the ephemeral range held by outbound TCP sockets in any state toward a remote address and port, from the local address that holds most, for destinations holding at least 1% of the usable ports (the exporter's network namespace only).", []string{"remote_address", "remote_port"}, nil),
 		truncated: truncatedDesc,
 		maxSeries: o.MaxSeries,
 	}
 }
 
+// ephemeralFloor is the fewest ports a destination holds to be reported:
+// 1% of the usable ports, at least 1.
+func ephemeralFloor(usable int) uint32 {
+	return uint32(max(1, (usable+99)/100))
+}
+
 func (c *ephemeralCollector) newTally(s *Snapshot) tally {
 	t := &ephemeralTally{c: c, ports: s.ephemeral, v4: map[uint64]uint32{}, wide: map[ephemeralKey]uint32{}}
-	if s.ephemeral != nil {
-		t.usable = s.ephemeral.Usable
+	if s.ephemeral == nil {
+		return t
 	}
+	t.usable = s.ephemeral.Usable
+	t.floor = ephemeralFloor(t.usable)
+	prev := &c.sketches[c.cur]
+	hotAt := max(1, t.floor/2)
+	for i := range c.hot {
+		var w uint64
+		for b, n := range prev[i*64 : i*64+64] {
+			if !c.primed || n >= hotAt {
+				w |= 1 << b
+			}
+		}
+		c.hot[i] = w
+	}
+	c.primed = true
+	c.cur ^= 1
+	t.sketch = &c.sketches[c.cur]
+	clear(t.sketch[:])
 	return t
 }
 
@@ -54,6 +104,8 @@ type ephemeralTally struct {
 	c      *ephemeralCollector
 	ports  *EphemeralPorts // the reading's; nil: not known
 	usable int
+	floor  uint32
+	sketch *[sketchSize]uint32
 	v4     map[uint64]uint32
 	wide   map[ephemeralKey]uint32
 
@@ -72,14 +124,35 @@ func (t *ephemeralTally) add(sk *Socket, in *sockInfo) {
 		return
 	}
 	remote, local := sk.Remote.Addr().Unmap(), sk.Local.Addr().Unmap()
-	if remote.Is4() && local.Is4() {
+	port := sk.Remote.Port()
+	v4 := remote.Is4() && local.Is4()
+	var bucket uint64
+	if v4 {
+		r, l := remote.As4(), local.As4()
+		bucket = mix(uint64(binary.BigEndian.Uint32(r[:]))<<32|uint64(binary.BigEndian.Uint32(l[:])), uint64(port))
+	} else {
+		r, l := remote.As16(), local.As16()
+		ne := binary.NativeEndian
+		bucket = mix(ne.Uint64(r[:8])^ne.Uint64(l[8:])*0x2545f4914f6cdd1d, ne.Uint64(r[8:])^ne.Uint64(l[:8])<<1^uint64(port))
+	}
+	t.sketch[bucket]++
+	if t.c.hot[bucket>>6]&(1<<(bucket&63)) == 0 {
+		return
+	}
+	if v4 {
 		if idx, ok := t.localIndex(local); ok {
 			a := remote.As4()
-			t.v4[uint64(binary.BigEndian.Uint32(a[:]))<<32|uint64(sk.Remote.Port())<<16|idx]++
+			t.v4[uint64(binary.BigEndian.Uint32(a[:]))<<32|uint64(port)<<16|idx]++
 			return
 		}
 	}
-	t.wide[ephemeralKey{netip.AddrPortFrom(remote, sk.Remote.Port()), local}]++
+	t.wide[ephemeralKey{netip.AddrPortFrom(remote, port), local}]++
+}
+
+// mix hashes two words into a sketch counter's index.
+func mix(a, b uint64) uint64 {
+	h := (a ^ b*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	return h >> (64 - sketchBits)
 }
 
 func (t *ephemeralTally) localIndex(a netip.Addr) (uint64, bool) {
@@ -113,7 +186,7 @@ func (t *ephemeralTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 	}
 	c := t.c
 	ch <- prometheus.MustNewConstMetric(c.usable, prometheus.GaugeValue, float64(t.usable))
-	top := destHeap{max: c.maxSeries}
+	top := destHeap{max: c.maxSeries, floor: t.floor}
 	if len(t.locals) <= 1 {
 		// One local address: every key is a destination already.
 		for k, n := range t.v4 {
@@ -190,12 +263,16 @@ func (a destCount) addrPort() netip.AddrPort {
 // is the worst of them, and counts the rest and their largest count.
 type destHeap struct {
 	max      int
+	floor    uint32 // fewer ports: not offered at all
 	h        []destCount
 	folded   int
 	otherMax uint32
 }
 
 func (h *destHeap) offer(d destCount) {
+	if d.n < h.floor {
+		return
+	}
 	if len(h.h) < h.max {
 		h.h = append(h.h, d)
 		h.up(len(h.h) - 1)
