@@ -234,7 +234,8 @@ func TestHeavyHostileCardinality(t *testing.T) {
 	if len(body) > 2<<20 {
 		t.Errorf("response of %d bytes; the bounds should keep it small", len(body))
 	}
-	for _, f := range []string{"tcpstate_remote_port_connections", "tcpstate_local_port_connections", "tcpstate_process_connections", "tcpstate_process_remote_connections"} {
+	for _, f := range []string{"tcpstate_remote_port_connections", "tcpstate_local_port_connections", "tcpstate_process_connections", "tcpstate_process_remote_connections",
+		"tcpstate_accept_queue_sockets", "tcpstate_accept_queue_max_sockets", "tcpstate_ephemeral_ports_used"} {
 		all, other := familySeries(m, f)
 		truncated := m[`tcpstate_series_truncated{metric="`+f+`"}`]
 		t.Logf("%s: %d series (%d of them other), %v folded", f, all, other, truncated)
@@ -244,7 +245,8 @@ func TestHeavyHostileCardinality(t *testing.T) {
 	}
 	// The 20 000 remote ports, their 20 000 listeners and 20 000 routes must
 	// have been folded, and said so.
-	for _, f := range []string{"tcpstate_remote_port_connections", "tcpstate_local_port_connections", "tcpstate_process_remote_connections"} {
+	for _, f := range []string{"tcpstate_remote_port_connections", "tcpstate_local_port_connections", "tcpstate_process_remote_connections",
+		"tcpstate_accept_queue_sockets", "tcpstate_accept_queue_max_sockets"} {
 		if got := m[`tcpstate_series_truncated{metric="`+f+`"}`]; got < float64(listened-maxSeries) {
 			t.Errorf("%s: %v series folded, want at least %d", f, got, listened-maxSeries)
 		}
@@ -252,6 +254,11 @@ func TestHeavyHostileCardinality(t *testing.T) {
 	// The 20 000 source ports are no label: one route holds them all.
 	if got := m[`tcpstate_process_remote_connections{process="hostile-src",remote_address="127.0.0.4",remote_port="`+port+`",state="close_wait"}`]; got != 20000 {
 		t.Errorf("hostile-src route: %v, want 20000", got)
+	}
+	// They hold 20 000 ephemeral ports toward that one destination; the
+	// 20 000 destinations of one port each are under the floor.
+	if got := m[`tcpstate_ephemeral_ports_used{remote_address="127.0.0.4",remote_port="`+port+`"}`]; got != 20000 {
+		t.Errorf("ephemeral ports toward 127.0.0.4:%s: %v, want 20000", port, got)
 	}
 	// Labels carry only comm names, addresses and ports.
 	comms := map[string]bool{"other": true}

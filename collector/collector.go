@@ -74,6 +74,8 @@ var registry = []collectorEntry{
 	{"connections", true, "TCP sockets by family and state (tcpstate_connections).", never, newConnectionsCollector},
 	{"queues", true, "Receive and transmit queue bytes by state.", never, newQueuesCollector},
 	{"ports", true, "Sockets by remote port (outbound) and local port (inbound, listening).", never, newPortsCollector},
+	{"ephemeral", true, "Local ports of the ephemeral range held toward each destination, and the ports usable (reads sys/net/ipv4 under --path.procfs).", never, newEphemeralCollector},
+	{"acceptqueue", true, "Connections waiting for accept() and the accept queue limit, by listening port.", never, newAcceptQueueCollector},
 	{"process", true, "Sockets by process and by process and remote endpoint, and unresolved sockets; walks /proc/PID/fd.", always, newProcessCollector},
 	{"pools", true, "Sockets of the pools declared in --config.file.", func(o Options) bool {
 		cfg := o.Config()
@@ -186,7 +188,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		opts:         o,
 		logger:       o.Logger,
 		capabilities: effectiveCapabilities,
-		reader:       snapshotReader{tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true},
+		reader:       snapshotReader{procRoot: o.ProcRoot, tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to send its families from the reading's counts (the counting happens as the tables stream, in tcpstate_snapshot_duration_seconds{stage=\"tables\"}).", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",

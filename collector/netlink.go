@@ -407,9 +407,11 @@ func parseDiagMsg(m []byte, family Family, s *Socket) {
 	}
 	s.RxQueue = uint64(ne.Uint32(m[56:]))
 	s.TxQueue = uint64(ne.Uint32(m[60:]))
+	s.Backlog, s.HasBacklog = 0, false
 	if s.State == StateListen {
 		// For a listener sock_diag reports the backlog limit as its write
 		// queue; /proc/net/tcp prints write_seq - snd_una, which is 0.
+		s.Backlog, s.HasBacklog = uint32(s.TxQueue), true
 		s.TxQueue = 0
 	}
 	s.UID = ne.Uint32(m[64:])

@@ -176,6 +176,12 @@ func TestNetlinkMatchesProcfs(t *testing.T) {
 				t.Errorf("netlink: kernel age %v %d ms on %+v; want one, below a minute, exactly on CLOSE_WAIT sockets", s.HasAckAge, s.AckAge, *s)
 			}
 			s.AckAge, s.HasAckAge = 0, false
+			// Only netlink reads a listener's accept queue limit: the
+			// backlog Go's net.Listen asks for, capped by somaxconn.
+			if s.HasBacklog != (s.State == StateListen) || (s.HasBacklog && s.Backlog == 0) {
+				t.Errorf("netlink: accept queue limit %v %d on %+v; want one, above 0, exactly on listening sockets", s.HasBacklog, s.Backlog, *s)
+			}
+			s.Backlog, s.HasBacklog = 0, false
 		}
 		if slices.Equal(fromProcfs, fromNetlink) {
 			break
@@ -286,6 +292,10 @@ func TestDiagMessagesRoundTrip(t *testing.T) {
 		}
 		for i, s := range got {
 			want := fakeSocketOf(i, fam)
+			if want.State == StateListen {
+				// diagAnswer reports a backlog limit of 4096, as sock_diag does.
+				want.Backlog, want.HasBacklog = 4096, true
+			}
 			if s != want {
 				t.Fatalf("%v socket %d:\n got %+v\nwant %+v", fam, i, s, want)
 			}

@@ -109,6 +109,16 @@ func writeTables(tb testing.TB, dir string, n int) string {
 	if err := os.MkdirAll(filepath.Join(dir, "net"), 0o755); err != nil {
 		tb.Fatal(err)
 	}
+	// The kernel's default ephemeral range, which holds the generated
+	// sockets' client ports: the ephemeral collector counts them.
+	if err := os.MkdirAll(filepath.Join(dir, "sys", "net", "ipv4"), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	for name, text := range map[string]string{"ip_local_port_range": "32768\t60999\n", "ip_local_reserved_ports": "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, "sys", "net", "ipv4", name), []byte(text), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	files := map[Family]*bufio.Writer{}
 	for fam, name := range map[Family]string{IPv4: "tcp", IPv6: "tcp6"} {
 		f, err := os.Create(filepath.Join(dir, "net", name))

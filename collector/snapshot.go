@@ -87,6 +87,12 @@ type Snapshot struct {
 	// closeWait lists the CLOSE_WAIT sockets, when the reading was asked
 	// for them (top --sockets).
 	closeWait []CloseWaitSocket
+
+	// ephemeral is the exporter's namespace's ephemeral port range, read
+	// at the start of the reading (nil when it could not be: ephemeralErr
+	// says why). It is the reader's and valid only while the tables stream.
+	ephemeral    *EphemeralPorts
+	ephemeralErr error
 }
 
 // maxDeferred bounds the sockets a reading keeps aside when the walk did
@@ -99,11 +105,14 @@ const maxDeferred = 16384
 // walk. Readings never overlap (the Exporter runs one at a time), so the
 // scratch space a reading needs is kept here and reused.
 type snapshotReader struct {
-	tables  TableSource
-	owners  *SocketOwners
-	tracker *CloseWaitTracker
+	tables TableSource
+	owners *SocketOwners
+	// procRoot is --path.procfs, for the ephemeral port range.
+	procRoot string
+	tracker  *CloseWaitTracker
 
 	classifier classifier
+	ephemeral  EphemeralPorts
 	deferred   []deferredSocket
 	unowned    []uint64
 	in         sockInfo // the streaming socket's
@@ -158,6 +167,12 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 	}
 	r.listCloseWait = req.closeWait
 	start := time.Now()
+	// The range can change between readings (sysctl -w): read it each time,
+	// before the views' tallies, which take what they need of it.
+	s.ephemeral, r.classifier.ephemeral = nil, nil
+	if s.ephemeralErr = ReadEphemeralPorts(r.procRoot, &r.ephemeral); s.ephemeralErr == nil {
+		s.ephemeral, r.classifier.ephemeral = &r.ephemeral, &r.ephemeral
+	}
 	for attempt := 0; ; attempt++ {
 		s.tallies = s.tallies[:0]
 		for _, v := range req.views {
@@ -354,9 +369,18 @@ func (p *portSet) has(port uint16) bool { return p[port>>6]&(1<<(port&63)) != 0 
 // has been seen when the socket arrives: IPv4 sockets are accepted by IPv4
 // listeners, and the IPv6 table, read second, sees the listeners of both.
 // The sources report a listener out of that order as an error.
+//
+// A socket no listener claims is still inbound when its local port lies
+// outside the ephemeral port range and its remote port inside it: the
+// peer picked its port with connect(), this host did not. That covers the
+// sockets of a server that stopped listening (restarted, or closing its
+// listener first), whose TIME_WAIT and CLOSE_WAIT remnants would otherwise
+// count as outbound, one remote_port series per client port.
 type classifier struct {
 	listeners map[listenKey]struct{}
 	ports     portSet
+	// ephemeral, when known, applies the port-range rule.
+	ephemeral *EphemeralPorts
 }
 
 func (c *classifier) reset() {
@@ -376,7 +400,7 @@ func (c *classifier) direction(sk *Socket) Direction {
 		return Listening
 	case !c.ports.has(port):
 		// Most sockets: no listener on this port at all.
-		return Outbound
+		return c.byPortRange(sk)
 	}
 	if _, ok := c.listeners[listenKey{sk.Local.Addr().Unmap(), port, sk.NetNS}]; ok {
 		return Inbound
@@ -385,6 +409,16 @@ func (c *classifier) direction(sk *Socket) Direction {
 		return Inbound
 	}
 	if _, ok := c.listeners[listenKey{netip.IPv6Unspecified(), port, sk.NetNS}]; ok {
+		return Inbound
+	}
+	return c.byPortRange(sk)
+}
+
+// byPortRange classifies a socket no listener claims: inbound when its
+// local port is outside the ephemeral range (or reserved) and its remote
+// port inside it, outbound otherwise.
+func (c *classifier) byPortRange(sk *Socket) Direction {
+	if e := c.ephemeral; e != nil && !e.Contains(sk.Local.Port()) && e.Contains(sk.Remote.Port()) {
 		return Inbound
 	}
 	return Outbound

@@ -48,6 +48,11 @@ type Socket struct {
 	// Only the netlink source reads it, and only for CLOSE_WAIT sockets.
 	AckAge    uint32
 	HasAckAge bool
+	// HasBacklog tells that Backlog holds a listening socket's accept
+	// queue limit, min(backlog, somaxconn): only the netlink source reads
+	// it (/proc/net/tcp has no column for it).
+	HasBacklog bool
+	Backlog    uint32
 }
 
 // TableSource lists the TCP sockets of both address families. The procfs text

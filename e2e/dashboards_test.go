@@ -40,7 +40,16 @@ var builtinVariables = map[string]string{
 // "Failing collectors"...) end in `or vector(0)`. A panel added that can be
 // legitimately empty goes here with its reason; an entry whose panel no
 // longer exists fails the test.
-var mayBeEmpty = map[string]string{}
+var mayBeEmpty = map[string]string{
+	"tcpstate-overview.json: Ephemeral ports held per destination (of usable)":        portsReplayReason,
+	"tcpstate-drilldown.json: Ephemeral ports held toward each destination vs usable": portsReplayReason,
+}
+
+// portsReplayReason is why the ephemeral-port and accept-queue panels may
+// be empty or 0 here: the held sockets use few ports per destination and
+// fill no accept queue. TestIncidentPortsAndBacklog (make incident) runs
+// them against its own Prometheus while both are near their limits.
+const portsReplayReason = "no destination holds 1% of the host's ephemeral ports and no accept queue fills here; the ports replay checks these panels with data"
 
 // unresolvedReason is why the unresolved-socket panels may read 0.
 const unresolvedReason = "0 when the exporter (root here) finds every socket's owner; a host may also hold sockets whose owner no process shows"
@@ -50,14 +59,16 @@ const unresolvedReason = "0 when the exporter (root here) finds every socket's o
 // value above 0 for each of its queries: the held CLOSE_WAIT and
 // established sockets, the full pool and the healthy exporter make them so.
 var mayBeZero = map[string]string{
-	"tcpstate-overview.json: Unresolved sockets (all selected hosts)": unresolvedReason,
-	"tcpstate-overview.json: Unresolved sockets by state":             unresolvedReason,
-	"tcpstate-drilldown.json: Unresolved sockets on the host":         unresolvedReason,
-	"tcpstate-overview.json: Failing collectors (all selected hosts)": "every collector succeeds",
-	"tcpstate-overview.json: Truncated families (all selected hosts)": "far fewer series than --collector.max-series",
-	"tcpstate-overview.json: Series truncated":                        "far fewer series than --collector.max-series",
-	"tcpstate-overview.json: Transmit queue bytes by state":           "the held sockets have nothing unacknowledged; other sockets on the host may have none either",
-	"tcpstate-drilldown.json: Transmit queue bytes in CLOSE_WAIT":     "the client sent nothing unacknowledged on the held sockets",
+	"tcpstate-overview.json: Unresolved sockets (all selected hosts)":         unresolvedReason,
+	"tcpstate-overview.json: Unresolved sockets by state":                     unresolvedReason,
+	"tcpstate-drilldown.json: Unresolved sockets on the host":                 unresolvedReason,
+	"tcpstate-overview.json: Failing collectors (all selected hosts)":         "every collector succeeds",
+	"tcpstate-overview.json: Truncated families (all selected hosts)":         "far fewer series than --collector.max-series",
+	"tcpstate-overview.json: Series truncated":                                "far fewer series than --collector.max-series",
+	"tcpstate-overview.json: Transmit queue bytes by state":                   "the held sockets have nothing unacknowledged; other sockets on the host may have none either",
+	"tcpstate-drilldown.json: Transmit queue bytes in CLOSE_WAIT":             "the client sent nothing unacknowledged on the held sockets",
+	"tcpstate-overview.json: Accept queue fill by listening port":             portsReplayReason,
+	"tcpstate-drilldown.json: Accept queue length vs limit by listening port": portsReplayReason,
 }
 
 // dashboardValues are the values the template variables take in the

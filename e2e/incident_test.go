@@ -108,6 +108,7 @@ func requireIncident(t *testing.T) {
 // of one server, watched by one exporter, Prometheus and Alertmanager.
 func TestIncident(t *testing.T) {
 	requireIncident(t)
+	t.Parallel() // beside TestIncidentPortsAndBacklog
 	begin := time.Now()
 
 	classes := t.TempDir()

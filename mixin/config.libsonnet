@@ -53,5 +53,11 @@
     configReloadFailedFor: '15m',
 
     seriesTruncatedFor: '30m',
+
+    // Percent of tcpstate_ephemeral_ports_usable that one destination holds.
+    ephemeralPortsExhaustingPercent: 80,
+    ephemeralPortsExhaustingFor: '1m',
+
+    acceptQueueFullFor: '1m',
   },
 }

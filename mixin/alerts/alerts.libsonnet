@@ -467,6 +467,68 @@ local u = import '../lib/util.libsonnet';
               half an hour means the limit is too low for this host.
             |||,
           ),
+
+          alert(
+            'TCPStateEphemeralPortsExhausting',
+            'warning',
+            cfg.ephemeralPortsExhaustingFor,
+            |||
+              tcpstate_ephemeral_ports_used%(all)s
+                >= ignoring (remote_address, remote_port) group_left
+              %(ratio)s * tcpstate_ephemeral_ports_usable%(all)s
+            ||| % (s { ratio: u.num(cfg.ephemeralPortsExhaustingPercent / 100) }),
+            'Connections from {{ $labels.instance }} to {{ $labels.remote_address }}:{{ $labels.remote_port }} hold {{ printf "%.0f" $value }} local ports, near the ephemeral range.',
+            |||
+              {{ printf "%.0f" $value }} local ports of the ephemeral range are held toward {{ $labels.remote_address }}:{{ $labels.remote_port }}
+              on {{ $labels.instance }} (mostly in TIME_WAIT, which keeps a port for 60 seconds after the connection closed), at least %(percent)s%
+              of the ports connect() can pick, for %(for)s. When none is left, new connections to that destination fail with
+              "Cannot assign requested address" (EADDRNOTAVAIL); other destinations are not affected. The usual cause is a client
+              that opens a new connection per request instead of reusing kept-alive connections.
+            |||,
+            vars={ percent: u.num(cfg.ephemeralPortsExhaustingPercent), 'for': u.words(cfg.ephemeralPortsExhaustingFor) },
+            comment=|||
+              connect() needs a local port whose 4-tuple toward the destination is
+              free. A client that opens a connection per request and closes first
+              leaves each port in TIME_WAIT for 60 seconds: at r new connections a
+              second it holds about 60 r ports toward that destination, and fails
+              once that passes the usable ports (28232 by default, far fewer when a
+              site narrows ip_local_port_range or reserves ports).
+              Threshold: 80% of the usable ports toward one destination, from one
+              local address (what connect() is limited by).
+              for 1m: TIME_WAIT holds a port for a minute, so a burst of
+              connections shows for a minute at most; a minute above 80% is
+              sustained load that a little more traffic turns into failures, which
+              then come within seconds.
+            |||,
+          ),
+
+          alert(
+            'TCPStateAcceptQueueFull',
+            'critical',
+            cfg.acceptQueueFullFor,
+            |||
+              tcpstate_accept_queue_sockets%(all)s
+                >= tcpstate_accept_queue_max_sockets%(all)s > 0
+            ||| % s,
+            'The accept queue of port {{ $labels.local_port }} on {{ $labels.instance }} is full.',
+            |||
+              {{ printf "%.0f" $value }} connections wait for accept() on port {{ $labels.local_port }} of {{ $labels.instance }},
+              as many as its listeners' accept queues hold, for %(for)s. The kernel drops new connection attempts on
+              that port: clients time out connecting or waiting for their first response. The process listening there
+              has stopped accepting, or accepts slower than connections arrive.
+            |||,
+            vars={ 'for': u.words(cfg.acceptQueueFullFor) },
+            comment=|||
+              A listener's accept queue holds the connections the kernel completed
+              and the process has not accept()ed yet, up to min(backlog, somaxconn)
+              (a full queue reads one more). Full, the kernel drops SYNs: clients
+              retry (1 s, 3 s, 7 s...) and time out. Only the netlink source reports
+              the limit; on the procfs source this alert cannot fire.
+              Threshold: the limit (>=). > 0 leaves out listeners with a backlog of 0.
+              for 1m: a burst of connections that the server catches up with stays
+              quiet; a minute full means the server is not accepting.
+            |||,
+          ),
         ],
       },
     ],

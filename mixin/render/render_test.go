@@ -31,6 +31,9 @@ var siteOptions = Options{
 		closeWaitStuckFor: '1h30m',
 		exporterStuckAfter: '30m',
 		unresolvedSocketsPercent: 25,
+		ephemeralPortsExhaustingPercent: 90,
+		ephemeralPortsExhaustingFor: '2m',
+		acceptQueueFullFor: '30s',
 	}`,
 	RunbookURLBase: "https://wiki.example/ops/tcpstate-runbooks.html",
 }
@@ -146,8 +149,8 @@ func TestConfigKnobs(t *testing.T) {
 			t.Errorf("%s: runbook_url %q, want %q", r.Alert, got, want)
 		}
 	}
-	if alerts != 10 {
-		t.Errorf("%d alerts rendered, want 10", alerts)
+	if alerts != 12 {
+		t.Errorf("%d alerts rendered, want 12", alerts)
 	}
 
 	checks := []struct {
@@ -171,6 +174,11 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStateCloseWaitStuck", "description", "stuck-after (30 minutes unless set otherwise)"},
 		{"TCPStateUnresolvedSockets", "expr", "> 0.25 *"},
 		{"TCPStateUnresolvedSockets", "description", "more than 25% of them"},
+		{"TCPStateEphemeralPortsExhausting", "expr", "0.9 * tcpstate_ephemeral_ports_usable{"},
+		{"TCPStateEphemeralPortsExhausting", "for", "2m"},
+		{"TCPStateEphemeralPortsExhausting", "description", "at least 90% of the ports connect() can pick, for 2 minutes."},
+		{"TCPStateAcceptQueueFull", "for", "30s"},
+		{"TCPStateAcceptQueueFull", "description", "queues hold, for 30 seconds."},
 	}
 	for _, c := range checks {
 		r := ruleNamed(t, rules, c.rule)

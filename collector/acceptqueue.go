@@ -1,0 +1,83 @@
+package collector
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// acceptQueueCollector reports, per listening port, the connections the
+// kernel completed that wait for accept(), and the queue's limit. A full
+// queue means the kernel drops new SYNs (or the handshake's last ACK) on
+// that port: clients see connect() or their first read time out.
+type acceptQueueCollector struct {
+	length, limit, truncated *prometheus.Desc
+	maxSeries                int
+}
+
+func newAcceptQueueCollector(o Options) familyCollector {
+	return &acceptQueueCollector{
+		length: prometheus.NewDesc(namespace+"_accept_queue_sockets",
+			"Connections waiting for accept() on listening TCP sockets, summed over the listeners of a local port.", []string{"local_port"}, nil),
+		limit: prometheus.NewDesc(namespace+"_accept_queue_max_sockets",
+			"Accept queue limit (min(backlog, net.core.somaxconn)) of listening TCP sockets, summed over the listeners of a local port; netlink source only.", []string{"local_port"}, nil),
+		truncated: truncatedDesc,
+		maxSeries: o.MaxSeries,
+	}
+}
+
+func (c *acceptQueueCollector) newTally(*Snapshot) tally {
+	return &acceptQueueTally{c: c, ports: map[uint16]*acceptQueue{}}
+}
+
+// acceptQueue is one local port's listeners, summed.
+type acceptQueue struct {
+	length, limit float64
+	// unknownLimit counts listeners whose limit the source does not give
+	// (procfs tables): the port's limit is then not reported.
+	unknownLimit int
+}
+
+type acceptQueueTally struct {
+	c     *acceptQueueCollector
+	ports map[uint16]*acceptQueue
+}
+
+func (t *acceptQueueTally) add(sk *Socket, _ *sockInfo) {
+	if sk.State != StateListen {
+		return
+	}
+	q := t.ports[sk.Local.Port()]
+	if q == nil {
+		q = &acceptQueue{}
+		t.ports[sk.Local.Port()] = q
+	}
+	q.length += float64(sk.RxQueue)
+	if sk.HasBacklog {
+		q.limit += float64(sk.Backlog)
+	} else {
+		q.unknownLimit++
+	}
+}
+
+// emit sends both families for the same ports: the longest queues first,
+// the rest summed into local_port="other".
+func (t *acceptQueueTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+	c := t.c
+	rank := func(q *acceptQueue) float64 { return q.length }
+	folded := emitFolded(t.ports, c.maxSeries, func(p uint16) []string { return []string{strconv.Itoa(int(p))} }, rank,
+		func(dst, src *acceptQueue) {
+			dst.length += src.length
+			dst.limit += src.limit
+			dst.unknownLimit += src.unknownLimit
+		},
+		func(labels []string, q *acceptQueue) {
+			ch <- prometheus.MustNewConstMetric(c.length, prometheus.GaugeValue, q.length, labels...)
+			if q.unknownLimit == 0 {
+				ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, q.limit, labels...)
+			}
+		})
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_accept_queue_sockets")
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_accept_queue_max_sockets")
+	return s.TableErr
+}
