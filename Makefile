@@ -4,8 +4,9 @@
 GO          ?= go
 BIN         := tcpstate_exporter
 VERSION     := $(shell cat VERSION)
-REVISION    := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-BRANCH      := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+# A source tarball has no .git: its version information says "unknown".
+REVISION    := $(if $(wildcard .git),$(shell git rev-parse HEAD),unknown)
+BRANCH      := $(if $(wildcard .git),$(shell git rev-parse --abbrev-ref HEAD),unknown)
 BUILD_USER  := $(shell whoami)@$(shell hostname)
 BUILD_DATE  := $(shell date -u +%Y%m%d-%H:%M:%S)
 VERSION_PKG := github.com/prometheus/common/version
@@ -123,7 +124,7 @@ dashboards-check:
 	cd dashboards/validate && $(GO) test -count=1 ./...
 
 style:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(if [ -e .git ]; then git ls-files '*.go'; else find . -name '*.go'; fi)); \
 	if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 
 vet:
@@ -256,7 +257,7 @@ INCIDENT_PLOT ?=
 .PHONY: incident
 incident:
 	@missing=; \
-	for p in $(INCIDENT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	for p in $(INCIDENT_PACKAGES); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>&1)" = "install ok installed" ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" -ne 0 ]; then \
 			echo "incident: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \

@@ -3,7 +3,8 @@
 # tests need from Debian's packages when it is missing, then `make test`.
 set -euo pipefail
 cd "$(dirname "$0")"
-export PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+export PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin"
+export PATH="$PATH:$(go env GOPATH)/bin"
 
 need=()
 command -v make >/dev/null || need+=(make)
