@@ -45,7 +45,7 @@ run: build
 # mixin and the files generated from it, the dashboards, the incident replay
 # (about 4 minutes of real `for`), the packages, the image run under runc,
 # and the Helm chart.
-test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check
+test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check docs-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -136,6 +136,16 @@ tidy-check:
 	if ! cmp -s go.mod /tmp/tcpstate.go.mod.bak || ! cmp -s go.sum /tmp/tcpstate.go.sum.bak; then \
 		echo "go mod tidy changes go.mod or go.sum: run it and commit the result"; \
 		cp /tmp/tcpstate.go.mod.bak go.mod; cp /tmp/tcpstate.go.sum.bak go.sum; exit 1; fi
+
+# The command blocks of README.md and docs/*.md (```sh, bash, shell,
+# console), as written: as root, in a copy of the tracked files, each in its
+# own PID and network namespace (loopback only) and bounded in time; a block
+# marked <!-- not-run: REASON --> is skipped, one marked <!-- serves: URL -->
+# passes when URL answers. Last in `make test`: the builds it runs (make
+# release, go run .) are then cached. See internal/docblocks.
+.PHONY: docs-check
+docs-check:
+	TCPSTATE_DOCBLOCKS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRun$$' ./internal/docblocks/
 
 # Regenerates testdata/e2e-output.txt from the binary run against the
 # fixture tree in testdata/proc. Review the diff like code.
