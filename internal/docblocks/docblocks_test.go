@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,30 @@ func TestMarkers(t *testing.T) {
 		t.Fatal("no command blocks found in README.md and docs/*.md: the parser is broken")
 	}
 	t.Logf("%d command blocks: %d run, %d marked not-run", len(blocks), run, notRun)
+}
+
+// TestRecordedTestTime: README states the wall time of ./test.sh as test.sh
+// records it (RECORD_TEST_TIME=1), between its markers, with seconds and
+// minutes that agree, not as prose that drifts.
+func TestRecordedTestTime(t *testing.T) {
+	t.Parallel()
+	readme := docs(t)["README.md"]
+	m := regexp.MustCompile(`<!-- test-time -->(\d+) s \((\d+\.\d) minutes\): ([^<]*)<!-- /test-time -->`).FindAllStringSubmatch(readme, -1)
+	if len(m) != 1 {
+		t.Fatalf("README.md has %d <!-- test-time -->N s (M.M minutes): …<!-- /test-time --> records, want 1 (test.sh writes it)", len(m))
+	}
+	secs, _ := strconv.Atoi(m[0][1])
+	if want := fmt.Sprintf("%.1f", float64(secs)/60); m[0][2] != want {
+		t.Errorf("README.md's recorded time: %s s is %s minutes, not %s", m[0][1], want, m[0][2])
+	}
+	if !strings.Contains(m[0][3], "./test.sh") || !strings.Contains(m[0][3], "cores") {
+		t.Errorf("README.md's recorded time does not say what was measured where: %q", m[0][3])
+	}
+	script, err := os.ReadFile(filepath.Join(repo, "test.sh"))
+	must(t, err)
+	if !strings.Contains(string(script), "RECORD_TEST_TIME") || !strings.Contains(string(script), "<!-- test-time -->") {
+		t.Error("test.sh no longer records its time in README.md")
+	}
 }
 
 const runner = `#!/bin/bash
