@@ -4,8 +4,9 @@
 GO          ?= go
 BIN         := tcpstate_exporter
 VERSION     := $(shell cat VERSION)
-REVISION    := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-BRANCH      := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+# A source tarball has no .git: its version information says "unknown".
+REVISION    := $(if $(wildcard .git),$(shell git rev-parse HEAD),unknown)
+BRANCH      := $(if $(wildcard .git),$(shell git rev-parse --abbrev-ref HEAD),unknown)
 BUILD_USER  := $(shell whoami)@$(shell hostname)
 BUILD_DATE  := $(shell date -u +%Y%m%d-%H:%M:%S)
 VERSION_PKG := github.com/prometheus/common/version
@@ -53,7 +54,7 @@ run: build
 # from it, the dashboards, the incident replay
 # (about 4 minutes of real `for`), the packages, the image run under runc,
 # and the Helm chart.
-test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check
+test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check docs-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -165,7 +166,7 @@ dashboards-check:
 	cd dashboards/validate && $(GO) test -count=1 ./...
 
 style:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(if [ -e .git ]; then git ls-files '*.go'; else find . -name '*.go'; fi)); \
 	if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 
 vet:
@@ -177,6 +178,16 @@ tidy-check:
 	if ! cmp -s go.mod /tmp/tcpstate.go.mod.bak || ! cmp -s go.sum /tmp/tcpstate.go.sum.bak; then \
 		echo "go mod tidy changes go.mod or go.sum: run it and commit the result"; \
 		cp /tmp/tcpstate.go.mod.bak go.mod; cp /tmp/tcpstate.go.sum.bak go.sum; exit 1; fi
+
+# The command blocks of README.md and docs/*.md (```sh, bash, shell,
+# console), as written: as root, in a copy of the tracked files, each in its
+# own PID and network namespace (loopback only) and bounded in time; a block
+# marked <!-- not-run: REASON --> is skipped, one marked <!-- serves: URL -->
+# passes when URL answers. Last in `make test`: the builds it runs (make
+# release, go run .) are then cached. See internal/docblocks.
+.PHONY: docs-check
+docs-check:
+	TCPSTATE_DOCBLOCKS=1 $(GO) test -count=1 -v -timeout 30m -run '^TestRun$$' ./internal/docblocks/
 
 # Regenerates testdata/e2e-output.txt from the binary run against the
 # fixture tree in testdata/proc. Review the diff like code.
@@ -301,7 +312,7 @@ INCIDENT_PLOT ?=
 .PHONY: incident
 incident:
 	@missing=; \
-	for p in $(INCIDENT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	for p in $(INCIDENT_PACKAGES); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>&1)" = "install ok installed" ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" -ne 0 ]; then \
 			echo "incident: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \

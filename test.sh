@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Runs every test of tcpstate_exporter from a fresh clone: installs what the
-# tests need from Debian's packages when it is missing, then `make test`.
+# tests need from Debian's packages when it is missing, then `make test`,
+# and prints the wall time of the whole run. RECORD_TEST_TIME=1 also writes
+# it into README.md (between <!-- test-time --> and <!-- /test-time -->),
+# so the time README states is a measurement, with where it was taken.
 set -euo pipefail
 cd "$(dirname "$0")"
-export PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+started=$(date +%s)
+if [[ -e .build ]]; then
+	from="from a checkout with the pinned tools already built in \`.build/\`"
+else
+	from="from a checkout without \`.build/\` (a fresh clone)"
+fi
+export PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin"
+export PATH="$PATH:$(go env GOPATH)/bin"
 
 need=()
 command -v make >/dev/null || need+=(make)
@@ -18,4 +28,25 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-exec make test
+make test
+secs=$(($(date +%s) - started))
+record="$secs s ($(awk -v s="$secs" 'BEGIN { printf "%.1f", s / 60 }') minutes): \`./test.sh\` on $(nproc) cores, $from, $(date -u +%Y-%m-%d)"
+if [[ -e .git ]]; then
+	record="$record, at $(git rev-parse --short HEAD)"
+fi
+echo "test.sh: passed in $record"
+if [[ ${RECORD_TEST_TIME:-0} == 1 ]]; then
+	grep -q -E '<!-- test-time -->.*<!-- /test-time -->' README.md || {
+		echo "test.sh: README.md has no <!-- test-time -->…<!-- /test-time --> to record the time in" >&2
+		exit 1
+	}
+	tmp=$(mktemp)
+	awk -v rec="$record" '{
+		i = index($0, "<!-- test-time -->"); j = index($0, "<!-- /test-time -->")
+		if (i && j > i) $0 = substr($0, 1, i + 17) rec substr($0, j)
+		print
+	}' README.md >"$tmp"
+	cat "$tmp" >README.md
+	rm -f "$tmp"
+	echo "test.sh: recorded in README.md"
+fi

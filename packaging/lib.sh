@@ -60,7 +60,12 @@ source_date_epoch() {
 	if [[ -n ${SOURCE_DATE_EPOCH:-} ]]; then
 		echo "$SOURCE_DATE_EPOCH"
 	else
-		git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s
+		# A tarball of the source has no history: its build time then.
+		if [[ -e $root/.git ]]; then
+			git -C "$root" log -1 --format=%ct
+		else
+			date +%s
+		fi
 	fi
 }
 
@@ -68,10 +73,14 @@ source_date_epoch() {
 # local port (in any state), picked at random below the kernel's ephemeral
 # range, so neither a listener nor an outgoing connection can hold it.
 free_port() {
-	local low used p
+	local low used p tables=()
 	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
 	((low > 20100)) || low=32768
-	used=$(awk 'FNR > 1 { split($2, a, ":"); print "0x" a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+	# /proc/net/tcp6 is missing when IPv6 is off.
+	for p in /proc/net/tcp /proc/net/tcp6; do
+		[[ ! -e $p ]] || tables+=("$p")
+	done
+	used=$(awk 'FNR > 1 { split($2, a, ":"); print "0x" a[2] }' "${tables[@]}" |
 		sort -u | xargs -r printf '%d\n')
 	for p in $(shuf -i "20000-$((low - 1))" -n 100); do
 		if ! grep -q -x "$p" <<<"$used"; then
@@ -85,7 +94,7 @@ free_port() {
 # wait_for FILE PATTERN SECONDS: poll until FILE has a line matching.
 wait_for() {
 	local file=$1 pattern=$2 deadline=$((SECONDS + $3))
-	until grep -q -E "$pattern" "$file" 2>/dev/null; do
+	until [[ -e $file ]] && grep -q -E "$pattern" "$file"; do
 		((SECONDS < deadline)) || return 1
 		sleep 0.05
 	done

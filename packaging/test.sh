@@ -94,9 +94,26 @@ rpmfile=$dist/tcpstate-exporter-$version-1.x86_64.rpm
 ok "$(basename "$deb") $(stat -c %s "$deb") bytes, $(basename "$rpmfile") $(stat -c %s "$rpmfile") bytes"
 
 # --- 2. contents -------------------------------------------------------------
-step "2. package contents"
-# mode owner path, as dpkg-deb -c shows them (directories left out).
-expected_files="-rw-r--r-- root/root ./etc/default/tcpstate_exporter
+# Every query's stderr goes to $work/query.err, printed when the query fails
+# or says anything; its output is kept in a variable or a file and checked
+# there, never piped into a command that stops reading early (grep -q,
+# head): under `set -o pipefail` the writer then dies of SIGPIPE and a
+# package that is right fails the check, more often the busier the machine
+# (step 2b runs these checks again beside a busy loop per core).
+query() { # query CMD...: CMD's stdout; its stderr to the log, fail if it fails
+	if ! "$@" 2>"$work/query.err"; then
+		cat "$work/query.err" >&2
+		fail "$* failed"
+	fi
+	[[ ! -s $work/query.err ]] || cat "$work/query.err" >&2
+}
+
+# check_contents: the files, modes, owners, docs, control fields and
+# maintainer scripts of both packages.
+check_contents() {
+	local actual_files doc rpm_list conffiles s rpm_files rpm_version
+	# mode owner path, as dpkg-deb -c shows them (directories left out).
+	local expected_files="-rw-r--r-- root/root ./etc/default/tcpstate_exporter
 -rw-r--r-- root/root ./etc/tcpstate_exporter/config.yml
 -rw-r--r-- root/root ./lib/systemd/system/tcpstate_exporter.service
 -rwxr-xr-x root/root ./usr/bin/tcpstate_exporter
@@ -111,55 +128,92 @@ expected_files="-rw-r--r-- root/root ./etc/default/tcpstate_exporter
 -rw-r--r-- root/root ./usr/share/man/man1/tcpstate_exporter.1.gz
 $(cd "$root" && for f in dashboards/*.json; do echo "-rw-r--r-- root/root ./usr/share/tcpstate_exporter/$f"; done)
 -rw-r--r-- root/root ./usr/share/tcpstate_exporter/rules/tcpstate_exporter.rules.yml"
-actual_files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { print $1, $2, $6 }' | sort)
-if [[ $actual_files != "$(sort <<<"$expected_files")" ]]; then
-	diff -u --label expected --label "dpkg-deb -c" <(sort <<<"$expected_files") <(echo "$actual_files") >&2 || true
-	fail ".deb file list, modes or owners differ"
-fi
-ok "$(wc -l <<<"$actual_files") files with the expected modes and owners"
-# The runbooks the alerts link to are on the host, as in the repository.
-for doc in runbooks.md rules.md; do
-	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/share/doc/tcpstate-exporter/$doc" | cmp -s - "$root/docs/$doc" ||
-		fail ".deb: /usr/share/doc/tcpstate-exporter/$doc differs from docs/$doc"
-	rpm -qlp "$rpmfile" 2>/dev/null | grep -q -x "/usr/share/doc/tcpstate-exporter/$doc" ||
-		fail ".rpm: no /usr/share/doc/tcpstate-exporter/$doc"
+	query dpkg-deb -c "$deb" >"$work/deb-contents"
+	actual_files=$(awk '$1 !~ /^d/ { print $1, $2, $6 }' "$work/deb-contents" | sort)
+	if [[ $actual_files != "$(sort <<<"$expected_files")" ]]; then
+		diff -u --label expected --label "dpkg-deb -c" <(sort <<<"$expected_files") <(echo "$actual_files") >&2 || true
+		fail ".deb file list, modes or owners differ"
+	fi
+	ok "$(wc -l <<<"$actual_files") files with the expected modes and owners"
+	# The runbooks the alerts link to are on the host, as in the repository.
+	rm -rf "$work/deb-docs"
+	mkdir -p "$work/deb-docs"
+	query dpkg-deb -x "$deb" "$work/deb-docs"
+	rpm_list=$(query rpm -qlp "$rpmfile")
+	for doc in runbooks.md rules.md; do
+		cmp "$work/deb-docs/usr/share/doc/tcpstate-exporter/$doc" "$root/docs/$doc" ||
+			fail ".deb: /usr/share/doc/tcpstate-exporter/$doc differs from docs/$doc"
+		grep -q -x -F "/usr/share/doc/tcpstate-exporter/$doc" <<<"$rpm_list" ||
+			fail ".rpm: no /usr/share/doc/tcpstate-exporter/$doc"
+	done
+	ok "runbooks.md and rules.md in /usr/share/doc/tcpstate-exporter/ of both packages"
+
+	rm -rf "$work/control"
+	query dpkg-deb -e "$deb" "$work/control"
+	conffiles=$(sort "$work/control/conffiles")
+	[[ $conffiles == "$(printf '/etc/default/tcpstate_exporter\n/etc/tcpstate_exporter/config.yml')" ]] ||
+		fail "conffiles are not exactly the two config files: $conffiles"
+	ok "conffiles: $(echo "$conffiles" | paste -sd' ')"
+
+	[[ $(field Package) == tcpstate-exporter ]] || fail "Package: $(field Package)"
+	[[ $(field Version) == "$debversion" ]] || fail "Version $(field Version), want $debversion (VERSION file)"
+	[[ $(field Architecture) == amd64 ]] || fail "Architecture: $(field Architecture)"
+	[[ -z $(field Depends) ]] || fail "Depends: $(field Depends) (a static binary needs none)"
+	ok "control: tcpstate-exporter $(field Version) $(field Architecture), no dependencies"
+
+	for s in postinst prerm postrm; do
+		[[ -x $work/control/$s ]] || fail "maintainer script $s missing or not executable"
+		sh -n "$work/control/$s" || fail "$s: syntax error"
+	done
+	# Nothing may enable or start the service behind the operator's back.
+	if grep -n -E '\b(enable|start|unmask)\b' "$work/control/postinst" "$work/control/prerm" "$work/control/postrm" | grep -v -E '^\S+:[0-9]+:\s*#|try-restart'; then
+		fail "a .deb maintainer script enables or starts something (lines above)"
+	fi
+	query rpm -qp --scripts "$rpmfile" >"$work/rpm-scripts"
+	if grep -n -E '\b(enable|start|unmask|preset)\b' "$work/rpm-scripts" | grep -v -E '^[0-9]+:\s*#|try-restart|disable --now'; then
+		fail "an .rpm scriptlet enables or starts something (lines above)"
+	fi
+	ok "maintainer scripts enable and start nothing"
+
+	rpm_files=$(query rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]' "$rpmfile")
+	grep -q -x 'cn -rw-r--r-- root /etc/tcpstate_exporter/config.yml' <<<"$rpm_files" || fail ".rpm: config.yml is not %config(noreplace) 0644 root"
+	grep -q -x 'cn -rw-r--r-- root /etc/default/tcpstate_exporter' <<<"$rpm_files" || fail ".rpm: /etc/default/tcpstate_exporter is not %config(noreplace)"
+	grep -q -x ' -rwxr-xr-x root /usr/bin/tcpstate_exporter' <<<"$rpm_files" || fail ".rpm: no /usr/bin/tcpstate_exporter 0755"
+	grep -q -x ' -rw-r--r-- root /usr/lib/systemd/system/tcpstate_exporter.service' <<<"$rpm_files" || fail ".rpm: unit not in /usr/lib/systemd/system"
+	rpm_version=$(query rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpmfile")
+	[[ $rpm_version == "$version-1" ]] || fail ".rpm version is $rpm_version, not $version-1"
+	ok ".rpm: $(grep -c ' /' <<<"$rpm_files") entries, config files %config(noreplace), unit in /usr/lib/systemd/system"
+}
+field() { query dpkg-deb -f "$deb" "$1"; }
+
+step "2. package contents"
+check_contents
+
+# --- 2b. contents under CPU load -----------------------------------------------
+# The same checks, LOAD_ROUNDS times, beside a busy loop on every core (each
+# bounded to 2 minutes, and killed when the rounds end): a check that only
+# passes on an idle machine fails here, not at random in CI. A pipeline such
+# as `rpm -qlp … | grep -q` failed about one run in three under this load.
+LOAD_ROUNDS=${LOAD_ROUNDS:-10}
+step "2b. package contents again, $LOAD_ROUNDS rounds, beside a busy loop on each of $(nproc) cores"
+busy=()
+for ((i = 0; i < $(nproc); i++)); do
+	(
+		end=$((SECONDS + 120))
+		while ((SECONDS < end)); do :; done
+	) &
+	busy+=($!)
+	pids+=($!)
 done
-ok "runbooks.md and rules.md in /usr/share/doc/tcpstate-exporter/ of both packages"
-
-dpkg-deb -e "$deb" "$work/control"
-conffiles=$(sort "$work/control/conffiles")
-[[ $conffiles == "$(printf '/etc/default/tcpstate_exporter\n/etc/tcpstate_exporter/config.yml')" ]] ||
-	fail "conffiles are not exactly the two config files: $conffiles"
-ok "conffiles: $(echo "$conffiles" | paste -sd' ')"
-
-field() { dpkg-deb -f "$deb" "$1"; }
-[[ $(field Package) == tcpstate-exporter ]] || fail "Package: $(field Package)"
-[[ $(field Version) == "$debversion" ]] || fail "Version $(field Version), want $debversion (VERSION file)"
-[[ $(field Architecture) == amd64 ]] || fail "Architecture: $(field Architecture)"
-[[ -z $(field Depends) ]] || fail "Depends: $(field Depends) (a static binary needs none)"
-ok "control: tcpstate-exporter $(field Version) $(field Architecture), no dependencies"
-
-for s in postinst prerm postrm; do
-	[[ -x $work/control/$s ]] || fail "maintainer script $s missing or not executable"
-	sh -n "$work/control/$s" || fail "$s: syntax error"
+load_start=$SECONDS
+for ((round = 1; round <= LOAD_ROUNDS; round++)); do
+	check_contents >"$work/load-round.log"
 done
-# Nothing may enable or start the service behind the operator's back.
-if grep -n -E '\b(enable|start|unmask)\b' "$work/control/postinst" "$work/control/prerm" "$work/control/postrm" | grep -v -E '^\S+:[0-9]+:\s*#|try-restart'; then
-	fail "a .deb maintainer script enables or starts something (lines above)"
-fi
-rpm -qp --scripts "$rpmfile" 2>/dev/null >"$work/rpm-scripts"
-if grep -n -E '\b(enable|start|unmask|preset)\b' "$work/rpm-scripts" | grep -v -E '^[0-9]+:\s*#|try-restart|disable --now'; then
-	fail "an .rpm scriptlet enables or starts something (lines above)"
-fi
-ok "maintainer scripts enable and start nothing"
-
-rpm_files=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILEUSERNAME} %{FILENAMES}\n]' "$rpmfile" 2>/dev/null)
-grep -q -x 'cn -rw-r--r-- root /etc/tcpstate_exporter/config.yml' <<<"$rpm_files" || fail ".rpm: config.yml is not %config(noreplace) 0644 root"
-grep -q -x 'cn -rw-r--r-- root /etc/default/tcpstate_exporter' <<<"$rpm_files" || fail ".rpm: /etc/default/tcpstate_exporter is not %config(noreplace)"
-grep -q -x ' -rwxr-xr-x root /usr/bin/tcpstate_exporter' <<<"$rpm_files" || fail ".rpm: no /usr/bin/tcpstate_exporter 0755"
-grep -q -x ' -rw-r--r-- root /usr/lib/systemd/system/tcpstate_exporter.service' <<<"$rpm_files" || fail ".rpm: unit not in /usr/lib/systemd/system"
-[[ $(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpmfile" 2>/dev/null) == "$version-1" ]] || fail ".rpm version is not $version-1"
-ok ".rpm: $(grep -c ' /' <<<"$rpm_files") entries, config files %config(noreplace), unit in /usr/lib/systemd/system"
+for pid in "${busy[@]}"; do
+	kill "$pid"
+	wait "$pid" || true
+done
+ok "$LOAD_ROUNDS rounds passed under load in $((SECONDS - load_start)) s"
 
 # --- 3. lintian --------------------------------------------------------------
 step "3. lintian"
@@ -215,12 +269,20 @@ droot=$work/dpkg-root
 mkdir -p "$droot/var/lib/dpkg/info" "$droot/var/lib/dpkg/updates" "$droot/var/lib/dpkg/triggers"
 touch "$droot/var/lib/dpkg/status" "$droot/var/lib/dpkg/available"
 dpkg_r() { dpkg --root="$droot" --force-script-chrootless "$@" >>"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg $*"; }; }
-status() { dpkg --root="$droot" -s tcpstate-exporter 2>/dev/null | sed -n 's/^Status: //p'; }
+# status: the package's dpkg status in the throwaway root, or "not-installed"
+# when dpkg no longer knows it (after a purge); dpkg-query's other errors fail.
+status() {
+	if dpkg-query --root="$droot" -W -f='${Status}' tcpstate-exporter 2>"$work/status.err"; then
+		return
+	fi
+	grep -q 'no packages found matching tcpstate-exporter' "$work/status.err" || { cat "$work/status.err" >&2; fail "dpkg-query failed"; }
+	echo not-installed
+}
 dpkg_r -i "$deb"
 [[ $(status) == "install ok installed" ]] || fail "after install: status $(status)"
 [[ -x $droot/usr/bin/tcpstate_exporter && -f $droot/etc/tcpstate_exporter/config.yml && -f $droot/lib/systemd/system/tcpstate_exporter.service ]] ||
 	fail "install did not put the files in place"
-[[ ! -e $droot/etc/systemd ]] || fail "install created $(find "$droot/etc/systemd" | head -3): something got enabled"
+[[ ! -e $droot/etc/systemd ]] || fail "install created $(find "$droot/etc/systemd"): something got enabled"
 ok "installed, nothing enabled"
 echo "# changed by the operator" >>"$droot/etc/tcpstate_exporter/config.yml"
 dpkg_r -i "$deb"
@@ -233,7 +295,7 @@ dpkg_r -r tcpstate-exporter
 grep -q -x '# changed by the operator' "$droot/etc/tcpstate_exporter/config.yml" || fail "remove changed config.yml"
 ok "removed; configuration kept"
 dpkg_r -P tcpstate-exporter
-[[ -z $(status) ]] || fail "after purge: status $(status)"
+[[ $(status) == not-installed ]] || fail "after purge: status $(status)"
 [[ ! -e $droot/etc/tcpstate_exporter && ! -e $droot/etc/default/tcpstate_exporter ]] || fail "purge left the configuration"
 leftover=$(find "$droot" -mindepth 1 -not -path "$droot/var/lib/dpkg*" -not -type d)
 [[ -z $leftover ]] || fail "purge left files: $leftover"
@@ -420,8 +482,10 @@ listing=$(tar -tzf "$tarball")
 for f in tcpstate_exporter README.md docs/install.md docs/runbooks.md docs/rules.md rules/tcpstate_exporter.rules.yml packaging/config.yml; do
 	grep -q -x -F "$top/$f" <<<"$listing" || fail "the release tarball lacks $top/$f"
 done
+mkdir -p "$work/tarball"
+tar -xzf "$tarball" -C "$work/tarball" "$top/docs"
 for doc in runbooks.md rules.md; do
-	tar -xzOf "$tarball" "$top/docs/$doc" | cmp -s - "$root/docs/$doc" || fail "the tarball's docs/$doc differs from the repository's"
+	cmp "$work/tarball/$top/docs/$doc" "$root/docs/$doc" || fail "the tarball's docs/$doc differs from the repository's"
 done
 ok "$(basename "$tarball"): binary, README, install, runbooks and rules docs, rule file, config"
 

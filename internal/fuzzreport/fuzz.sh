@@ -26,9 +26,17 @@ GO=${GO:-go}
 # engine's, not the code's. A crasher then comes as found, not minimized.
 minimize=${FUZZMINIMIZETIME:-0s}
 
+# list_corpus DIR: the sorted file names in DIR, nothing if it does not exist
+# (yet: go test creates it when it finds a failing input).
+list_corpus() {
+	if [ -d "$1" ]; then
+		ls "$1" | sort
+	fi
+}
+
 for t in "$@"; do
 	corpus="testdata/fuzz/$t"
-	before=$(ls "$corpus" 2>/dev/null | sort)
+	before=$(list_corpus "$corpus")
 	log=$(mktemp)
 	echo "fuzzing $t for $fuzztime"
 	"$GO" test . -run '^$' -fuzz "^$t\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" 2>&1 | tee "$log"
@@ -39,7 +47,7 @@ for t in "$@"; do
 	fi
 	echo
 	echo "=== $t FAILED (go test exit $status) ==="
-	new=$(comm -13 <(echo "$before") <(ls "$corpus" 2>/dev/null | sort) | grep -v '^$' || true)
+	new=$(comm -13 <(echo "$before") <(list_corpus "$corpus") | grep -v '^$' || true)
 	if [ -z "$new" ]; then
 		echo "Go wrote no failing input: the fuzzing engine itself failed (a worker hung, ran out of memory or was killed). Its last words:"
 		grep -E 'fuzz:|panic|fatal|killed|hung|timeout|signal' "$log" | tail -20

@@ -29,7 +29,8 @@ image_name=${IMAGE_NAME:-$(make_var IMAGE_NAME)}
 [[ -n $image_name ]] || die "IMAGE_NAME is empty"
 out=${OUT:-$root/dist/tcpstate_exporter-$version.oci.tar}
 epoch=$(source_date_epoch)
-revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+revision=unknown
+[[ ! -e $root/.git ]] || revision=$(git -C "$root" rev-parse HEAD)
 
 stage=$root/.build/image
 mkdir -p "$stage" "$(dirname "$out")"

@@ -125,7 +125,11 @@ for arch in amd64 arm64; do
 done
 
 # --- 2. under runc -------------------------------------------------------------
-host_arch=$(dpkg --print-architecture 2>/dev/null || ${GO:-go} env GOARCH)
+if command -v dpkg >/dev/null; then
+	host_arch=$(dpkg --print-architecture)
+else
+	host_arch=$(${GO:-go} env GOARCH)
+fi
 [[ -n ${elf_machine[$host_arch]:-} ]] || fail "no image for this machine's architecture $host_arch"
 step "2. the linux/$host_arch image under runc"
 bundle=$work/bundle-$host_arch
