@@ -39,7 +39,7 @@ func run(args []string) int {
 	app.UsageWriter(os.Stdout)
 	command, err := app.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, err)
+		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, nameBadFlag(app, args, err))
 		return 2
 	}
 
@@ -92,10 +92,6 @@ func newExporter(o *options, logger log.Logger) (*collector.Exporter, *configHol
 		return nil, nil, 1
 	}
 
-	if o.maxTracked < 0 || o.stuckAfter <= 0 || o.sampleEvery < 0 {
-		fmt.Fprintf(os.Stderr, "%s: --collector.close-wait.max-tracked must be >= 0, --collector.close-wait.stuck-after > 0 and --collector.close-wait.sample-interval >= 0\n", programName)
-		return nil, nil, 2
-	}
 	var tracker *collector.CloseWaitTracker
 	if o.maxTracked > 0 {
 		tracker = collector.NewCloseWaitTracker(o.maxTracked)
@@ -132,6 +128,16 @@ func top(o *options, exporter *collector.Exporter, cfg *configHolder) int {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 		return 2
 	}
+	// Refuse what would be ignored: without --watch top prints once.
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{{o.countSet, "--count"}, {o.intervalSet, "--interval"}} {
+		if f.set && !o.top.watch {
+			fmt.Fprintf(os.Stderr, "%s top: %s needs --watch (without it top prints once)\n", programName, f.name)
+			return 2
+		}
+	}
 	var err error
 	if o.top.filter, err = parseSocketFilter(o.topProcess, o.topAddress, o.topPort, o.topPool); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
@@ -140,7 +146,7 @@ func top(o *options, exporter *collector.Exporter, cfg *configHolder) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.top.terminal = isTerminal(os.Stdout)
-	if err := runTop(ctx, exporter, cfg.current, o.procRoot, o.top, os.Stdout); err != nil {
+	if err := runTop(ctx, exporter, cfg.current, o.top, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 		return 1
 	}

@@ -279,11 +279,11 @@ func TestBadFlagsAreClearErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--collector.process.remote-states=close_wait,closed"}, `unknown TCP state "closed"`},
-		{[]string{"--collector.max-series=0"}, "--collector.max-series must be at least 1"},
+		{[]string{"--collector.max-series=0"}, "--collector.max-series=0: out of range; it takes 1 or more"},
 		{[]string{"--log.level=loud"}, `--log.level="loud": must be one of debug, info, warn, error`},
 		{[]string{"--log.format=xml"}, `--log.format="xml": must be one of logfmt, json`},
 		{[]string{"--collector.tcp.source=ebpf"}, `--collector.tcp.source="ebpf": must be one of auto, netlink, procfs`},
-		{[]string{"--collector.close-wait.stuck-after=0s"}, "--collector.close-wait.stuck-after > 0"},
+		{[]string{"--collector.close-wait.stuck-after=0s"}, "--collector.close-wait.stuck-after=0s: out of range"},
 		{[]string{"--no-such-flag"}, "unknown long flag '--no-such-flag'"},
 	}
 	for _, c := range cases {
