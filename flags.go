@@ -16,7 +16,7 @@ import (
 // serveOnlyFlags are the flags only serving uses, hidden from `top --help`.
 var serveOnlyFlags = []string{
 	"web.listen-address", "web.config.file", "web.systemd-socket", "web.telemetry-path",
-	"web.max-requests", "web.enable-lifecycle", "collector.close-wait.sample-interval",
+	"web.max-requests", "web.enable-lifecycle", "web.enable-pprof", "collector.close-wait.sample-interval",
 }
 
 // minWatchInterval keeps `top --watch` from reading the tables in a busy
@@ -29,6 +29,7 @@ type options struct {
 	metricsPath string
 	maxRequests int
 	lifecycle   bool
+	pprof       bool
 	procRoot    string
 	configFile  string
 	maxSeries   int
@@ -59,6 +60,7 @@ func newApp() (*kingpin.Application, *options) {
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
 	intFlag(app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; more are answered with 503. 0 means no limit.").Default("40"), &o.maxRequests, 0, maxInt, "0 (no limit) or more")
 	app.Flag("web.enable-lifecycle", "Enable POST /-/reload to reload --config.file.").Default("false").BoolVar(&o.lifecycle)
+	app.Flag("web.enable-pprof", "Serve Go's profiles (/debug/pprof/: heap, CPU, goroutines) beside the metrics and link them on the landing page. Anyone who reaches the port may then read the exporter's memory layout and load its CPU; off by default.").Default("false").BoolVar(&o.pprof)
 	app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(&o.procRoot)
 	app.Flag("config.file", "YAML file declaring connection pools. Without it there are no pool metrics.").Default("").StringVar(&o.configFile)
 	intFlag(app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000"), &o.maxSeries, 1, maxInt, "1 or more")

@@ -46,8 +46,11 @@ func serve(o *options, exporter *collector.Exporter, cfg *configHolder, logger l
 	mux := http.NewServeMux()
 	mux.Handle(o.metricsPath, metricsHandler(exporter, self, o.maxRequests, logger))
 	mux.Handle("/-/reload", reloadHandler(cfg, o.lifecycle))
+	if o.pprof {
+		servePprof(mux)
+	}
 	if o.metricsPath != "/" {
-		landing, err := landingPage(o.metricsPath)
+		landing, err := landingPage(o.metricsPath, o.pprof)
 		if err != nil {
 			level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
 			return 1
