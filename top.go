@@ -121,6 +121,9 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 		r := rows[k]
 		if r == nil {
 			r = &topRow{Process: k.Process, Address: k.Address, port: k.Port, Pids: holders[k]}
+			if r.Pids == nil {
+				r.Pids = []int{} // the folded row: [] in JSON, not null
+			}
 			r.Port, _ = strconv.Atoi(k.Port)
 			rows[k] = r
 		}
