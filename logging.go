@@ -1,10 +1,13 @@
 package main
 
 import (
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	sloggokit "github.com/tjhop/slog-gokit"
 )
 
 // toolkitDialect passes on the lines of exporter-toolkit's slog logger
@@ -41,4 +44,23 @@ func (d toolkitDialect) Log(keyvals ...any) error {
 	}
 	out = append(append(append(append(lvl, ts...), caller...), out...), rest...)
 	return d.next.Log(out...)
+}
+
+// newLoggers returns the go-kit logger the program logs with (with time
+// stamp and caller) and an slog bridge for exporter-toolkit, built on the
+// undecorated logger because the bridge adds its own time and caller, which
+// toolkitDialect renames and orders as the program's own.
+func newLoggers(lvl, format string) (log.Logger, *slog.Logger) {
+	w := log.NewSyncWriter(os.Stderr)
+	var base log.Logger
+	if format == "json" {
+		base = log.NewJSONLogger(w)
+	} else {
+		base = log.NewLogfmtLogger(w)
+	}
+	allow := map[string]level.Option{"debug": level.AllowDebug(), "info": level.AllowInfo(), "warn": level.AllowWarn(), "error": level.AllowError()}[lvl]
+	base = level.NewFilter(base, allow)
+	logger := log.With(base, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	slogLevel := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[lvl]
+	return logger, slog.New(sloggokit.NewGoKitHandler(toolkitDialect{base}, slogLevel))
 }

@@ -279,11 +279,11 @@ func TestBadFlagsAreClearErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--collector.process.remote-states=close_wait,closed"}, `unknown TCP state "closed"`},
-		{[]string{"--collector.max-series=0"}, "--collector.max-series must be at least 1"},
+		{[]string{"--collector.max-series=0"}, "--collector.max-series=0: out of range; it takes 1 or more"},
 		{[]string{"--log.level=loud"}, `--log.level="loud": must be one of debug, info, warn, error`},
 		{[]string{"--log.format=xml"}, `--log.format="xml": must be one of logfmt, json`},
 		{[]string{"--collector.tcp.source=ebpf"}, `--collector.tcp.source="ebpf": must be one of auto, netlink, procfs`},
-		{[]string{"--collector.close-wait.stuck-after=0s"}, "--collector.close-wait.stuck-after > 0"},
+		{[]string{"--collector.close-wait.stuck-after=0s"}, "--collector.close-wait.stuck-after=0s: out of range"},
 		{[]string{"--no-such-flag"}, "unknown long flag '--no-such-flag'"},
 	}
 	for _, c := range cases {
@@ -356,5 +356,35 @@ func TestEmptyConfigFileWarns(t *testing.T) {
 	e.get(t, "/metrics")
 	if strings.Contains(e.stderr.String(), want) {
 		t.Errorf("warned about a config that declares pools:\n%s", e.stderr)
+	}
+}
+
+// TestConfigErrorsThroughTheBinary: a pool with a bad regexp and max 0
+// reports both; an indentation error names its own line.
+func TestConfigErrorsThroughTheBinary(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		doc  string
+		want []string
+	}{
+		{"pools:\n  - name: search\n    process: \"java(\"\n    max: 0\n", []string{
+			`:3: pool "search": process "java(": invalid regexp`,
+			`:4: pool "search": max "0": must be a whole number greater than 0`}},
+		{"pools:\n  - name: search\n    max: 4\n   remote_port: 9000\n", []string{
+			`:4: yaml: did not find expected '-' indicator`}},
+	} {
+		path := filepath.Join(dir, "config.yml")
+		if err := os.WriteFile(path, []byte(c.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out := runToExit(t, "--config.file="+path, "--web.listen-address="+testutil.FreeAddr(t))
+		if code == 0 {
+			t.Fatalf("exit 0 with a bad config:\n%s", out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, path+w) {
+				t.Errorf("want %q in:\n%s", path+w, out)
+			}
+		}
 	}
 }

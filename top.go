@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
@@ -43,111 +42,178 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// topRow is one process's sockets toward one remote endpoint.
+// topRow is one process's sockets toward one remote endpoint, and one
+// object of the JSON output.
 type topRow struct {
-	process, address, port string
+	Process string `json:"process"`
+	// Pids hold the route's sockets (a socket held by several processes
+	// counts for its lowest pid).
+	Pids        []int   `json:"pids"`
+	Address     string  `json:"remote_address"`
+	port        string  // the label; "other" for the folded row
+	Port        int     `json:"remote_port,omitempty"`
+	CloseWait   float64 `json:"close_wait"`
+	Established float64 `json:"established"`
+	// OldestSeconds is the age of the route's oldest CLOSE_WAIT socket;
+	// absent when unknown.
+	OldestSeconds *float64 `json:"oldest_close_wait_seconds,omitempty"`
+	// Pool is the first declared pool the route belongs to, with its
+	// maximum and what the whole pool holds (every route of it).
+	Pool          string `json:"pool,omitempty"`
+	pool          *poolUsage
+	PoolMax       int      `json:"pool_max,omitempty"`
+	PoolInUse     *float64 `json:"pool_in_use,omitempty"`
+	PoolCloseWait *float64 `json:"pool_close_wait,omitempty"`
+	PoolFull      bool     `json:"pool_full,omitempty"`
+}
+
+// poolUsage is a declared pool's sockets as tcpstate_pool_connections
+// counts them. A pool's connections are in use while ESTABLISHED or
+// CLOSE_WAIT (a CLOSE_WAIT socket keeps its slot until the application
+// closes it); the pool is full when they reach its maximum, as
+// TCPStatePoolSaturated and, for CLOSE_WAIT alone, TCPStatePoolExhausted
+// say.
+type poolUsage struct {
 	closeWait, established float64
-	oldest                 float64 // seconds; negative when unknown
-	pool                   string
-	poolMax                int
 }
 
 // topView is what one refresh of `top` shows: the same numbers a scrape of
-// /metrics carries, taken from the same collectors.
+// /metrics carries, taken from the same collectors, and one object of the
+// JSON output.
 type topView struct {
-	rows                []topRow
-	hostCloseWait       float64
-	hostEstablished     float64
-	unresolvedCloseWait float64
-	truncated           float64
-	failed              []string
+	Rows                []topRow `json:"routes"`
+	HostCloseWait       *float64 `json:"close_wait_total,omitempty"`
+	HostEstablished     *float64 `json:"established_total,omitempty"`
+	UnresolvedCloseWait float64  `json:"unresolved_close_wait"`
+	Truncated           float64  `json:"series_folded"`
+	Failed              []string `json:"failed_collectors,omitempty"`
+	// Matched counts the routes that pass the filters; Rows holds at most
+	// --limit of them.
+	Matched int `json:"matched"`
 	// collectors lists the collectors that ran, to tell an empty table's
 	// reason.
 	collectors map[string]bool
+	filtered   bool
+	total      int // routes before the filters
 }
 
 // gatherTop runs one scrape through the exporter and arranges its families
-// as the table's rows.
+// as the table's rows, the pids that hold each route's sockets from the
+// same reading.
 //
 // On the first refresh the exporter has seen every socket just once, so
 // only the kernel's ages mean anything yet: withAges is false and OLDEST
 // reads "-" for routes whose ages are all first sightings.
-func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config, withAges bool) (*topView, error) {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(e.Bind(ctx)); err != nil {
-		return nil, err
-	}
-	families, err := reg.Gather()
+func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config, f socketFilter, withAges bool) (*topView, error) {
+	want, err := f.lookupPool(cfg)
 	if err != nil {
 		return nil, err
 	}
-	v := &topView{collectors: map[string]bool{}}
-	rows := map[[3]string]*topRow{}
+	families, holders, err := e.GatherRoutes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &topView{Rows: []topRow{}, collectors: map[string]bool{}, filtered: f != (socketFilter{})}
+	var hostCW, hostEst float64
+	rows := map[collector.Route]*topRow{}
 	row := func(m *dto.Metric) *topRow {
-		k := [3]string{label(m, "process"), label(m, "remote_address"), label(m, "remote_port")}
+		k := collector.Route{Process: label(m, "process"), Address: label(m, "remote_address"), Port: label(m, "remote_port")}
 		r := rows[k]
 		if r == nil {
-			r = &topRow{process: k[0], address: k[1], port: k[2], oldest: -1}
+			r = &topRow{Process: k.Process, Address: k.Address, port: k.Port, Pids: holders[k]}
+			if r.Pids == nil {
+				r.Pids = []int{} // the folded row: [] in JSON, not null
+			}
+			r.Port, _ = strconv.Atoi(k.Port)
 			rows[k] = r
 		}
 		return r
 	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
+	pools := map[string]*poolUsage{}
+	for _, fam := range families {
+		for _, m := range fam.GetMetric() {
 			val := m.GetGauge().GetValue()
 			if m.GetCounter() != nil {
 				val = m.GetCounter().GetValue()
 			}
-			switch f.GetName() {
+			switch fam.GetName() {
 			case "tcpstate_process_remote_connections":
 				switch label(m, "state") {
 				case "close_wait":
-					row(m).closeWait += val
+					row(m).CloseWait += val
 				case "established":
-					row(m).established += val
+					row(m).Established += val
 				}
 			case "tcpstate_process_remote_close_wait_oldest_seconds":
 				// A first sighting at this very reading is 0 and means
 				// nothing yet; a kernel age is right at once.
 				if withAges || val > 0 {
-					row(m).oldest = val
+					row(m).OldestSeconds = &val
+				}
+			case "tcpstate_pool_connections":
+				p := pools[label(m, "pool")]
+				if p == nil {
+					p = &poolUsage{}
+					pools[label(m, "pool")] = p
+				}
+				switch label(m, "state") {
+				case "close_wait":
+					p.closeWait += val
+				case "established":
+					p.established += val
 				}
 			case "tcpstate_connections":
 				switch label(m, "state") {
 				case "close_wait":
-					v.hostCloseWait += val
+					hostCW += val
 				case "established":
-					v.hostEstablished += val
+					hostEst += val
 				}
 			case "tcpstate_unresolved_sockets":
 				if label(m, "state") == "close_wait" {
-					v.unresolvedCloseWait += val
+					v.UnresolvedCloseWait += val
 				}
 			case "tcpstate_series_truncated":
-				v.truncated += val
+				v.Truncated += val
 			case "tcpstate_scrape_collector_success":
 				v.collectors[label(m, "collector")] = true
 				if val == 0 {
-					v.failed = append(v.failed, label(m, "collector"))
+					v.Failed = append(v.Failed, label(m, "collector"))
 				}
 			}
 		}
 	}
+	if v.collectors["connections"] {
+		v.HostCloseWait, v.HostEstablished = &hostCW, &hostEst
+	}
 	for _, r := range rows {
-		if r.closeWait == 0 && r.established == 0 {
+		if r.CloseWait == 0 && r.Established == 0 {
 			continue
 		}
-		r.pool, r.poolMax = matchPool(cfg, r)
-		v.rows = append(v.rows, *r)
-	}
-	slices.SortFunc(v.rows, func(a, b topRow) int {
-		switch {
-		case a.closeWait != b.closeWait:
-			return cmpDesc(a.closeWait, b.closeWait)
-		case a.established != b.established:
-			return cmpDesc(a.established, b.established)
+		v.total++
+		if !f.matchesRoute(r, want) {
+			continue
 		}
-		return strings.Compare(a.process+" "+a.address+" "+a.port, b.process+" "+b.address+" "+b.port)
+		r.Pool, r.PoolMax = matchPool(cfg, r)
+		if want != nil {
+			r.Pool, r.PoolMax = want.Name, want.Max
+		}
+		if p := pools[r.Pool]; p != nil && r.Pool != "" {
+			inUse, cw := p.closeWait+p.established, p.closeWait
+			r.pool, r.PoolInUse, r.PoolCloseWait = p, &inUse, &cw
+			r.PoolFull = inUse >= float64(r.PoolMax)
+		}
+		v.Rows = append(v.Rows, *r)
+	}
+	v.Matched = len(v.Rows)
+	slices.SortFunc(v.Rows, func(a, b topRow) int {
+		switch {
+		case a.CloseWait != b.CloseWait:
+			return cmpDesc(a.CloseWait, b.CloseWait)
+		case a.Established != b.Established:
+			return cmpDesc(a.Established, b.Established)
+		}
+		return strings.Compare(a.Process+" "+a.Address+" "+a.port, b.Process+" "+b.Address+" "+b.port)
 	})
 	return v, nil
 }
@@ -168,126 +234,152 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// matchPool names the first declared pool the row's sockets belong to.
-func matchPool(cfg *collector.Config, r *topRow) (string, int) {
-	if cfg == nil {
-		return "", 0
-	}
-	addr, err := netip.ParseAddr(r.address)
+// routeEndpoint is a row's remote endpoint, or false for the folded
+// "other" row.
+func routeEndpoint(r *topRow) (netip.AddrPort, bool) {
+	addr, err := netip.ParseAddr(r.Address)
 	if err != nil {
-		return "", 0 // the folded "other" row
+		return netip.AddrPort{}, false
 	}
 	port, err := strconv.ParseUint(r.port, 10, 16)
 	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(addr, uint16(port)), true
+}
+
+// matchPool names the first declared pool the row's sockets belong to.
+func matchPool(cfg *collector.Config, r *topRow) (string, int) {
+	remote, ok := routeEndpoint(r)
+	if cfg == nil || !ok {
 		return "", 0
 	}
 	for _, p := range cfg.Pools {
-		if p.Matches(netip.AddrPortFrom(addr, uint16(port)), r.process, true) {
+		if p.Matches(remote, r.Process, true) {
 			return p.Name, p.Max
 		}
 	}
 	return "", 0
 }
 
-// pidsByName lists the pids of the processes with the given comm names.
-func pidsByName(procRoot string, names map[string]bool) map[string][]int {
-	out := map[string][]int{}
-	dirs, _ := filepath.Glob(filepath.Join(procRoot, "[0-9]*"))
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(filepath.Join(d, "comm"))
-		if err != nil {
-			continue // exited
-		}
-		name := strings.TrimSuffix(string(comm), "\n")
-		if names[name] {
-			out[name] = append(out[name], pid)
-		}
+// matchesRoute tells whether a row passes the filter; pool is the declared
+// pool named by the filter, or nil. The folded "other" row passes only an
+// empty filter.
+func (f socketFilter) matchesRoute(r *topRow, pool *collector.Pool) bool {
+	if f == (socketFilter{}) {
+		return true
 	}
-	for _, p := range out {
-		slices.Sort(p)
+	remote, ok := routeEndpoint(r)
+	switch {
+	case !ok:
+		return false
+	case f.process != nil && !f.process.MatchString(r.Process):
+		return false
+	case f.address.IsValid() && !f.address.Contains(remote.Addr()):
+		return false
+	case f.port != 0 && remote.Port() != f.port:
+		return false
+	case pool != nil && !pool.Matches(remote, r.Process, true):
+		return false
 	}
-	return out
+	return true
 }
 
-// render writes the table of the worst offenders.
-func (v *topView) render(w io.Writer, procRoot string, limit int) {
-	if v.collectors["connections"] {
-		fmt.Fprintf(w, "CLOSE_WAIT %.0f  ESTABLISHED %.0f", v.hostCloseWait, v.hostEstablished)
+// limitRows keeps the first limit rows (all with 0).
+func (v *topView) limitRows(limit int) {
+	if limit > 0 && len(v.Rows) > limit {
+		v.Rows = v.Rows[:limit]
+	}
+}
+
+// render writes the table of the worst offenders; limitRows has run.
+func (v *topView) render(w io.Writer) {
+	if v.HostCloseWait != nil {
+		fmt.Fprintf(w, "CLOSE_WAIT %.0f  ESTABLISHED %.0f", *v.HostCloseWait, *v.HostEstablished)
 	} else {
 		fmt.Fprint(w, "no host totals: the connections collector is off")
 	}
-	if v.unresolvedCloseWait > 0 {
-		fmt.Fprintf(w, "  (%.0f CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)", v.unresolvedCloseWait)
+	if v.UnresolvedCloseWait > 0 {
+		fmt.Fprintf(w, "  (%.0f CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)", v.UnresolvedCloseWait)
 	}
 	fmt.Fprintln(w)
-	if len(v.failed) > 0 {
-		fmt.Fprintf(w, "incomplete: collectors %s failed (see the log)\n", strings.Join(v.failed, ", "))
+	if v.filtered {
+		fmt.Fprintf(w, "%d of %d routes match\n", v.Matched, v.total)
 	}
-	if v.truncated > 0 {
-		fmt.Fprintf(w, "%.0f series folded into \"other\" (--collector.max-series)\n", v.truncated)
+	if len(v.Failed) > 0 {
+		fmt.Fprintf(w, "incomplete: collectors %s failed (see the log)\n", strings.Join(v.Failed, ", "))
 	}
-	rows := v.rows
-	if limit > 0 && len(rows) > limit {
-		rows = rows[:limit]
+	if v.Truncated > 0 {
+		fmt.Fprintf(w, "%.0f series folded into \"other\" (--collector.max-series)\n", v.Truncated)
 	}
-	names := map[string]bool{}
-	for _, r := range rows {
-		names[r.process] = true
-	}
-	pids := pidsByName(procRoot, names)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PROCESS\tPIDS\tREMOTE\tCLOSE_WAIT\tESTABLISHED\tPOOL\tMAX\tOLDEST\t")
-	for _, r := range rows {
-		remote := r.address + ":" + r.port
-		if strings.Contains(r.address, ":") {
-			remote = "[" + r.address + "]:" + r.port
+	fmt.Fprintln(tw, "PROCESS\tPIDS\tREMOTE\tCLOSE_WAIT\tESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\t")
+	var full []*topRow
+	for i := range v.Rows {
+		r := &v.Rows[i]
+		remote := r.Address + ":" + r.port
+		if strings.Contains(r.Address, ":") {
+			remote = "[" + r.Address + "]:" + r.port
 		}
-		pool, maxConns := "-", "-"
-		if r.pool != "" {
-			pool, maxConns = r.pool, strconv.Itoa(r.poolMax)
+		pool, use := "-", "-"
+		if r.Pool != "" {
+			pool, use = r.Pool, "?/"+strconv.Itoa(r.PoolMax)
+			if r.PoolInUse != nil {
+				use = fmt.Sprintf("%.0f/%d", *r.PoolInUse, r.PoolMax)
+			}
+			if r.PoolFull {
+				use += " FULL"
+				if !slices.ContainsFunc(full, func(f *topRow) bool { return f.Pool == r.Pool }) {
+					full = append(full, r)
+				}
+			}
 		}
 		oldest := "-"
-		if r.oldest >= 0 {
-			oldest = formatAge(time.Duration(r.oldest * float64(time.Second)))
+		if r.OldestSeconds != nil {
+			oldest = formatAge(time.Duration(*r.OldestSeconds * float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.process, formatPids(pids[r.process]), remote, r.closeWait, r.established, pool, maxConns, oldest)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.Process, formatPids(r.Pids), remote, r.CloseWait, r.Established, pool, use, oldest)
 	}
 	tw.Flush()
-	if len(v.rows) == 0 {
+	if v.Matched == 0 {
 		fmt.Fprintf(w, "(no rows: %s)\n", v.emptyReason())
 	}
-	if len(v.rows) > len(rows) {
-		fmt.Fprintf(w, "(%d more rows; --limit shows more)\n", len(v.rows)-len(rows))
+	if v.Matched > len(v.Rows) {
+		fmt.Fprintf(w, "(%d more rows; --limit shows more)\n", v.Matched-len(v.Rows))
+	}
+	for _, r := range full {
+		fmt.Fprintf(w, "FULL: pool %s holds %.0f connections (%.0f in CLOSE_WAIT, %.0f ESTABLISHED) for a maximum of %d\n",
+			r.Pool, *r.PoolInUse, r.pool.closeWait, r.pool.established, r.PoolMax)
 	}
 }
 
 // emptyReason says why the table has no row, from what the scrape shows.
 func (v *topView) emptyReason() string {
 	switch {
+	case v.filtered && v.total > 0:
+		return "no route matches the filters"
 	case !v.collectors["process"]:
 		return "the process collector is off; rows need it (--collector.process)"
-	case slices.Contains(v.failed, "process"):
+	case slices.Contains(v.Failed, "process"):
 		return "the process collector failed; run with --log.level=error to see why"
-	case v.unresolvedCloseWait > 0 && (!v.collectors["connections"] || v.unresolvedCloseWait >= v.hostCloseWait):
-		return fmt.Sprintf("the %.0f CLOSE_WAIT sockets have no known process: the exporter may not read other users' /proc/PID/fd; run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (--log.level=warn says which processes)", v.unresolvedCloseWait)
-	case v.collectors["connections"] && v.hostCloseWait > 0:
-		return fmt.Sprintf("the %.0f CLOSE_WAIT sockets are not outbound (a server's accepted connections, see tcpstate_local_port_connections) or not in --collector.process.remote-states", v.hostCloseWait)
+	case v.UnresolvedCloseWait > 0 && (v.HostCloseWait == nil || v.UnresolvedCloseWait >= *v.HostCloseWait):
+		return fmt.Sprintf("the %.0f CLOSE_WAIT sockets have no known process: the exporter may not read other users' /proc/PID/fd; run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (--log.level=warn says which processes)", v.UnresolvedCloseWait)
+	case v.HostCloseWait != nil && *v.HostCloseWait > 0:
+		return fmt.Sprintf("the %.0f CLOSE_WAIT sockets are not outbound (a server's accepted connections, see tcpstate_local_port_connections) or not in --collector.process.remote-states", *v.HostCloseWait)
 	default:
 		return "no outbound socket in CLOSE_WAIT or ESTABLISHED has a known process"
 	}
 }
 
+// formatPids lists up to four pids; of more, the first three and how many
+// others.
 func formatPids(p []int) string {
 	if len(p) == 0 {
 		return "-"
 	}
-	s := make([]string, 0, 3)
+	s := make([]string, 0, 4)
 	for i, pid := range p {
-		if i == 3 {
+		if i == 3 && len(p) > 4 {
 			s = append(s, fmt.Sprintf("+%d", len(p)-3))
 			break
 		}
@@ -297,7 +389,7 @@ func formatPids(p []int) string {
 }
 
 // runTop prints the table once or, with watch, refreshes it.
-func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Config, procRoot string, o topOptions, w io.Writer) error {
+func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Config, o topOptions, w io.Writer) error {
 	for i := 0; ; i++ {
 		var render func()
 		if o.sockets {
@@ -314,11 +406,18 @@ func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Co
 				render = func() { l.render(w) }
 			}
 		} else {
-			v, err := gatherTop(ctx, e, cfg(), i > 0)
+			v, err := gatherTop(ctx, e, cfg(), o.filter, i > 0)
 			if err != nil {
 				return err
 			}
-			render = func() { v.render(w, procRoot, o.limit) }
+			v.limitRows(o.limit)
+			if o.output == "json" {
+				if err := writeJSON(w, v); err != nil {
+					return err
+				}
+			} else {
+				render = func() { v.render(w) }
+			}
 		}
 		if render != nil {
 			if o.watch {
@@ -340,4 +439,11 @@ func runTop(ctx context.Context, e *collector.Exporter, cfg func() *collector.Co
 		case <-time.After(o.interval):
 		}
 	}
+}
+
+// writeJSON writes one refresh as one indented JSON object.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

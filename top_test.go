@@ -23,14 +23,17 @@ func TestTopOnFixtureTree(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	// The rows are the tcpstate_process_remote_connections series of the
-	// golden exposition, sorted by CLOSE_WAIT; the pids are those whose comm
-	// is the process name; the pool is the first declared one that matches.
+	// golden exposition, sorted by CLOSE_WAIT; the pids are those that hold
+	// the route's sockets (pid 201, also java, holds only 10.1.2.4's); the
+	// pool is the first declared one that matches, and its use is its
+	// CLOSE_WAIT and ESTABLISHED sockets on every route: 6 + 2 of 8.
 	want := `CLOSE_WAIT 6  ESTABLISHED 5  (1 CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
-  PROCESS     PIDS               REMOTE  CLOSE_WAIT  ESTABLISHED           POOL  MAX  OLDEST
-     java  200,201        10.1.2.3:9000           3            2  search-engine    8       -
-     java  200,201        10.1.2.4:9000           1            0  search-engine    8       -
-     java  200,201  [2001:db8::10]:9000           1            0  search-engine    8       -
-  python3      300     192.168.1.1:5432           0            1              -    -       -
+  PROCESS  PIDS               REMOTE  CLOSE_WAIT  ESTABLISHED           POOL  IN USE/MAX  OLDEST
+     java   200        10.1.2.3:9000           3            2  search-engine    8/8 FULL       -
+     java   201        10.1.2.4:9000           1            0  search-engine    8/8 FULL       -
+     java   200  [2001:db8::10]:9000           1            0  search-engine    8/8 FULL       -
+  python3   300     192.168.1.1:5432           0            1              -           -       -
+FULL: pool search-engine holds 8 connections (6 in CLOSE_WAIT, 2 ESTABLISHED) for a maximum of 8
 `
 	if out != want {
 		t.Errorf("top printed:\n%s\nwant:\n%s", out, want)
@@ -40,7 +43,7 @@ func TestTopOnFixtureTree(t *testing.T) {
 // TestTopLimitAndWatch runs top --watch through a pipe: each refresh is
 // appended as plain text, without the escape codes that clear a terminal.
 func TestTopLimitAndWatch(t *testing.T) {
-	stdout, stderr, code := runPiped(t, "top", "--path.procfs=testdata/proc", "--limit=1", "--watch", "--interval=10ms", "--count=3")
+	stdout, stderr, code := runPiped(t, "top", "--path.procfs=testdata/proc", "--limit=1", "--watch", "--interval=100ms", "--count=3")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
 	}
@@ -91,7 +94,7 @@ func TestTopWatchOnATerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "top", "--path.procfs=testdata/proc", "--watch", "--interval=10ms", "--count=2")
+	cmd := exec.Command(binary, "top", "--path.procfs=testdata/proc", "--watch", "--interval=100ms", "--count=2")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = pts, &stderr
 	if err := cmd.Start(); err != nil {

@@ -254,7 +254,12 @@ func (b boundExporter) Collect(ch chan<- prometheus.Metric) { b.e.CollectContext
 // CollectContext reads (or joins a reading of) a snapshot and emits every
 // enabled collector's families and its duration and success.
 func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metric) {
-	s := e.snapshot(ctx, false, false)
+	e.emit(e.snapshot(ctx, false, false), ch)
+}
+
+// emit sends a snapshot's families and every collector's duration and
+// success.
+func (e *Exporter) emit(s *Snapshot, ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.TablesDuration.Seconds(), "tables")
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.OwnersDuration.Seconds(), "owners")
 	ch <- prometheus.MustNewConstMetric(e.readingsDesc, prometheus.CounterValue, float64(e.readings.Load()))
@@ -293,6 +298,12 @@ func (e *Exporter) needsOwners() bool {
 // lists the CLOSE_WAIT sockets (a reading already under way is shared as
 // it is).
 func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool) *Snapshot {
+	return e.read(ctx, readRequest{withOwners: withOwners, closeWait: listCloseWait})
+}
+
+// read takes a snapshot with what req asks beyond the enabled views (which
+// it sets), or shares a reading under way.
+func (e *Exporter) read(ctx context.Context, req readRequest) *Snapshot {
 	e.mu.Lock()
 	if f := e.inflight; f != nil {
 		e.mu.Unlock()
@@ -310,7 +321,8 @@ func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool)
 		timeout = time.Until(d)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	f.snap = e.reader.read(rctx, readRequest{views: e.views, withOwners: withOwners || e.needsOwners(), closeWait: listCloseWait})
+	req.views, req.withOwners = e.views, req.withOwners || e.needsOwners()
+	f.snap = e.reader.read(rctx, req)
 	cancel()
 	e.readings.Add(1)
 	e.noteSnapshot(f.snap)

@@ -1,12 +1,14 @@
 package collector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,7 +111,7 @@ func (e ConfigErrors) Unwrap() []error { return e }
 func ParseConfig(data []byte) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf(" %w", err)
+		return nil, yamlSyntaxError(data, err)
 	}
 	cfg := &Config{}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -135,9 +137,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		seen := map[string]int{}
 		for n, item := range val.Content {
-			p, err := parsePool(item, n)
-			if err != nil {
-				errs = append(errs, err)
+			p, perrs := parsePool(item, n)
+			if len(perrs) > 0 {
+				errs = append(errs, perrs...)
 				continue
 			}
 			if first, dup := seen[p.Name]; dup {
@@ -154,10 +156,12 @@ func ParseConfig(data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-func parsePool(node *yaml.Node, index int) (*Pool, error) {
+// parsePool reads one pool, reporting every problem it has, not only the
+// first.
+func parsePool(node *yaml.Node, index int) (*Pool, []error) {
 	label := fmt.Sprintf("pool #%d", index+1)
 	if node.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%d: %s: must be a mapping of name, process, remote_address, remote_port, max", node.Line, label)
+		return nil, []error{fmt.Errorf("%d: %s: must be a mapping of name, process, remote_address, remote_port, max", node.Line, label)}
 	}
 	fieldsAt := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(node.Content); i += 2 {
@@ -167,41 +171,42 @@ func parsePool(node *yaml.Node, index int) (*Pool, error) {
 			label = fmt.Sprintf("pool %q", node.Content[i+1].Value)
 		}
 	}
+	var errs []error
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := node.Content[i]
 		switch k.Value {
 		case "name", "process", "remote_address", "remote_port", "max":
 		default:
-			return nil, fmt.Errorf("%d: %s: unknown field %q (known: name, process, remote_address, remote_port, max)", k.Line, label, k.Value)
+			errs = append(errs, fmt.Errorf("%d: %s: unknown field %q (known: name, process, remote_address, remote_port, max)", k.Line, label, k.Value))
 		}
 	}
-	fail := func(n *yaml.Node, field, format string, args ...any) error {
-		return fmt.Errorf("%d: %s: %s %q: %s", n.Line, label, field, n.Value, fmt.Sprintf(format, args...))
+	fail := func(n *yaml.Node, field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%d: %s: %s %q: %s", n.Line, label, field, n.Value, fmt.Sprintf(format, args...)))
 	}
-	scalar := func(field string) (*yaml.Node, error) {
+	// scalar returns a field's value node, nil when absent or null (or not
+	// a single value, which it reports).
+	scalar := func(field string) *yaml.Node {
 		n := fieldsAt[field]
 		if n == nil || n.Tag == "!!null" {
-			return nil, nil
+			return nil
 		}
 		if n.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("%d: %s: %s: must be a single value", n.Line, label, field)
+			errs = append(errs, fmt.Errorf("%d: %s: %s: must be a single value", n.Line, label, field))
+			return nil
 		}
-		return n, nil
+		return n
 	}
 
 	p := &Pool{}
-	n, err := scalar("name")
-	if err != nil {
-		return nil, err
+	if n := scalar("name"); n == nil || n.Value == "" {
+		if fieldsAt["name"] == nil || fieldsAt["name"].Kind == yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("%d: %s: name: missing (every pool needs a unique name)", node.Line, label))
+		}
+	} else {
+		p.Name = n.Value
 	}
-	if n == nil || n.Value == "" {
-		return nil, fmt.Errorf("%d: %s: name: missing (every pool needs a unique name)", node.Line, label)
-	}
-	p.Name = n.Value
 
-	if n, err = scalar("process"); err != nil {
-		return nil, err
-	} else if n != nil {
+	if n := scalar("process"); n != nil {
 		re, err := regexp.Compile(n.Value)
 		if err != nil {
 			var se *syntax.Error
@@ -209,50 +214,110 @@ func parsePool(node *yaml.Node, index int) (*Pool, error) {
 			if errors.As(err, &se) {
 				msg = fmt.Sprintf("%s in %q", se.Code, se.Expr)
 			}
-			return nil, fail(n, "process", "invalid regexp: %s", msg)
+			fail(n, "process", "invalid regexp: %s", msg)
+		} else {
+			p.Process, p.processText = re, n.Value
 		}
-		p.Process, p.processText = re, n.Value
 	}
 
-	if n, err = scalar("remote_address"); err != nil {
-		return nil, err
-	} else if n != nil {
+	if n := scalar("remote_address"); n != nil {
+		var prefix netip.Prefix
 		if pfx, err := netip.ParsePrefix(n.Value); err == nil {
 			if pfx != pfx.Masked() {
-				return nil, fail(n, "remote_address", "host bits set in CIDR (did you mean %s?)", pfx.Masked())
+				fail(n, "remote_address", "host bits set in CIDR (did you mean %s?)", pfx.Masked())
 			}
-			p.RemoteAddress = pfx
+			prefix = pfx
 		} else if addr, aerr := netip.ParseAddr(n.Value); aerr == nil {
 			addr = addr.Unmap()
-			p.RemoteAddress = netip.PrefixFrom(addr, addr.BitLen())
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		} else {
-			return nil, fail(n, "remote_address", "not an IP address or CIDR")
+			fail(n, "remote_address", "not an IP address or CIDR")
 		}
-		if p.RemoteAddress.Addr().Is4In6() {
-			return nil, fail(n, "remote_address", "write IPv4-mapped networks as IPv4")
+		if prefix.Addr().Is4In6() {
+			fail(n, "remote_address", "write IPv4-mapped networks as IPv4")
 		}
-		p.addressText = n.Value
+		p.RemoteAddress, p.addressText = prefix, n.Value
 	}
 
-	if n, err = scalar("remote_port"); err != nil {
-		return nil, err
-	} else if n != nil {
+	if n := scalar("remote_port"); n != nil {
 		port, err := strconv.ParseUint(n.Value, 10, 16)
 		if err != nil || port == 0 {
-			return nil, fail(n, "remote_port", "must be a port number from 1 to 65535")
+			fail(n, "remote_port", "must be a port number from 1 to 65535")
 		}
 		p.RemotePort = uint16(port)
 	}
 
-	if n, err = scalar("max"); err != nil {
-		return nil, err
-	} else if n == nil {
-		return nil, fmt.Errorf("%d: %s: max: missing (the pool's maximum number of connections, > 0)", node.Line, label)
+	if n := scalar("max"); n == nil {
+		if fieldsAt["max"] == nil || fieldsAt["max"].Kind == yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("%d: %s: max: missing (the pool's maximum number of connections, > 0)", node.Line, label))
+		}
+	} else if maxConns, err := strconv.Atoi(n.Value); err != nil || maxConns <= 0 {
+		fail(n, "max", "must be a whole number greater than 0")
+	} else {
+		p.Max = maxConns
 	}
-	maxConns, err := strconv.Atoi(n.Value)
-	if err != nil || maxConns <= 0 {
-		return nil, fail(n, "max", "must be a whole number greater than 0")
+	if len(errs) > 0 {
+		// In the order of the file's lines.
+		slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(lineOf(a), lineOf(b)) })
+		return nil, errs
 	}
-	p.Max = maxConns
 	return p, nil
+}
+
+// lineOf reads the line number a pool's problem starts with.
+func lineOf(err error) int {
+	n, _ := strconv.Atoi(strings.SplitN(err.Error(), ":", 2)[0])
+	return n
+}
+
+// yamlLine matches the position the YAML parser puts in its messages.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// yamlSyntaxError starts a syntax error with the line that has the
+// problem. The parser names the line where the enclosing block began (for
+// a line indented too little or too much in a list of pools, the line of
+// "pools:" or of the first pool): the problem is on the first line whose
+// addition to the document gives the same error. The lines before it form
+// a document that parses, or fails otherwise.
+func yamlSyntaxError(data []byte, err error) error {
+	msg := yamlLine.ReplaceAllString(err.Error(), "yaml: ")
+	lines := strings.SplitAfter(string(data), "\n")
+	line := 0
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	}
+	sameError := func(n int) bool {
+		var doc yaml.Node
+		perr := yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &doc)
+		return perr != nil && yamlLine.ReplaceAllString(perr.Error(), "yaml: ") == msg
+	}
+	// The parser stops at the first problem, so every longer prefix fails
+	// the same way: a binary search finds the first, checked on both sides.
+	if len(lines) > 0 {
+		lo, hi := 1, len(lines)
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if sameError(mid) {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		if sameError(lo) && (lo == 1 || !sameError(lo-1)) {
+			line = lo
+		}
+	}
+	hint := ""
+	switch {
+	case strings.Contains(msg, "did not find expected '-' indicator"),
+		strings.Contains(msg, "did not find expected key"),
+		strings.Contains(msg, "mapping values are not allowed in this context"):
+		hint = " (is this line indented like the fields of its pool?)"
+	case strings.Contains(msg, "found a tab character"):
+		hint = " (indent with spaces)"
+	}
+	if line == 0 {
+		return fmt.Errorf(" %s%s", msg, hint)
+	}
+	return fmt.Errorf("%d: %s%s", line, msg, hint)
 }

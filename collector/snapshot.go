@@ -124,6 +124,7 @@ type snapshotReader struct {
 	agesInDump, ageOverflow bool
 	needDumpAges            bool
 	listCloseWait           bool
+	routePids               *routePids
 }
 
 // deferredSocket is a socket set aside until its owner or kernel age is
@@ -141,6 +142,8 @@ type readRequest struct {
 	withOwners bool
 	// closeWait also lists the CLOSE_WAIT sockets one by one.
 	closeWait bool
+	// routePids, when set, collects the pids holding each route's sockets.
+	routePids *routePids
 }
 
 // read builds one snapshot: the walk of /proc/PID/fd first (when asked),
@@ -165,7 +168,7 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		r.ager, r.agesInDump = ager, r.needDumpAges
 		ager.setAgesInDump(r.agesInDump)
 	}
-	r.listCloseWait = req.closeWait
+	r.listCloseWait, r.routePids = req.closeWait, req.routePids
 	start := time.Now()
 	// The range can change between readings (sysctl -w): read it each time,
 	// before the views' tallies, which take what they need of it.
@@ -179,6 +182,9 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 			s.tallies = append(s.tallies, v.newTally(s))
 		}
 		s.closeWait = nil
+		if r.routePids != nil {
+			clear(r.routePids.pids)
+		}
 		r.deferred, r.unowned, r.ageOverflow = r.deferred[:0], r.unowned[:0], false
 		r.classifier.reset()
 		if r.tracker != nil {
@@ -318,6 +324,9 @@ func (r *snapshotReader) count(s *Snapshot, sk *Socket, in *sockInfo) {
 	}
 	if r.listCloseWait && sk.State == StateCloseWait {
 		s.closeWait = append(s.closeWait, closeWaitSocketOf(sk, in))
+	}
+	if r.routePids != nil {
+		r.routePids.add(sk, in)
 	}
 }
 
