@@ -65,7 +65,7 @@ func run(args []string) int {
 		procRoot    = app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").String()
 		configFile  = app.Flag("config.file", "YAML file declaring connection pools. Without it there are no pool metrics.").Default("").String()
 		maxSeries   = app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000").Int()
-		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,established").String()
+		routeStates = app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,close,established").String()
 		workers     = app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4").Int()
 		stuckAfter  = app.Flag("collector.close-wait.stuck-after", "A socket in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck_sockets).").Default("5m").Duration()
 		maxTracked  = app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose first sighting is remembered (about 50 bytes each); beyond it a socket keeps only its kernel age, if the source gives one. 0 turns CLOSE_WAIT ages off.").Default("100000").Int()

@@ -40,6 +40,9 @@ type OwnerWalk struct {
 	Processes int
 	// Cached counts the processes whose sockets came from the cache.
 	Cached int
+	// Held lists, sorted by inode, the TCP sockets processes hold that no
+	// table listed (FindHeld).
+	Held []HeldSocket
 
 	wk *walk // the walk's state, for Settle
 }
@@ -117,6 +120,7 @@ type SocketOwners struct {
 	pids                      []int32
 	dirent                    []byte
 	keys                      []uint64 // the last index's, reused
+	protos                    sockProtos
 }
 
 // procState is what the cache knows of one process.
@@ -153,6 +157,7 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 		// Read every process, and start the cache afresh.
 		o.procs = make(map[int32]*procState)
 		o.last = now
+		o.protos.renew()
 	}
 	w := &OwnerWalk{pidName: map[int32]int32{}}
 	wk := &walk{
@@ -177,6 +182,31 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 	o.keys = wk.keys
 	wk.keys = nil
 	return w, nil
+}
+
+// FindHeld runs after the tables of a complete reading, before Settle: it
+// files in w.Held the TCP sockets processes hold that no table listed,
+// each confirmed by a second read of its process's fd folder. Unless
+// allNamespaces (the tables of every namespace with a process were read),
+// only the processes of the exporter's own network namespace count.
+func (o *SocketOwners) FindHeld(ctx context.Context, w *OwnerWalk, allNamespaces bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cands := o.heldCandidates(w)
+	if len(cands) == 0 || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("listing processes: open %s: %w", o.Root, err)
+	}
+	defer unix.Close(rootFD)
+	var changed []int32
+	w.Held, changed = o.confirmHeld(rootFD, cands, allNamespaces)
+	for _, pid := range changed {
+		delete(o.procs, pid) // read again at the next walk
+	}
+	return nil
 }
 
 // Settle runs after the tables of a reading were streamed, every socket
@@ -254,6 +284,11 @@ func (o *SocketOwners) sortOut(w *OwnerWalk) (stale []int32) {
 	var seen map[int32]bool
 	for i := range x.keys {
 		pid, listed := x.pidAt(i), x.isListedAt(i)
+		if !listed && w.isHeld(x.inodeAt(i)) {
+			// Dropped by the kernel, still held: kept, and FindHeld read
+			// the process again.
+			listed = true
+		}
 		if wk.read[pid] {
 			if st := o.procs[pid]; listed && st != nil {
 				st.inodes = append(st.inodes, x.inodeAt(i))

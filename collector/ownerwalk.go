@@ -43,7 +43,7 @@ func (wk *walk) run(rootFD int, pids []int32, force bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := procReader{root: rootFD}
+			r := procReader{root: rootFD, rootPath: wk.owners.Root, protos: &wk.owners.protos}
 			for pid := range next {
 				wk.visit(&r, pid, force)
 			}
@@ -125,7 +125,7 @@ func (wk *walk) visit(r *procReader, pid int32, force bool) {
 			// or still miss.
 			st.inodes = slices.DeleteFunc(st.inodes, func(ino uint64) bool {
 				_, missing := wk.unowned[ino]
-				return !missing && !wk.w.index.isListed(ino)
+				return !missing && !wk.w.index.isListed(ino) && !wk.w.isHeld(ino)
 			})
 		}
 	}

@@ -22,6 +22,12 @@ type procReader struct {
 	link   [64]byte
 	small  [512]byte
 	inodes []uint64
+	// rootPath and protos tell TCP sockets from the others (sockKind);
+	// without protos every socket fd is kept.
+	rootPath string
+	protos   *sockProtos
+	xpath    []byte
+	xattr    [16]byte
 }
 
 // at returns "PID/name\x00" for the *at system calls.
@@ -32,7 +38,8 @@ func (r *procReader) at(pid int32, name string) []byte {
 	return append(r.path, 0)
 }
 
-// sockets returns the inodes of the process's socket fds, in r's buffer.
+// sockets returns the inodes of the process's socket fds, in r's buffer:
+// its TCP sockets, and those whose protocol could not be read.
 func (r *procReader) sockets(pid int32) ([]uint64, error) {
 	dfd, err := openat(r.root, r.at(pid, "fd"), unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
@@ -65,7 +72,11 @@ func (r *procReader) sockets(pid int32) ([]uint64, error) {
 				}
 				if err == nil {
 					if ino, ok := parseSocketLink(r.link[:m]); ok {
-						r.inodes = append(r.inodes, ino)
+						// Unix, UDP, netlink... sockets are in no TCP table:
+						// left out of the index.
+						if r.sockKind(pid, name, ino) != kindOther {
+							r.inodes = append(r.inodes, ino)
+						}
 					}
 				}
 				// Any other error: the fd was closed since the listing.
