@@ -156,7 +156,7 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStatePoolFillingUp", "expr", "[1h], 6 * 3600)"},
 		{"TCPStatePoolFillingUp", "description", "fills the pool within 6 hours"},
 		{"TCPStatePoolCloseWaitHigh", "expr", "0.9 * tcpstate_pool_max_connections{"},
-		{"TCPStatePoolCloseWaitHigh", "summary", "is more than 90% CLOSE_WAIT."},
+		{"TCPStatePoolCloseWaitHigh", "summary", "is more than 90% dead (CLOSE_WAIT or CLOSE) sockets."},
 		{"TCPStatePoolCloseWaitHigh", "description", "above 90% of the pool's maximum"},
 		{"TCPStateCloseWaitAccumulating", "expr", `state="close_wait"} > 250`},
 		{"TCPStateCloseWaitAccumulating", "expr", `[30m]) >= 0`},
