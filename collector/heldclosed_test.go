@@ -249,3 +249,35 @@ func waitGone(t *testing.T, tables TableSource, clients []*net.TCPConn) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestHeldRoutesMemory measures what a remembered route costs, as the
+// documentation states it.
+func TestHeldRoutesMemory(t *testing.T) {
+	const n = 100000
+	socks := make([]Socket, n)
+	for i := range socks {
+		socks[i] = cwSocket(uint64(i+1), uint16(1+i%60000), StateCloseWait)
+	}
+	in := sockInfo{dir: Outbound, age: time.Second, ageSource: AgeKernel}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := NewHeldRoutes(n)
+	h.begin()
+	for i := range socks {
+		h.see(&socks[i], &in, time.Unix(100, 0))
+	}
+	h.end(true)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perRoute := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	t.Logf("%.0f bytes per remembered route", perRoute)
+	if remembered, _ := h.Remembered(); remembered != n {
+		t.Fatalf("%d routes remembered, want %d", remembered, n)
+	}
+	if perRoute > 200 {
+		t.Errorf("%.0f bytes per remembered route, the documentation says about 130", perRoute)
+	}
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(socks)
+}
