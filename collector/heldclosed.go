@@ -53,10 +53,15 @@ const (
 // afresh (each socket is then asked once more).
 const maxSockProtos = 1 << 22
 
-// sockProtos caches each socket inode's protocol, which never changes for
-// the life of a socket. It is renewed at each walk that reads every
-// process, keeping only the inodes seen since, so a closed socket's entry
-// lasts at most two such walks. An entry costs about 20 bytes.
+// sockProtos caches the protocol of the socket inodes that are not plain
+// TCP (unix, UDP, MPTCP...), which never changes for the life of a socket:
+// the walk leaves those out of the owner index. TCP sockets are not
+// cached: most are listed by the tables, and the few that are not are
+// asked again after each reading (confirmHeld), so the cache's size
+// follows the host's other sockets, not its TCP ones. It is renewed at
+// each walk that reads every process, keeping only the inodes seen since,
+// so a closed socket's entry lasts at most two such walks. An entry costs
+// about 20 bytes.
 type sockProtos struct {
 	mu        sync.RWMutex
 	cur, prev map[uint64]sockKind
@@ -65,15 +70,15 @@ type sockProtos struct {
 func (p *sockProtos) get(ino uint64) sockKind {
 	p.mu.RLock()
 	k, ok := p.cur[ino]
-	p.mu.RUnlock()
-	if ok {
+	if !ok {
+		k, ok = p.prev[ino]
+		p.mu.RUnlock()
+		if ok {
+			p.put(ino, k) // seen again: kept at the next renew
+		}
 		return k
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if k, ok = p.prev[ino]; ok {
-		p.putLocked(ino, k)
-	}
+	p.mu.RUnlock()
 	return k
 }
 
@@ -100,15 +105,9 @@ func (p *sockProtos) renew() {
 
 var sockProtoAttr = []byte("system.sockprotoname\x00")
 
-// sockKind tells what the socket fd name of process pid is: from the cache, or else from the fd's
-// system.sockprotoname attribute, cached when read.
-func (r *procReader) sockKind(pid int32, name []byte, ino uint64) sockKind {
-	if r.protos == nil {
-		return kindUnknown
-	}
-	if k := r.protos.get(ino); k != kindUnknown {
-		return k
-	}
+// readKind reads what the socket fd name of process pid is from its
+// system.sockprotoname attribute, and caches it unless plain TCP.
+func (r *procReader) readKind(pid int32, name []byte, ino uint64) sockKind {
 	// getxattr has no *at form before Linux 6.13: the full path.
 	r.xpath = append(r.xpath[:0], r.rootPath...)
 	r.xpath = append(r.xpath, '/')
@@ -128,7 +127,9 @@ func (r *procReader) sockKind(pid int32, name []byte, ino uint64) sockKind {
 	case "MPTCP", "MPTCPv6":
 		k = kindMPTCP
 	}
-	r.protos.put(ino, k)
+	if k != kindTCP && r.protos != nil {
+		r.protos.put(ino, k)
+	}
 	return k
 }
 
@@ -140,8 +141,9 @@ type HeldSocket struct {
 	name  int32 // index in OwnerWalk.Names
 }
 
-// heldCandidates lists, after the tables, the TCP sockets of the index no
-// table listed, once each, with their lowest pid.
+// heldCandidates lists, after the tables, the sockets of the index no
+// table listed and not known to be other than plain TCP, once each, with
+// their lowest pid.
 func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 	x := &w.index
 	var out []HeldSocket
@@ -150,8 +152,8 @@ func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 		if i > 0 && x.inodeAt(i-1) == ino {
 			continue // not the lowest pid
 		}
-		if x.isListedAt(i) || o.protos.get(ino) != kindTCP {
-			continue
+		if x.isListedAt(i) || o.protos.get(ino) != kindUnknown {
+			continue // listed, or known not to be plain TCP
 		}
 		pid := x.pidAt(i)
 		out = append(out, HeldSocket{Inode: ino, Pid: pid, name: w.pidName[pid]})
@@ -160,8 +162,10 @@ func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 }
 
 // confirmHeld reads again the fd folder of each process holding a
-// candidate, so that a socket whose fd was closed between the walk and the
-// tables (and so freed, and in no table) is not counted; and, unless every
+// candidate, asks each candidate's protocol (a unix or UDP socket, seen
+// for the first time, is cached as such and left out of the next walks),
+// so that only TCP sockets count, and a socket whose fd was closed between
+// the walk and the tables (and so freed, and in no table) does not; and, unless every
 // namespace is read, leaves out the processes of other network
 // namespaces, whose sockets are in tables this reading did not see. It
 // returns the confirmed sockets, sorted by inode, and the pids whose
@@ -198,7 +202,11 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 				continue
 			}
 		}
-		inodes, err := r.sockets(pid)
+		r.classify = map[uint64]sockKind{}
+		for _, c := range cands[i:j] {
+			r.classify[c.Inode] = kindUnknown
+		}
+		_, err := r.sockets(pid)
 		if err != nil {
 			changed = append(changed, pid)
 			i = j
@@ -206,12 +214,16 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 		}
 		all := true
 		for _, c := range cands[i:j] {
-			if slices.Contains(inodes, c.Inode) {
+			switch r.classify[c.Inode] {
+			case kindTCP:
 				held = append(held, c)
-			} else {
-				all = false
+			case kindOther, kindMPTCP:
+				// Not plain TCP: cached, and gone from the next walks.
+			default:
+				all = false // closed since, or unreadable
 			}
 		}
+		r.classify = nil
 		if !all {
 			changed = append(changed, pid)
 		}

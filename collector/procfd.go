@@ -22,12 +22,28 @@ type procReader struct {
 	link   [64]byte
 	small  [512]byte
 	inodes []uint64
-	// rootPath and protos tell TCP sockets from the others (sockKind);
-	// without protos every socket fd is kept.
+	// rootPath and protos tell TCP sockets from the others; without
+	// protos every socket fd is kept. classify, when set, asks the
+	// protocol of its inodes (readKind) as they are met.
 	rootPath string
 	protos   *sockProtos
+	classify map[uint64]sockKind
 	xpath    []byte
 	xattr    [16]byte
+}
+
+// socket keeps one socket fd of the process, unless it is known not to be
+// plain TCP (a unix, UDP, netlink... socket is in no TCP table).
+func (r *procReader) socket(pid int32, name []byte, ino uint64) {
+	if r.protos != nil && r.protos.get(ino) == kindOther {
+		return
+	}
+	if r.classify != nil {
+		if _, ask := r.classify[ino]; ask {
+			r.classify[ino] = r.readKind(pid, name, ino)
+		}
+	}
+	r.inodes = append(r.inodes, ino)
 }
 
 // at returns "PID/name\x00" for the *at system calls.
@@ -72,11 +88,7 @@ func (r *procReader) sockets(pid int32) ([]uint64, error) {
 				}
 				if err == nil {
 					if ino, ok := parseSocketLink(r.link[:m]); ok {
-						// Unix, UDP, netlink... sockets are in no TCP table:
-						// left out of the index.
-						if r.sockKind(pid, name, ino) != kindOther {
-							r.inodes = append(r.inodes, ino)
-						}
+						r.socket(pid, name, ino)
 					}
 				}
 				// Any other error: the fd was closed since the listing.
