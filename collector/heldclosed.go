@@ -20,9 +20,10 @@ import (
 // state mask, while the process that holds its descriptor still counts it
 // as a pool slot. It is in the kernel's state CLOSE. This file finds such
 // sockets after each reading of the tables (the socket fds the walk found
-// that are TCP and that no table listed, confirmed by reading the holding
-// process's fd folder again), remembers the routes of the sockets that may
-// end that way, and hands both to the views as sockets in state CLOSE.
+// that no table listed, their protocol asked in a second read of the
+// holding process's fd folder, which also confirms they are still held),
+// remembers the routes of the sockets that may end that way, and hands
+// both to the views as sockets in state CLOSE.
 //
 // Nothing here touches the application's socket: the protocol comes from
 // the system.sockprotoname extended attribute of /proc/PID/fd/N (a path
