@@ -223,13 +223,13 @@ func TestTopSocketsOnFixtureTree(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	want := `CLOSE_WAIT 6
-  PID  PROCESS                LOCAL               REMOTE  AGE  AGE FROM  RECV-Q           POOL
-  200     java       10.0.0.5:40001        10.1.2.3:9000    -         -      15  search-engine
-  200     java       10.0.0.5:40002        10.1.2.3:9000    -         -      31  search-engine
-  200     java       10.0.0.5:41001        10.1.2.3:9000    -         -      63  search-engine
-  201     java       10.0.0.5:40003        10.1.2.4:9000    -         -       0  search-engine
-  200     java  [2001:db8::5]:41000  [2001:db8::10]:9000    -         -       0  search-engine
-    -        -       10.0.0.5:40008        10.1.2.3:9000    -         -       0  search-engine
+  PID  PROCESS       STATE                LOCAL               REMOTE  AGE  AGE FROM  RECV-Q           POOL
+  200     java  CLOSE_WAIT       10.0.0.5:40001        10.1.2.3:9000    -         -      15  search-engine
+  200     java  CLOSE_WAIT       10.0.0.5:40002        10.1.2.3:9000    -         -      31  search-engine
+  200     java  CLOSE_WAIT       10.0.0.5:41001        10.1.2.3:9000    -         -      63  search-engine
+  201     java  CLOSE_WAIT       10.0.0.5:40003        10.1.2.4:9000    -         -       0  search-engine
+  200     java  CLOSE_WAIT  [2001:db8::5]:41000  [2001:db8::10]:9000    -         -       0  search-engine
+    -        -  CLOSE_WAIT       10.0.0.5:40008        10.1.2.3:9000    -         -       0  search-engine
 AGE -: the kernel gives no age for these sockets (procfs source, or another network namespace) and this run saw them once; --watch counts from now.
 `
 	if out != want {
@@ -240,9 +240,9 @@ AGE -: the kernel gives no age for these sockets (procfs source, or another netw
 	code, out = runToExit(t, "top", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--log.level=error",
 		"--pool=search-java-v4", "--remote-address=10.1.2.3", "--limit=2")
 	want = `CLOSE_WAIT 6  matching 3
-  PID  PROCESS           LOCAL         REMOTE  AGE  AGE FROM  RECV-Q            POOL
-  200     java  10.0.0.5:40001  10.1.2.3:9000    -         -      15  search-java-v4
-  200     java  10.0.0.5:40002  10.1.2.3:9000    -         -      31  search-java-v4
+  PID  PROCESS       STATE           LOCAL         REMOTE  AGE  AGE FROM  RECV-Q            POOL
+  200     java  CLOSE_WAIT  10.0.0.5:40001  10.1.2.3:9000    -         -      15  search-java-v4
+  200     java  CLOSE_WAIT  10.0.0.5:40002  10.1.2.3:9000    -         -      31  search-java-v4
 (1 more sockets; --limit shows more)
 AGE -: the kernel gives no age for these sockets (procfs source, or another network namespace) and this run saw them once; --watch counts from now.
 `
@@ -260,6 +260,7 @@ AGE -: the kernel gives no age for these sockets (procfs source, or another netw
 		var l struct {
 			Sockets []struct {
 				Pid        int      `json:"pid"`
+				State      string   `json:"state"`
 				Local      string   `json:"local"`
 				AgeSeconds *float64 `json:"age_seconds"`
 				AgeSource  string   `json:"age_source"`
@@ -267,11 +268,12 @@ AGE -: the kernel gives no age for these sockets (procfs source, or another netw
 			} `json:"sockets"`
 			Matched int `json:"matched"`
 			Total   int `json:"close_wait_total"`
+			Closed  int `json:"close_total"`
 		}
 		if err := dec.Decode(&l); err != nil {
 			t.Fatalf("refresh %d: %v\n%s", refresh, err, out)
 		}
-		if l.Total != 6 || l.Matched != 6 || len(l.Sockets) != 6 || l.Sockets[0].Local != "10.0.0.5:40001" || l.Sockets[0].Pid != 200 || l.Sockets[0].Unread != 15 {
+		if l.Total != 6 || l.Closed != 0 || l.Matched != 6 || len(l.Sockets) != 6 || l.Sockets[0].State != "close_wait" || l.Sockets[0].Local != "10.0.0.5:40001" || l.Sockets[0].Pid != 200 || l.Sockets[0].Unread != 15 {
 			t.Fatalf("refresh %d: %+v", refresh, l)
 		}
 		for _, s := range l.Sockets {

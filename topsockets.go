@@ -101,8 +101,13 @@ func (f socketFilter) lookupPool(cfg *collector.Config) (*collector.Pool, error)
 type socketRow struct {
 	Pid     int    `json:"pid,omitempty"`
 	Process string `json:"process,omitempty"`
-	Local   string `json:"local"`
-	Remote  string `json:"remote"`
+	// State is close_wait, or close for a socket the kernel dropped
+	// (reset) that the process still holds: a dead slot all the same.
+	State string `json:"state"`
+	// Local and Remote are "" for a held socket whose route the exporter
+	// never saw (it started after the reset).
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
 	// AgeSeconds is absent when the age is not known.
 	AgeSeconds *float64 `json:"age_seconds,omitempty"`
 	AgeSource  string   `json:"age_source"`
@@ -118,8 +123,10 @@ type socketList struct {
 	// Matched counts the sockets that pass the filter; Rows holds at most
 	// --limit of them.
 	Matched int `json:"matched"`
-	// Total counts every CLOSE_WAIT socket.
-	Total int `json:"close_wait_total"`
+	// Total counts every CLOSE_WAIT socket, Closed every socket held
+	// after the kernel dropped it (state close).
+	Total  int `json:"close_wait_total"`
+	Closed int `json:"close_total"`
 	// Incomplete says why the listing may miss sockets or owners.
 	Incomplete string `json:"incomplete,omitempty"`
 	// firstSighting counts the rows whose only clock is the exporter's
@@ -135,9 +142,16 @@ func listSockets(socks []collector.CloseWaitSocket, readErr error, cfg *collecto
 	if err != nil {
 		return nil, err
 	}
-	l := &socketList{Total: len(socks), Rows: []socketRow{}}
+	l := &socketList{Rows: []socketRow{}}
 	if readErr != nil {
 		l.Incomplete = readErr.Error()
+	}
+	for _, s := range socks {
+		if s.State == collector.StateClose {
+			l.Closed++
+		} else {
+			l.Total++
+		}
 	}
 	for _, s := range socks {
 		if !f.matches(s, want) {
@@ -151,7 +165,7 @@ func listSockets(socks []collector.CloseWaitSocket, readErr error, cfg *collecto
 		if limit > 0 && len(l.Rows) >= limit {
 			continue
 		}
-		r := socketRow{Pid: s.Pid, Process: s.Process, Local: s.Local.String(), Remote: s.Remote.String(),
+		r := socketRow{Pid: s.Pid, Process: s.Process, State: s.State.String(), Local: endpoint(s.Local), Remote: endpoint(s.Remote),
 			AgeSource: s.AgeSource.String(), Unread: s.Unread, Pool: pool, Inode: s.Inode, Namespace: s.Namespace}
 		if s.AgeSource == collector.AgeFirstSeen && firstReading {
 			r.AgeSource = collector.AgeNone.String()
@@ -163,6 +177,14 @@ func listSockets(socks []collector.CloseWaitSocket, readErr error, cfg *collecto
 		l.Rows = append(l.Rows, r)
 	}
 	return l, nil
+}
+
+// endpoint prints an address and port, or "" when not known.
+func endpoint(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return ""
+	}
+	return ap.String()
 }
 
 // poolOf names the first declared pool a socket belongs to, or "" (the
@@ -183,7 +205,10 @@ func poolOf(cfg *collector.Config, s collector.CloseWaitSocket) string {
 // render writes the list as a table.
 func (l *socketList) render(w io.Writer) {
 	fmt.Fprintf(w, "CLOSE_WAIT %d", l.Total)
-	if l.Matched != l.Total {
+	if l.Closed > 0 {
+		fmt.Fprintf(w, "  CLOSE %d", l.Closed)
+	}
+	if l.Matched != l.Total+l.Closed {
 		fmt.Fprintf(w, "  matching %d", l.Matched)
 	}
 	fmt.Fprintln(w)
@@ -191,7 +216,7 @@ func (l *socketList) render(w io.Writer) {
 		fmt.Fprintf(w, "incomplete: %s\n", l.Incomplete)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PID\tPROCESS\tLOCAL\tREMOTE\tAGE\tAGE FROM\tRECV-Q\tPOOL\t")
+	fmt.Fprintln(tw, "PID\tPROCESS\tSTATE\tLOCAL\tREMOTE\tAGE\tAGE FROM\tRECV-Q\tPOOL\t")
 	firstSeenOnly := false
 	for _, r := range l.Rows {
 		pid, process, pool, age := "-", "-", "-", "-"
@@ -211,7 +236,11 @@ func (l *socketList) render(w io.Writer) {
 		if r.AgeSource == collector.AgeFirstSeen.String() {
 			firstSeenOnly = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", pid, process, r.Local, r.Remote, age, from, r.Unread, pool)
+		local, remote := r.Local, r.Remote
+		if local == "" {
+			local, remote = "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", pid, process, strings.ToUpper(r.State), local, remote, age, from, r.Unread, pool)
 	}
 	tw.Flush()
 	if n := l.Matched - len(l.Rows); n > 0 {
@@ -219,6 +248,9 @@ func (l *socketList) render(w io.Writer) {
 	}
 	if l.firstSighting > 0 {
 		fmt.Fprintln(w, "AGE -: the kernel gives no age for these sockets (procfs source, or another network namespace) and this run saw them once; --watch counts from now.")
+	}
+	if l.Closed > 0 {
+		fmt.Fprintln(w, "STATE CLOSE: the kernel dropped the socket (reset) and no table lists it, but the process still holds its fd: a dead pool slot, as CLOSE_WAIT; its age goes on from CLOSE_WAIT. LOCAL -: its route was never seen by this exporter.")
 	}
 	if firstSeenOnly {
 		fmt.Fprintln(w, "AGE FROM first-seen: since this exporter first saw the socket (procfs source or another network namespace); kernel: since the socket last received an ACK.")

@@ -56,6 +56,12 @@ type options struct {
 	nodeExporter string
 	closeWaitPct int
 	limited      bool
+	// unixSockets are held by the bench process beside the TCP ones;
+	// baseExporter is scraped beside the exporter (A/B); benchstatOut
+	// receives both sides' samples.
+	unixSockets  int
+	baseExporter string
+	benchstatOut string
 }
 
 func run() int {
@@ -70,6 +76,9 @@ func run() int {
 	flag.StringVar(&o.nodeExporter, "node-exporter", "prometheus-node-exporter", "node_exporter binary (Debian's prometheus-node-exporter)")
 	flag.IntVar(&o.closeWaitPct, "close-wait-percent", 1, "share of held connections left in CLOSE_WAIT")
 	flag.BoolVar(&o.limited, "limited", true, "at the largest size, also run the exporter under the DaemonSet's CPU and memory limits (a cgroup v1 quota)")
+	flag.IntVar(&o.unixSockets, "unix-sockets", 10000, "unix sockets the bench process holds beside the TCP connections, which every /proc/PID/fd walk meets")
+	flag.StringVar(&o.baseExporter, "base-exporter", "", "an exporter binary built from an earlier commit, scraped in the same rounds as this one (tool \""+toolBase+"\")")
+	flag.StringVar(&o.benchstatOut, "benchstat-out", "", "write the scrape times of this exporter and of -base-exporter to FILE.new and FILE.base, for benchstat")
 	flag.Parse()
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -103,6 +112,8 @@ type bench struct {
 	dir  string // temporary: binaries, logs
 	bins struct{ exporter, sockhold, nodeExporter string }
 
+	unixFDs []int // held unix sockets (holdUnix)
+
 	mu      sync.Mutex // guards helpers
 	helpers []*helper
 	nextIP  int
@@ -126,6 +137,7 @@ func newBench(ctx context.Context, o options) (*bench, error) {
 
 func (b *bench) cleanup() {
 	b.releaseHelpers()
+	b.releaseUnix()
 	os.RemoveAll(b.dir)
 }
 
@@ -160,6 +172,12 @@ func (b *bench) run() error {
 		}
 		b.report.nlCompare = parseGoBench(string(out))
 	}
+	if b.o.unixSockets > 0 {
+		b.logf("holding %d unix sockets", b.o.unixSockets)
+		if err := b.holdUnix(b.o.unixSockets); err != nil {
+			return err
+		}
+	}
 	for _, size := range b.o.sizes {
 		if err := b.ctx.Err(); err != nil {
 			return err
@@ -174,6 +192,9 @@ func (b *bench) run() error {
 			return fmt.Errorf("at %d sockets: %w", size, err)
 		}
 		b.report.sizes = append(b.report.sizes, res)
+		if err := b.writeBenchstat(res); err != nil {
+			return err
+		}
 		if size == slices.Max(b.o.sizes) && b.o.limited {
 			b.report.limited = b.measureLimited(res.sockets)
 		}
@@ -701,6 +722,9 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 		{toolNetlinkProc, b.bins.exporter, []string{"--collector.tcp.source=netlink"}},
 		{toolProcfsProc, b.bins.exporter, []string{"--collector.tcp.source=procfs"}},
 	}
+	if b.o.baseExporter != "" {
+		specs = append(specs, srvSpec{toolBase, b.o.baseExporter, []string{"--collector.tcp.source=netlink"}})
+	}
 	servers := map[string]*server{}
 	defer func() {
 		for _, s := range servers {
@@ -757,6 +781,9 @@ func (b *bench) measureSize(target int) (*sizeResult, error) {
 	}
 	tools[toolAgeLookups] = timeAgeLookups
 	order := []string{toolCat, toolSS, toolSSP, toolNode, toolNetlink, toolProcfs, toolNetlinkProc, toolProcfsProc, toolDumpPlain, toolDumpAges, toolAgeLookups}
+	if b.o.baseExporter != "" {
+		order = append(order, toolBase)
+	}
 	lastBody := map[string]string{}
 	for r := 0; r < res.rounds; r++ {
 		if err := b.ctx.Err(); err != nil {

@@ -150,6 +150,8 @@ type report struct {
 	previousDate string
 	// limited is the largest size measured under the shipped limits.
 	limited *limitedResult
+	// unixSockets were held beside the TCP connections.
+	unixSockets int
 }
 
 // parsePrevious reads the time-per-scrape table of an earlier report.
@@ -445,6 +447,9 @@ func (r *report) markdown(png string) string {
 	w("| CPU | %s, %d cores |\n| Memory | %s |\n| Kernel | %s |\n| OS | %s |\n| Go | %s |\n| node_exporter | %s |\n| ss | %s |\n| Network namespaces with a process | %d |\n\n",
 		m.cpu, m.cores, m.memory, m.kernel, m.os, m.goVersion, m.nodeExporter, m.ss, m.namespaces)
 
+	if r.unixSockets > 0 {
+		w("%s", r.heldClosedSection())
+	}
 	w("## Time per scrape, real sockets on loopback\n\n")
 	w("Medians in milliseconds, wall time of the whole command or HTTP scrape (our exporter and node_exporter run as their built binaries, scraped over a kept-alive HTTP connection). Sockets are the lines of both TCP tables when measured, the host's own included; the tools ran in turn, round by round, in a rotating order.\n\n")
 	w("| sockets | rounds |")

@@ -184,11 +184,17 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 	if o.Tables == nil {
 		o.Tables = NewProcfsTables(o.ProcRoot)
 	}
+	var routes *HeldRoutes
+	if o.CloseWait != nil {
+		// The routes of sockets that may end held share the CLOSE_WAIT
+		// tracker's bound.
+		routes = NewHeldRoutes(o.CloseWait.maxTracked)
+	}
 	e := &Exporter{
 		opts:         o,
 		logger:       o.Logger,
 		capabilities: effectiveCapabilities,
-		reader:       snapshotReader{procRoot: o.ProcRoot, tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true},
+		reader:       snapshotReader{procRoot: o.ProcRoot, tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true, config: o.Config},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to send its families from the reading's counts (the counting happens as the tables stream, in tcpstate_snapshot_duration_seconds{stage=\"tables\"}).", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
@@ -204,6 +210,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
 			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck_sockets families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
+	e.reader.routes = routes
 	want := map[string]bool{}
 	for _, n := range enabled {
 		want[n] = true

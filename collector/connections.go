@@ -33,7 +33,10 @@ type connectionsTally struct {
 	byNS [][numStates]float64
 }
 
-func (t *connectionsTally) add(sk *Socket, _ *sockInfo) {
+func (t *connectionsTally) add(sk *Socket, in *sockInfo) {
+	if in.held {
+		return // the kernel's tables only
+	}
 	f := familyIndex(sk.Family)
 	if !sk.State.Valid() {
 		t.unknown[f]++

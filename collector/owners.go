@@ -1,18 +1,11 @@
 package collector
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,6 +40,9 @@ type OwnerWalk struct {
 	Processes int
 	// Cached counts the processes whose sockets came from the cache.
 	Cached int
+	// Held lists, sorted by inode, the TCP sockets processes hold that no
+	// table listed (FindHeld).
+	Held []HeldSocket
 
 	wk *walk // the walk's state, for Settle
 }
@@ -124,6 +120,7 @@ type SocketOwners struct {
 	pids                      []int32
 	dirent                    []byte
 	keys                      []uint64 // the last index's, reused
+	protos                    sockProtos
 }
 
 // procState is what the cache knows of one process.
@@ -160,6 +157,7 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 		// Read every process, and start the cache afresh.
 		o.procs = make(map[int32]*procState)
 		o.last = now
+		o.protos.renew()
 	}
 	w := &OwnerWalk{pidName: map[int32]int32{}}
 	wk := &walk{
@@ -184,6 +182,31 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 	o.keys = wk.keys
 	wk.keys = nil
 	return w, nil
+}
+
+// FindHeld runs after the tables of a complete reading, before Settle: it
+// files in w.Held the TCP sockets processes hold that no table listed,
+// each confirmed by a second read of its process's fd folder. Unless
+// allNamespaces (the tables of every namespace with a process were read),
+// only the processes of the exporter's own network namespace count.
+func (o *SocketOwners) FindHeld(ctx context.Context, w *OwnerWalk, allNamespaces bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cands := o.heldCandidates(w)
+	if len(cands) == 0 || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("listing processes: open %s: %w", o.Root, err)
+	}
+	defer unix.Close(rootFD)
+	var changed []int32
+	w.Held, changed = o.confirmHeld(rootFD, cands, allNamespaces)
+	for _, pid := range changed {
+		delete(o.procs, pid) // read again at the next walk
+	}
+	return nil
 }
 
 // Settle runs after the tables of a reading were streamed, every socket
@@ -261,6 +284,11 @@ func (o *SocketOwners) sortOut(w *OwnerWalk) (stale []int32) {
 	var seen map[int32]bool
 	for i := range x.keys {
 		pid, listed := x.pidAt(i), x.isListedAt(i)
+		if !listed && w.isHeld(x.inodeAt(i)) {
+			// Dropped by the kernel, still held: kept, and FindHeld read
+			// the process again.
+			listed = true
+		}
 		if wk.read[pid] {
 			if st := o.procs[pid]; listed && st != nil {
 				st.inodes = append(st.inodes, x.inodeAt(i))
@@ -348,381 +376,4 @@ func (o *SocketOwners) listPids(rootFD int) error {
 	}
 	slices.Sort(o.pids)
 	return nil
-}
-
-// walk is one Walk's shared state, kept for its Settle.
-type walk struct {
-	owners *SocketOwners
-	rootFD int
-	ctx    context.Context
-	// caching: the cache is kept up to date; useCache: this walk may take
-	// processes from it.
-	caching, useCache bool
-
-	mu      sync.Mutex // guards w, keys, nameIdx, read, unowned, owners.procs
-	w       *OwnerWalk
-	keys    []uint64
-	nameIdx map[string]int32
-	read    map[int32]bool // processes whose fd folder was read
-	// unowned, in Settle: the sockets the tables listed without an owner,
-	// looked for in the processes read then.
-	unowned map[uint64]struct{}
-	err     error
-	// deniedMin is the lowest pid in w.DeniedPIDs.
-	deniedMin int32
-}
-
-// run hands pids, in order, to the workers. Without force each process is
-// checked against the cache and read only when it may have changed; with
-// force (in Settle) every one is read, for the sockets still unowned.
-func (wk *walk) run(rootFD int, pids []int32, force bool) {
-	wk.rootFD = rootFD
-	workers := max(wk.owners.Workers, 1)
-	next := make(chan int32, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := procReader{root: rootFD}
-			for pid := range next {
-				wk.visit(&r, pid, force)
-			}
-		}()
-	}
-	for _, pid := range pids {
-		if err := wk.ctx.Err(); err != nil {
-			wk.err = err
-			break
-		}
-		next <- pid
-	}
-	close(next)
-	wg.Wait()
-}
-
-// visit checks or reads one process.
-func (wk *walk) visit(r *procReader, pid int32, force bool) {
-	o := wk.owners
-	var start uint64
-	fds := int64(-1)
-	if wk.caching {
-		var err error
-		if start, err = r.startTime(pid); err != nil {
-			return // gone
-		}
-		if n, err := r.fdCount(pid); err == nil {
-			fds = n
-		}
-	}
-	if !force && wk.useCache {
-		wk.mu.Lock()
-		st := o.procs[pid]
-		reuse := st != nil && st.start == start && st.fds == fds && fds >= 0
-		wk.mu.Unlock()
-		if reuse {
-			wk.claimCached(r, pid, st)
-			return
-		}
-	}
-	inodes, err := r.sockets(pid)
-	if err != nil {
-		wk.mu.Lock()
-		if errors.Is(err, fs.ErrPermission) {
-			wk.w.Denied++
-			// Workers finish out of order: keep the lowest pid's error.
-			if wk.w.DeniedErr == nil || pid < wk.deniedMin {
-				wk.deniedMin = pid
-				wk.w.DeniedErr = fmt.Errorf("%s/%d/fd: %w", wk.owners.Root, pid, err)
-			}
-			wk.w.DeniedPIDs = append(wk.w.DeniedPIDs, pid)
-			wk.read[pid] = true
-		}
-		// Otherwise the process went away mid-walk.
-		delete(o.procs, pid)
-		wk.mu.Unlock()
-		return
-	}
-	comm := ""
-	if len(inodes) > 0 {
-		if comm, err = r.comm(pid); err != nil {
-			return
-		}
-	}
-	wk.mu.Lock()
-	defer wk.mu.Unlock()
-	wk.read[pid] = true
-	wk.w.Processes++
-	if wk.caching {
-		st := o.procs[pid]
-		if st == nil {
-			st = &procState{}
-			o.procs[pid] = st
-		}
-		st.start, st.fds = start, fds
-		st.inodes = append(st.inodes[:0], inodes...)
-		if force {
-			// In Settle the index is built: keep what the tables listed
-			// or still miss.
-			st.inodes = slices.DeleteFunc(st.inodes, func(ino uint64) bool {
-				_, missing := wk.unowned[ino]
-				return !missing && !wk.w.index.isListed(ino)
-			})
-		}
-	}
-	wk.claim(pid, comm, inodes, force)
-}
-
-// claimCached takes a process's sockets from the cache; its name is read
-// again, as exec or prctl may have changed it.
-func (wk *walk) claimCached(r *procReader, pid int32, st *procState) {
-	comm := ""
-	if len(st.inodes) > 0 {
-		var err error
-		if comm, err = r.comm(pid); err != nil {
-			return
-		}
-	}
-	wk.mu.Lock()
-	defer wk.mu.Unlock()
-	wk.w.Cached++
-	wk.claim(pid, comm, st.inodes, false)
-}
-
-// claim records that pid holds inodes: as index entries during the walk,
-// or, in Settle (fix), as the owner of the sockets still unowned where it
-// is the lowest pid so far. Called with wk.mu held.
-func (wk *walk) claim(pid int32, comm string, inodes []uint64, fix bool) {
-	if len(inodes) == 0 {
-		return
-	}
-	idx := wk.nameIndex(comm)
-	wk.w.pidName[pid] = idx
-	for _, ino := range inodes {
-		if !fix {
-			wk.keys = wk.w.index.add(wk.keys, ino, pid)
-			continue
-		}
-		if _, missing := wk.unowned[ino]; !missing {
-			continue
-		}
-		if cur, ok := wk.w.fixed[ino]; !ok || pid < cur.pid {
-			wk.w.fixed[ino] = socketOwner{idx, pid}
-		}
-	}
-}
-
-// nameIndex returns comm's index in Names. Called with wk.mu held.
-func (wk *walk) nameIndex(comm string) int32 {
-	idx, seen := wk.nameIdx[comm]
-	if !seen {
-		idx = int32(len(wk.w.Names))
-		wk.nameIdx[comm] = idx
-		wk.w.Names = append(wk.w.Names, comm)
-	}
-	return idx
-}
-
-// procReader reads one process's files at a time with reused buffers and
-// raw system calls, so that reading an fd link allocates nothing.
-type procReader struct {
-	root   int
-	path   []byte
-	dirent []byte
-	link   [64]byte
-	small  [512]byte
-	inodes []uint64
-}
-
-// at returns "PID/name\x00" for the *at system calls.
-func (r *procReader) at(pid int32, name string) []byte {
-	r.path = strconv.AppendInt(r.path[:0], int64(pid), 10)
-	r.path = append(r.path, '/')
-	r.path = append(r.path, name...)
-	return append(r.path, 0)
-}
-
-// sockets returns the inodes of the process's socket fds, in r's buffer.
-func (r *procReader) sockets(pid int32) ([]uint64, error) {
-	dfd, err := openat(r.root, r.at(pid, "fd"), unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dfd)
-	if r.dirent == nil {
-		r.dirent = make([]byte, 32<<10)
-	}
-	r.inodes = r.inodes[:0]
-	for {
-		n, err := unix.Getdents(dfd, r.dirent)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, errnoErr(err)
-		}
-		if n <= 0 {
-			return r.inodes, nil
-		}
-		for b := r.dirent[:n]; len(b) >= direntNameOffset; {
-			name, reclen := direntName(b)
-			if len(name) > 0 && name[0] != '.' {
-				// The name is NUL-terminated in the buffer: hand it to
-				// readlinkat as it is.
-				m, err := readlinkat(dfd, &b[direntNameOffset], r.link[:])
-				if err == unix.EACCES || err == unix.EPERM {
-					return nil, errnoErr(err)
-				}
-				if err == nil {
-					if ino, ok := parseSocketLink(r.link[:m]); ok {
-						r.inodes = append(r.inodes, ino)
-					}
-				}
-				// Any other error: the fd was closed since the listing.
-			}
-			b = b[reclen:]
-		}
-	}
-}
-
-// startTime reads field 22 of /proc/PID/stat.
-func (r *procReader) startTime(pid int32) (uint64, error) {
-	b, err := r.readSmall(pid, "stat")
-	if err != nil {
-		return 0, err
-	}
-	// The name in parentheses may hold anything: count from the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := fields{rest: b[i+1:]}
-	var tok []byte
-	for range 20 { // fields 3 (state) to 22 (starttime)
-		tok, _ = f.next()
-	}
-	v, ok := parseDec(tok)
-	if !ok {
-		return 0, errors.New("malformed stat")
-	}
-	return v, nil
-}
-
-func (r *procReader) fdCount(pid int32) (int64, error) {
-	return fdCount(r.root, r.at(pid, "fd"))
-}
-
-// comm returns the process name as a label value.
-func (r *procReader) comm(pid int32) (string, error) {
-	b, err := r.readSmall(pid, "comm")
-	if err != nil {
-		return "", err
-	}
-	return processName(b), nil
-}
-
-// readSmall reads a small proc file into r.small.
-func (r *procReader) readSmall(pid int32, name string) ([]byte, error) {
-	fd, err := openat(r.root, r.at(pid, name), unix.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	for {
-		n, err := unix.Read(fd, r.small[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, errnoErr(err)
-		}
-		return r.small[:n], nil
-	}
-}
-
-// linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, name.
-const direntNameOffset = 19
-
-// direntName returns the name of the first record of b (without its NUL)
-// and the record's length.
-func direntName(b []byte) ([]byte, int) {
-	reclen := int(*(*uint16)(unsafe.Pointer(&b[16])))
-	name := b[direntNameOffset:reclen]
-	if i := bytes.IndexByte(name, 0); i >= 0 {
-		name = name[:i]
-	}
-	return name, reclen
-}
-
-func openat(dirfd int, path []byte, flags int) (int, error) {
-	for {
-		fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])), uintptr(flags|unix.O_CLOEXEC), 0, 0, 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return -1, errnoErr(e)
-		}
-		return int(fd), nil
-	}
-}
-
-func readlinkat(dirfd int, name *byte, buf []byte) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-// fdCount returns the size of an fd folder: its number of open fds since
-// Linux 6.2, 0 before.
-func fdCount(dirfd int, path []byte) (int64, error) {
-	var st unix.Stat_t
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])), uintptr(unsafe.Pointer(&st)), 0, 0, 0)
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return st.Size, nil
-}
-
-// errnoErr maps access errors to a deniedError, which is fs.ErrPermission
-// as os's errors are, and keeps the errno for the log.
-func errnoErr(err error) error {
-	if errno, ok := err.(unix.Errno); ok && (errno == unix.EACCES || errno == unix.EPERM) {
-		return deniedError{errno}
-	}
-	return err
-}
-
-// deniedError is a refused access: fs.ErrPermission, naming its errno.
-type deniedError struct{ errno unix.Errno }
-
-func (e deniedError) Error() string {
-	return fmt.Sprintf("%s (%s)", e.errno.Error(), unix.ErrnoName(e.errno))
-}
-
-func (e deniedError) Is(target error) bool { return target == fs.ErrPermission }
-func (e deniedError) Unwrap() error        { return e.errno }
-
-// parseSocketLink reads the inode from an fd link target "socket:[12345]".
-func parseSocketLink(link []byte) (uint64, bool) {
-	const prefix = "socket:["
-	if len(link) < len(prefix)+2 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
-		return 0, false
-	}
-	return parseDec(link[len(prefix) : len(link)-1])
-}
-
-// processName turns the content of /proc/PID/comm into a label value: without
-// its newline, and valid UTF-8 (comm is whatever bytes the program set).
-func processName(comm []byte) string {
-	comm = bytes.TrimSuffix(comm, []byte("\n"))
-	if len(comm) == 0 {
-		return "unknown"
-	}
-	if utf8.Valid(comm) {
-		return string(comm)
-	}
-	return strings.ToValidUTF8(string(comm), "?")
 }

@@ -19,15 +19,15 @@ type poolsCollector struct {
 func newPoolsCollector(o Options) familyCollector {
 	return &poolsCollector{
 		connections: prometheus.NewDesc(namespace+"_pool_connections",
-			"Outbound TCP sockets matching a pool declared in the config file, by state.", []string{"pool", "state"}, nil),
+			"Outbound TCP sockets matching a pool declared in the config file, by state; state close counts sockets the kernel dropped (reset) that a process still holds, whose route the exporter saw before.", []string{"pool", "state"}, nil),
 		max: prometheus.NewDesc(namespace+"_pool_max_connections",
 			"The maximum number of connections configured for a pool.", []string{"pool"}, nil),
 		info: prometheus.NewDesc(namespace+"_pool_info",
 			"A pool's matchers as declared in the config file (\"any\" where not set); always 1.", []string{"pool", "process", "remote_address", "remote_port"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_pool_close_wait_oldest_seconds",
-			"Age of a pool's oldest CLOSE_WAIT socket: the larger of the kernel's time since the socket last received an ACK (netlink source) and the time since this exporter first saw it in CLOSE_WAIT (procfs source, other network namespaces).", []string{"pool"}, nil),
+			"Age of a pool's oldest dead-but-held socket (CLOSE_WAIT, or CLOSE after the kernel dropped it, aged from CLOSE_WAIT): the larger of the kernel's time since the socket last received an ACK (netlink source) and the time since this exporter first saw it in CLOSE_WAIT (procfs source, other network namespaces).", []string{"pool"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_pool_close_wait_stuck_sockets",
-			"A pool's CLOSE_WAIT sockets that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_pool_close_wait_oldest_seconds.", []string{"pool"}, nil),
+			"A pool's dead-but-held sockets (CLOSE_WAIT and CLOSE) that have been dead for longer than --collector.close-wait.stuck-after, by the age of tcpstate_pool_close_wait_oldest_seconds.", []string{"pool"}, nil),
 		config:     o.Config,
 		stuckAfter: o.StuckAfter,
 		trackAges:  o.CloseWait != nil,
@@ -66,7 +66,7 @@ func (t *poolsTally) add(sk *Socket, in *sockInfo) {
 	for p, pool := range t.cfg.Pools {
 		if pool.matchesRemote(sk.Remote) && (pool.Process == nil || t.processMatches(p, in.owner)) {
 			t.counts[p][sk.State]++
-			if sk.State == StateCloseWait {
+			if sk.State == StateCloseWait || in.held {
 				t.ages[p].add(in, t.c.stuckAfter)
 			}
 		}

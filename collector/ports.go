@@ -35,7 +35,7 @@ type portsTally struct {
 }
 
 func (t *portsTally) add(sk *Socket, in *sockInfo) {
-	if !sk.State.Valid() {
+	if !sk.State.Valid() || in.held {
 		return
 	}
 	if in.dir == Outbound {

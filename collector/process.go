@@ -24,15 +24,15 @@ type processCollector struct {
 func newProcessCollector(o Options) familyCollector {
 	c := &processCollector{
 		process: prometheus.NewDesc(namespace+"_process_connections",
-			"TCP sockets by the name (comm) of the process holding them and state; a socket held by several processes counts once, for the lowest pid.", []string{"process", "state"}, nil),
+			"TCP sockets by the name (comm) of the process holding them and state; a socket held by several processes counts once, for the lowest pid; state close counts sockets the kernel dropped (reset) that the process still holds.", []string{"process", "state"}, nil),
 		route: prometheus.NewDesc(namespace+"_process_remote_connections",
 			"Outbound TCP sockets by holding process name, remote address and port, and state (only the states chosen by --collector.process.remote-states).", []string{"process", "remote_address", "remote_port", "state"}, nil),
 		unresolved: prometheus.NewDesc(namespace+"_unresolved_sockets",
 			"TCP sockets with an inode whose holding process was not found (fd folders not readable, or the process exited during the scrape), by state.", []string{"state"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_process_remote_close_wait_oldest_seconds",
-			"Age of the oldest CLOSE_WAIT socket per holding process and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "remote_address", "remote_port"}, nil),
+			"Age of the oldest dead-but-held socket (CLOSE_WAIT, or CLOSE after the kernel dropped it, aged from CLOSE_WAIT) per holding process and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "remote_address", "remote_port"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck_sockets",
-			"CLOSE_WAIT sockets per holding process and remote endpoint that have been in CLOSE_WAIT for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "remote_address", "remote_port"}, nil),
+			"Dead-but-held sockets (CLOSE_WAIT, and CLOSE ones the kernel dropped while the process holds them) per holding process and remote endpoint that have been dead for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "remote_address", "remote_port"}, nil),
 		unread: prometheus.NewDesc(namespace+"_process_remote_close_wait_unread_sockets",
 			"CLOSE_WAIT sockets per holding process and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "remote_address", "remote_port"}, nil),
 		truncated:  truncatedDesc,
@@ -89,9 +89,11 @@ func (t *processTally) add(sk *Socket, in *sockInfo) {
 	if t.c.routeStates[sk.State] {
 		t.byRoute.add(key, sk.State)
 	}
-	if sk.State != StateCloseWait {
+	if sk.State != StateCloseWait && !in.held {
 		return
 	}
+	// Dead but held: CLOSE_WAIT, and CLOSE sockets the kernel dropped
+	// while the process kept them (their age continues from CLOSE_WAIT).
 	u := t.unread[key]
 	if u == nil {
 		u = &rankedValue{}

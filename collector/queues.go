@@ -25,8 +25,8 @@ type queuesTally struct {
 	rx, tx [numStates]float64
 }
 
-func (t *queuesTally) add(sk *Socket, _ *sockInfo) {
-	if sk.State.Valid() && sk.State != StateListen {
+func (t *queuesTally) add(sk *Socket, in *sockInfo) {
+	if sk.State.Valid() && sk.State != StateListen && !in.held {
 		t.rx[sk.State] += float64(unreadData(sk))
 		t.tx[sk.State] += float64(sk.TxQueue)
 	}

@@ -24,6 +24,9 @@ const (
 	Inbound
 	// Listening sockets wait for connections.
 	Listening
+	// Unrouted sockets are held after the kernel dropped them, their
+	// route never seen: counted per process only.
+	Unrouted
 )
 
 // sockInfo is what a reading knows of a socket beside its table row, as the
@@ -37,6 +40,9 @@ type sockInfo struct {
 	// ageSource's clock (AgeNone: not known).
 	age       time.Duration
 	ageSource AgeSource
+	// held: a TCP socket a process holds that no table lists (state
+	// CLOSE, heldclosed.go); the views of the kernel's tables skip it.
+	held bool
 }
 
 // tally counts one reading's sockets into a view's families: add sees
@@ -84,7 +90,10 @@ type Snapshot struct {
 	// namespaced tells whether the source reads several namespaces.
 	namespaced bool
 
-	// closeWait lists the CLOSE_WAIT sockets, when the reading was asked
+	// Held counts the TCP sockets held by processes that no table listed.
+	Held int
+
+	// closeWait lists the CLOSE_WAIT sockets and the held ones, when the reading was asked
 	// for them (top --sockets).
 	closeWait []CloseWaitSocket
 
@@ -110,6 +119,11 @@ type snapshotReader struct {
 	// procRoot is --path.procfs, for the ephemeral port range.
 	procRoot string
 	tracker  *CloseWaitTracker
+	// routes remembers the routes of sockets that may end held; pools
+	// tells which match a pool of config's.
+	routes *HeldRoutes
+	pools  poolRoutes
+	config func() *Config
 
 	classifier classifier
 	ephemeral  EphemeralPorts
@@ -169,6 +183,10 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		ager.setAgesInDump(r.agesInDump)
 	}
 	r.listCloseWait, r.routePids = req.closeWait, req.routePids
+	var cfg *Config
+	if r.config != nil {
+		cfg = r.config()
+	}
 	start := time.Now()
 	// The range can change between readings (sysctl -w): read it each time,
 	// before the views' tallies, which take what they need of it.
@@ -190,6 +208,10 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		if r.tracker != nil {
 			r.tracker.begin()
 		}
+		if r.routes != nil {
+			r.routes.begin()
+		}
+		r.pools.reset(cfg)
 		s.TableErr = r.tables.Stream(ctx, func(sk *Socket) { r.socket(s, walk, sk) })
 		if attempt == 0 && errors.Is(s.TableErr, errRestartReading) {
 			continue
@@ -234,6 +256,13 @@ func (r *snapshotReader) walkOwners(ctx context.Context, s *Snapshot) *OwnerWalk
 func (r *snapshotReader) countDeferred(ctx context.Context, s *Snapshot, walk *OwnerWalk) {
 	if walk != nil {
 		start := time.Now()
+		if s.TableErr == nil && s.OwnersErr == nil {
+			// Only a complete listing tells a dropped socket from one the
+			// reading missed.
+			if err := r.owners.FindHeld(ctx, walk, s.namespaced); err != nil {
+				s.OwnersErr = err
+			}
+		}
 		if err := r.owners.Settle(ctx, walk, r.unowned); err != nil && s.OwnersErr == nil {
 			s.OwnersErr = err
 		}
@@ -250,6 +279,12 @@ func (r *snapshotReader) countDeferred(ctx context.Context, s *Snapshot, walk *O
 			d.in.age, d.in.ageSource = r.tracker.observe(&d.sk, s.Taken)
 		}
 		r.count(s, &d.sk, &d.in)
+	}
+	if walk != nil {
+		r.countHeld(s, walk)
+	}
+	if r.routes != nil {
+		r.routes.end(s.TableErr == nil)
 	}
 	if r.tracker != nil {
 		r.tracker.end(s.TableErr == nil)
@@ -322,7 +357,8 @@ func (r *snapshotReader) count(s *Snapshot, sk *Socket, in *sockInfo) {
 	for _, t := range s.tallies {
 		t.add(sk, in)
 	}
-	if r.listCloseWait && sk.State == StateCloseWait {
+	r.remember(s, sk, in)
+	if r.listCloseWait && (sk.State == StateCloseWait || in.held) {
 		s.closeWait = append(s.closeWait, closeWaitSocketOf(sk, in))
 	}
 	if r.routePids != nil {

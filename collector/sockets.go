@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// CloseWaitSocket is one socket in CLOSE_WAIT, named: what `top --sockets`
+// CloseWaitSocket is one dead-but-held socket (CLOSE_WAIT, or CLOSE after
+// the kernel dropped it), named: what `top --sockets`
 // lists so that an engineer can match it against the application's own
 // logs, thread dumps or lsof. Per-socket detail never reaches /metrics.
 type CloseWaitSocket struct {
@@ -19,6 +20,10 @@ type CloseWaitSocket struct {
 	Process string
 	Local   netip.AddrPort
 	Remote  netip.AddrPort
+	// State is StateCloseWait, or StateClose for a socket the kernel
+	// dropped that the process still holds: Local and Remote are then
+	// invalid when the exporter never saw its route.
+	State State
 	// Age is how long the socket has been in CLOSE_WAIT, by AgeSource's
 	// clock; 0 with AgeNone.
 	Age       time.Duration
@@ -73,7 +78,7 @@ func (e *Exporter) CloseWaitSockets(ctx context.Context) ([]CloseWaitSocket, err
 // closeWaitSocketOf notes a CLOSE_WAIT socket as it streams; its process
 // name and namespace are filled in once the reading is done.
 func closeWaitSocketOf(sk *Socket, in *sockInfo) CloseWaitSocket {
-	return CloseWaitSocket{Pid: int(in.pid), Local: unmapped(sk.Local), Remote: unmapped(sk.Remote),
+	return CloseWaitSocket{State: sk.State, Pid: int(in.pid), Local: unmapped(sk.Local), Remote: unmapped(sk.Remote),
 		Age: in.age, AgeSource: in.ageSource, Unread: unreadData(sk), Inode: sk.Inode, owner: in.owner, netns: sk.NetNS}
 }
 

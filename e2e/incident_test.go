@@ -49,6 +49,15 @@ const (
 	// pageHold keeps the leak a little after the page, so the timeline
 	// shows the alert firing.
 	pageHold = 15 * time.Second
+	// deadHold: how long the page must stay up after the last of the Go
+	// client's sockets left the kernel's tables (reset by a keepalive
+	// probe) while the client still holds them.
+	deadHold = 5 * time.Minute
+	// finTimeout is net.ipv4.tcp_fin_timeout in the Go client's network
+	// namespace: the server's closed connections linger in FIN_WAIT2 only
+	// this long, so the client's first keepalive probe (Go's default
+	// dialer: after 15 s idle) is answered with a reset.
+	finTimeout = 3
 	// fixedMaxCloseWait: a client that releases every connection holds at
 	// most one idle connection the server closed, in its pool until reused
 	// or evicted (urllib3 checks only when it hands it out).
@@ -70,6 +79,11 @@ type incidentClient struct {
 	port  string
 	leak  []string // command line, leaking; the URL is appended
 	fixed []string // command line, with the runbook's fix
+	// keepalive: the client uses TCP keepalive, in a network namespace
+	// where the server's FIN_WAIT2 lingers only finTimeout seconds: its
+	// leaked sockets leave CLOSE_WAIT for CLOSE (dropped from the tables,
+	// still held) within seconds, and the page must stay up.
+	keepalive bool
 }
 
 func (c incidentClient) url() string { return "http://127.0.0.1:" + c.port + "/" }
@@ -88,7 +102,7 @@ func requireIncident(t *testing.T) {
 	if os.Getenv(incidentEnv) != "1" {
 		t.Skipf("incident replay with real clients, Prometheus and Alertmanager: run `make incident` (or %s=1 go test -count=1 -v -run TestIncident ./e2e/)", incidentEnv)
 	}
-	for _, bin := range []string{"prometheus", "prometheus-alertmanager", "java", "javac", debianPython} {
+	for _, bin := range []string{"prometheus", "prometheus-alertmanager", "java", "javac", debianPython, "ip"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: `make incident` installs what the replay needs", bin)
 		}
@@ -118,6 +132,9 @@ func TestIncident(t *testing.T) {
 	}
 
 	srv := startServer(t)
+	ns := keepaliveNetns(t)
+	nsSrv := startServerIn(t, ns)
+	inNs := []string{"ip", "netns", "exec", ns}
 	java := strings.Join(append([]string{classes}, javaJars...), ":")
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	secs := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
@@ -129,10 +146,12 @@ func TestIncident(t *testing.T) {
 		{name: "python", comm: "python3", pool: "python-search", port: srv[1],
 			leak:  []string{debianPython, "../incident/python/pool_client.py", "leak", "URL", n, secs(leakPace), secs(dryWait), "600"},
 			fixed: []string{debianPython, "../incident/python/pool_client.py", "fixed", "URL", n, secs(fixedPace), secs(dryWait), strconv.Itoa(fixedRequests), strconv.Itoa(fixedIdleEvery), secs(fixedIdlePause)}},
-		// TCP keepalive off: see docs/incident.md, "Go and TCP keepalive".
-		{name: "go", comm: goClientComm, pool: "go-search", port: srv[2],
-			leak:  []string{incidentGoBin, "-mode", "leak", "-pool", n, "-pace", leakPace.String(), "-wait", dryWait.String(), "-keepalive=-1s", "-hold", "10m", "-url", "URL"},
-			fixed: []string{incidentGoBin, "-mode", "fixed", "-pool", n, "-pace", fixedPace.String(), "-wait", dryWait.String(), "-keepalive=-1s", "-requests", strconv.Itoa(fixedRequests), "-idle-every", strconv.Itoa(fixedIdleEvery), "-idle-pause", fixedIdlePause.String(), "-url", "URL"}},
+		// Go's default dialer (TCP keepalive after 15 s idle), in a network
+		// namespace where a probe on a leaked socket is reset: see
+		// docs/incident.md, "Go and TCP keepalive".
+		{name: "go", comm: goClientComm, pool: "go-search", port: nsSrv, keepalive: true,
+			leak:  append(slices.Clone(inNs), incidentGoBin, "-mode", "leak", "-pool", n, "-pace", leakPace.String(), "-wait", dryWait.String(), "-keepalive=0s", "-hold", "15m", "-url", "URL"),
+			fixed: append(slices.Clone(inNs), incidentGoBin, "-mode", "fixed", "-pool", n, "-pace", fixedPace.String(), "-wait", dryWait.String(), "-keepalive=0s", "-requests", strconv.Itoa(fixedRequests), "-idle-every", strconv.Itoa(fixedIdleEvery), "-idle-pause", fixedIdlePause.String(), "-url", "URL")},
 	}
 
 	hook := startWebhook(t)
@@ -190,10 +209,19 @@ func replayClient(t *testing.T, prom *process, hook *webhook, instance string, r
 	t.Logf("%s: %s", c.name, dryLine)
 
 	// The exporter names the process, the route and the pool, with the
-	// exact count.
-	waitForValue(t, prom, fmt.Sprintf(`tcpstate_process_remote_connections{job=%q,process=%q,remote_address="127.0.0.1",remote_port=%q,state="close_wait"}`, jobName, c.comm, c.port), incidentPoolMax)
-	waitForValue(t, prom, fmt.Sprintf(`tcpstate_pool_connections{job=%q,pool=%q,state="close_wait"}`, jobName, c.pool), incidentPoolMax)
+	// exact count: of dead sockets, CLOSE_WAIT and CLOSE (reset, held).
+	waitForValue(t, prom, fmt.Sprintf(`sum(tcpstate_process_remote_connections{job=%q,process=%q,remote_address="127.0.0.1",remote_port=%q,state=~"close_wait|close"})`, jobName, c.comm, c.port), incidentPoolMax)
+	waitForValue(t, prom, fmt.Sprintf(`sum(tcpstate_pool_connections{job=%q,pool=%q,state=~"close_wait|close"})`, jobName, c.pool), incidentPoolMax)
 	r.seenFull = time.Now()
+	var gone time.Time
+	if c.keepalive {
+		// Keepalive probes reset the leaked sockets within seconds of the
+		// server's FIN: all of them leave the tables, still held, long
+		// before the pool has been dry for the page's 2 minutes.
+		waitForValue(t, prom, fmt.Sprintf(`tcpstate_pool_connections{job=%q,pool=%q,state="close"}`, jobName, c.pool), incidentPoolMax)
+		gone = time.Now()
+		t.Logf("%s: all %d leaked sockets reset and dropped from the tables, still held (state close), %.1fs after dry", c.name, incidentPoolMax, gone.Sub(r.dry).Seconds())
+	}
 
 	isPage := func(n notification) bool {
 		for _, a := range n.Alerts {
@@ -228,10 +256,14 @@ func replayClient(t *testing.T, prom *process, hook *webhook, instance string, r
 		t.Errorf("%s: description does not quote %d of %d: %q", c.name, incidentPoolMax, incidentPoolMax, d)
 	}
 
+	if c.keepalive {
+		holdPage(t, prom, hook, c, r.paged, gone)
+	}
+
 	// Release: the process exits and its sockets close.
 	time.Sleep(pageHold)
 	leak.stop(t)
-	waitForValue(t, prom, fmt.Sprintf(`tcpstate_pool_connections{job=%q,pool=%q,state="close_wait"}`, jobName, c.pool), 0)
+	waitForValue(t, prom, fmt.Sprintf(`sum(tcpstate_pool_connections{job=%q,pool=%q,state=~"close_wait|close"})`, jobName, c.pool), 0)
 
 	// The same program with the runbook's fix.
 	r.fixedStart = time.Now()
@@ -245,7 +277,10 @@ func replayClient(t *testing.T, prom *process, hook *webhook, instance string, r
 	// Let Prometheus scrape the end of the phase, then look at all of it.
 	time.Sleep(2 * time.Second)
 	window := fmt.Sprintf("%ds", int(time.Since(r.fixedStart).Seconds())+1)
-	r.fixedCloseWait = queryOne(t, prom, fmt.Sprintf(`max_over_time(tcpstate_pool_connections{job=%q,pool=%q,state="close_wait"}[%s])`, jobName, c.pool, window))
+	// Dead slots: CLOSE_WAIT, and CLOSE for a keepalive client; the sum
+	// of each state's highest count bounds their sum at any time. (A
+	// subquery would look back past the window's start, to the leak.)
+	r.fixedCloseWait = queryOne(t, prom, fmt.Sprintf(`sum(max_over_time(tcpstate_pool_connections{job=%q,pool=%q,state=~"close_wait|close"}[%s]))`, jobName, c.pool, window))
 	r.fixedEs = queryOne(t, prom, fmt.Sprintf(`max_over_time(tcpstate_pool_connections{job=%q,pool=%q,state="established"}[%s])`, jobName, c.pool, window))
 	if r.fixedEs < 1 {
 		t.Errorf("%s fixed: the exporter never saw an established connection of the pool: it did not watch the fixed client", c.name)
@@ -254,6 +289,75 @@ func replayClient(t *testing.T, prom *process, hook *webhook, instance string, r
 		t.Errorf("%s fixed: CLOSE_WAIT reached %.0f during %d requests, want at most %d", c.name, r.fixedCloseWait, fixedRequests, fixedMaxCloseWait)
 	}
 	t.Logf("%s fixed: %d requests, CLOSE_WAIT at most %.0f, established at most %.0f", c.name, fixedRequests, r.fixedCloseWait, r.fixedEs)
+}
+
+// holdPage checks that TCPStatePoolExhausted, paged at paged, stays firing
+// until deadHold after gone, when every leaked socket of c had left the
+// kernel's tables: firing at every evaluation since the page, and never
+// resolved.
+func holdPage(t *testing.T, prom *process, hook *webhook, c incidentClient, paged, gone time.Time) {
+	t.Helper()
+	time.Sleep(time.Until(gone.Add(deadHold)))
+	window := time.Since(paged)
+	firing := fmt.Sprintf(`ALERTS{alertname="TCPStatePoolExhausted",alertstate="firing",pool=%q}`, c.pool)
+	// Rules are evaluated every second: a window with a gap has fewer.
+	if n := queryOne(t, prom, fmt.Sprintf(`count_over_time(%s[%ds])`, firing, int(window.Seconds()))); n < 0.9*window.Seconds() {
+		t.Errorf("%s: TCPStatePoolExhausted firing at %.0f evaluations of the %v since the page, want about %.0f", c.name, n, window.Round(time.Second), window.Seconds())
+	}
+	if n, ok := hook.first(func(n notification) bool {
+		for _, a := range n.Alerts {
+			if a.Labels["alertname"] == "TCPStatePoolExhausted" && a.Labels["pool"] == c.pool && a.Status == "resolved" {
+				return true
+			}
+		}
+		return false
+	}); ok {
+		t.Errorf("%s: TCPStatePoolExhausted resolved at %s while the pool was dry (sockets left the tables at %s)", c.name, n.received.Format(time.TimeOnly), gone.Format(time.TimeOnly))
+	}
+	if v := queryOne(t, prom, fmt.Sprintf(`tcpstate_pool_connections{job=%q,pool=%q,state="close"}`, jobName, c.pool)); v != incidentPoolMax {
+		t.Errorf("%s: %v sockets in state close after the hold, want %d", c.name, v, incidentPoolMax)
+	}
+	t.Logf("%s: page firing for %v, %v after the last socket left the tables", c.name, window.Round(time.Second), time.Since(gone).Round(time.Second))
+}
+
+// keepaliveNetns creates a network namespace with its loopback up and
+// net.ipv4.tcp_fin_timeout set to finTimeout, deleted when the test ends.
+func keepaliveNetns(t *testing.T) string {
+	t.Helper()
+	ns := fmt.Sprintf("tcpst-inc-%d", os.Getpid())
+	for _, args := range [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"},
+		{"ip", "netns", "exec", ns, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.tcp_fin_timeout=%d", finTimeout)},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if args[2] == "add" {
+			t.Cleanup(func() {
+				if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+					t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
+				}
+			})
+		}
+	}
+	return ns
+}
+
+// startServerIn runs the keep-alive server with one loopback listener in
+// network namespace ns and returns its port.
+func startServerIn(t *testing.T, ns string) string {
+	t.Helper()
+	s := startClient(t, "server in "+ns, []string{"ip", "netns", "exec", ns, incidentServerBin, "-idle-timeout", serverIdle.String(),
+		"-listen", "127.0.0.1:0"}, "")
+	s.waitForLine(t, "ready", startupTimeout)
+	for _, l := range s.lines() {
+		if a, ok := strings.CutPrefix(l, "listening "); ok {
+			return a[strings.LastIndexByte(a, ':')+1:]
+		}
+	}
+	t.Fatalf("server in %s printed %q, want a listening line", ns, s.lines())
+	return ""
 }
 
 // queryOne evaluates expr now and returns its single value.

@@ -18,7 +18,10 @@ local u = import '../lib/util.libsonnet';
     local s = {
       all: u.selector(cfg.tcpstateSelector),
       closeWait: u.selector(cfg.tcpstateSelector, 'state="close_wait"'),
-      inUse: u.selector(cfg.tcpstateSelector, 'state=~"established|close_wait"'),
+      // A pool's dead slots: CLOSE_WAIT, and CLOSE (reset, dropped from the
+      // kernel's tables, still held by the client).
+      dead: u.selector(cfg.tcpstateSelector, 'state=~"close_wait|close"'),
+      inUse: u.selector(cfg.tcpstateSelector, 'state=~"established|close_wait|close"'),
       notTimeWait: u.selector(cfg.tcpstateSelector, 'state!="time_wait"'),
     },
 
@@ -75,22 +78,26 @@ local u = import '../lib/util.libsonnet';
             cfg.poolExhaustedFor,
             |||
               (
-                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                sum without (state) (tcpstate_pool_connections%(dead)s)
                   >=
                 tcpstate_pool_max_connections%(all)s
               )
             ||| % s + poolJoin,
-            'Pool {{ $labels.pool }} on {{ $labels.instance }} is full of CLOSE_WAIT sockets.',
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} is full of dead (CLOSE_WAIT or CLOSE) sockets.',
             |||
-              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are dead (CLOSE_WAIT, or CLOSE: reset and still held),
               and the pool's maximum is {{ $labels.max_connections }}.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client never
               closed its side, so requests through this pool block waiting for a free connection.
             |||,
             comment=|||
-              The page. When CLOSE_WAIT sockets fill the pool, every request waits
-              for a connection that will never come back.
+              The page. When dead sockets fill the pool, every request waits for a
+              connection that will never come back. Dead: CLOSE_WAIT, and CLOSE,
+              the same sockets once a keepalive probe or the peer reset them and
+              the kernel dropped them from its tables while the client still holds
+              them (Go's default dialer: after about 75 s); counting both keeps the
+              page up for as long as the pool is dry.
               Threshold: the pool's own maximum (>=, the pool cannot hold more).
               for 2m: the one harmless way to a pool full of CLOSE_WAIT is a restart
               of the server, which closes every pooled connection at once. The
@@ -117,34 +124,34 @@ local u = import '../lib/util.libsonnet';
             cfg.poolFillingUpFor,
             |||
               (
-                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                sum without (state) (tcpstate_pool_connections%(dead)s)
                 and
-                sum without (state) (predict_linear(tcpstate_pool_connections%(closeWait)s[1h], %(horizon)s * 3600))
+                sum without (state) (predict_linear(tcpstate_pool_connections%(dead)s[1h], %(horizon)s * 3600))
                   >= tcpstate_pool_max_connections%(all)s
                 and
-                sum without (state) (predict_linear(tcpstate_pool_connections%(closeWait)s[10m], %(horizon)s * 3600))
+                sum without (state) (predict_linear(tcpstate_pool_connections%(dead)s[10m], %(horizon)s * 3600))
                   >= tcpstate_pool_max_connections%(all)s
                 and
-                sum without (state) (tcpstate_pool_connections%(closeWait)s offset 1h)
+                sum without (state) (tcpstate_pool_connections%(dead)s offset 1h)
                 or
-                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                sum without (state) (tcpstate_pool_connections%(dead)s)
                 and
-                sum without (state) (predict_linear(tcpstate_pool_connections%(closeWait)s[10m], %(newHorizon)s * 60))
+                sum without (state) (predict_linear(tcpstate_pool_connections%(dead)s[10m], %(newHorizon)s * 60))
                   >= tcpstate_pool_max_connections%(all)s
                 unless
-                sum without (state) (tcpstate_pool_connections%(closeWait)s offset 1h)
+                sum without (state) (tcpstate_pool_connections%(dead)s offset 1h)
               )
             ||| % (s {
                      horizon: u.num(cfg.poolFillingUpHorizonHours),
                      newHorizon: u.num(cfg.poolFillingUpNewPoolHorizonMinutes),
                    }) + poolJoin,
-            'Pool {{ $labels.pool }} on {{ $labels.instance }} is filling up with CLOSE_WAIT sockets.',
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} is filling up with dead (CLOSE_WAIT or CLOSE) sockets.',
             poolSelector + |||
-              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are dead (CLOSE_WAIT, or CLOSE: reset and still held),
               of a maximum of {{ $labels.max_connections }},
               and the count has grown for %(for)s at a pace that fills the pool within %(horizon)s
               (%(newHorizon)s for a pool watched for less than an hour)
-              {{- with printf "(tcpstate_pool_max_connections{%s} - ignoring (state) tcpstate_pool_connections{%sstate=\"close_wait\"}) / ignoring (state) deriv(tcpstate_pool_connections{%sstate=\"close_wait\"}[10m]) > 0" $pool $pool $pool | query }}: full in about {{ . | first | value | humanizeDuration }} at the pace of the last ten minutes{{ end }}.
+              {{- with printf "(tcpstate_pool_max_connections{%s} - ignoring (state) sum without (state) (tcpstate_pool_connections{%sstate=~\"close_wait|close\"})) / ignoring (state) deriv(sum without (state) (tcpstate_pool_connections{%sstate=~\"close_wait|close\"})[10m:]) > 0" $pool $pool $pool | query }}: full in about {{ . | first | value | humanizeDuration }} at the pace of the last ten minutes{{ end }}.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). The server closed these connections and the client
               has not closed them; when they reach the maximum, requests through the pool block.
@@ -209,14 +216,14 @@ local u = import '../lib/util.libsonnet';
             cfg.poolCloseWaitHighFor,
             |||
               (
-                sum without (state) (tcpstate_pool_connections%(closeWait)s)
+                sum without (state) (tcpstate_pool_connections%(dead)s)
                   >
                 %(ratio)s * tcpstate_pool_max_connections%(all)s
               )
             ||| % (s { ratio: u.num(cfg.poolCloseWaitHighPercent / 100) }) + poolJoin,
-            'Pool {{ $labels.pool }} on {{ $labels.instance }} is more than %(percent)s% CLOSE_WAIT.',
+            'Pool {{ $labels.pool }} on {{ $labels.instance }} is more than %(percent)s% dead (CLOSE_WAIT or CLOSE) sockets.',
             |||
-              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in CLOSE_WAIT,
+              {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are dead (CLOSE_WAIT, or CLOSE: reset and still held),
               and the count has stayed above %(percent)s% of the pool's maximum of {{ $labels.max_connections }}
               for %(for)s.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
@@ -251,8 +258,8 @@ local u = import '../lib/util.libsonnet';
             'Pool {{ $labels.pool }} on {{ $labels.instance }} has used all its connections for %(for)s.',
             poolSelector + |||
               {{ printf "%.0f" $value }} sockets of pool "{{ $labels.pool }}" on {{ $labels.instance }} are in use
-              (established or CLOSE_WAIT), and the pool's maximum is {{ $labels.max_connections }}
-              {{- with printf "tcpstate_pool_connections{%sstate=\"close_wait\"}" $pool | query }}; {{ . | first | value | printf "%.0f" }} of them are in CLOSE_WAIT{{ end }}.
+              (established, CLOSE_WAIT or CLOSE), and the pool's maximum is {{ $labels.max_connections }}
+              {{- with printf "sum without (state) (tcpstate_pool_connections{%sstate=~\"close_wait|close\"})" $pool | query }}; {{ . | first | value | printf "%.0f" }} of them are dead (CLOSE_WAIT, or CLOSE: reset and still held){{ end }}.
               The pool is declared for process {{ $labels.process }}, remote address {{ $labels.remote_address }},
               remote port {{ $labels.remote_port }} ("any" where the pool does not restrict it). New requests through this pool wait for a connection
               to be released.

@@ -163,7 +163,7 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStatePoolFillingUp", "description", "(45 minutes for a pool watched for less than an hour)"},
 		{"TCPStateCloseWaitAccumulating", "expr", `count_over_time(tcpstate_process_remote_connections{job="tcpstate-exporter",cluster!="",state="close_wait"}[30m]) > 1`},
 		{"TCPStatePoolCloseWaitHigh", "expr", "0.9 * tcpstate_pool_max_connections{"},
-		{"TCPStatePoolCloseWaitHigh", "summary", "is more than 90% CLOSE_WAIT."},
+		{"TCPStatePoolCloseWaitHigh", "summary", "is more than 90% dead (CLOSE_WAIT or CLOSE) sockets."},
 		{"TCPStatePoolCloseWaitHigh", "description", "above 90% of the pool's maximum"},
 		{"TCPStateCloseWaitAccumulating", "expr", `state="close_wait"} > 250`},
 		{"TCPStateCloseWaitAccumulating", "expr", `[30m]) >= 0`},

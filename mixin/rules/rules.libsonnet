@@ -8,8 +8,8 @@ local u = import '../lib/util.libsonnet';
     local cfg = $._config,
     local s = {
       all: u.selector(cfg.tcpstateSelector),
-      closeWait: u.selector(cfg.tcpstateSelector, 'state="close_wait"'),
-      inUse: u.selector(cfg.tcpstateSelector, 'state=~"established|close_wait"'),
+      dead: u.selector(cfg.tcpstateSelector, 'state=~"close_wait|close"'),
+      inUse: u.selector(cfg.tcpstateSelector, 'state=~"established|close_wait|close"'),
     },
 
     groups+: [
@@ -27,8 +27,9 @@ local u = import '../lib/util.libsonnet';
           {
             comment:: |||
               Sockets that take a slot of the pool: established ones (busy or idle)
-              plus CLOSE_WAIT ones (dead, but not closed by the client). This is
-              the number the pool's maximum limits.
+              plus dead ones not closed by the client: CLOSE_WAIT, and CLOSE (reset
+              and dropped from the kernel's tables, still held). This is the number
+              the pool's maximum limits.
             |||,
             record: 'tcpstate:pool_in_use_connections:sum',
             expr: 'sum without (state) (tcpstate_pool_connections%(inUse)s)' % s,
@@ -47,12 +48,13 @@ local u = import '../lib/util.libsonnet';
           },
           {
             comment:: |||
-              Share of the pool's maximum taken by CLOSE_WAIT sockets (0..1): the
-              leak the exporter exists to show. 1 means every slot is dead.
+              Share of the pool's maximum taken by dead sockets, CLOSE_WAIT and
+              CLOSE (0..1): the leak the exporter exists to show. 1 means every slot
+              is dead. (The name predates CLOSE.)
             |||,
             record: 'tcpstate:pool_close_wait_connections:ratio',
             expr: |||
-              sum without (state) (tcpstate_pool_connections%(closeWait)s)
+              sum without (state) (tcpstate_pool_connections%(dead)s)
                 /
               tcpstate_pool_max_connections%(all)s
             ||| % s,
