@@ -150,7 +150,7 @@ type Exporter struct {
 	// Logging state: each condition is logged when it starts and when it
 	// ends, not on every scrape.
 	tablesFailing, ownersFailing, deniedWarned bool
-	cgroupsMalformed                          bool
+	cgroupsMalformed                           bool
 
 	readings atomic.Uint64
 	// capabilities reads the effective capability set (a test may fake it).
