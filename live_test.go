@@ -156,10 +156,10 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 
 	cw, est := float64(closeWait4+closeWait6), float64(established4+established6)
 	want := map[string]float64{
-		`tcpstate_remote_port_connections{remote_port="` + port + `",state="close_wait"}`:                                                         cw,
-		`tcpstate_remote_port_connections{remote_port="` + port + `",state="established"}`:                                                        est,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                                                               2,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:                                                          est,
+		`tcpstate_remote_port_connections{remote_port="` + port + `",state="close_wait"}`:                                                                      cw,
+		`tcpstate_remote_port_connections{remote_port="` + port + `",state="established"}`:                                                                     est,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                                                                            2,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:                                                                       est,
 		`tcpstate_process_connections{netns="host",process="` + client + `",state="close_wait"}`:                                                               cw,
 		`tcpstate_process_connections{netns="host",process="` + client + `",state="established"}`:                                                              est,
 		`tcpstate_process_connections{netns="host",process="` + server + `",state="listen"}`:                                                                   2,
@@ -168,14 +168,14 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="::1",remote_port="` + port + `",state="close_wait"}`:        closeWait6,
 		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="established"}`: established4,
 		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="::1",remote_port="` + port + `",state="established"}`:       established6,
-		`tcpstate_pool_connections{pool="upstream",state="close_wait"}`:                                                                           cw,
-		`tcpstate_pool_connections{pool="upstream",state="established"}`:                                                                          est,
-		`tcpstate_pool_max_connections{pool="upstream"}`:                                                                                          400,
-		`tcpstate_pool_connections{pool="client-v4",state="close_wait"}`:                                                                          closeWait4,
-		`tcpstate_pool_connections{pool="client-v4",state="established"}`:                                                                         established4,
-		`tcpstate_pool_max_connections{pool="client-v4"}`:                                                                                         10,
-		`tcpstate_pool_connections{pool="someone-else",state="close_wait"}`:                                                                       0,
-		`tcpstate_pool_connections{pool="someone-else",state="established"}`:                                                                      0,
+		`tcpstate_pool_connections{pool="upstream",state="close_wait"}`:                                                                                        cw,
+		`tcpstate_pool_connections{pool="upstream",state="established"}`:                                                                                       est,
+		`tcpstate_pool_max_connections{pool="upstream"}`:                                                                                                       400,
+		`tcpstate_pool_connections{pool="client-v4",state="close_wait"}`:                                                                                       closeWait4,
+		`tcpstate_pool_connections{pool="client-v4",state="established"}`:                                                                                      established4,
+		`tcpstate_pool_max_connections{pool="client-v4"}`:                                                                                                      10,
+		`tcpstate_pool_connections{pool="someone-else",state="close_wait"}`:                                                                                    0,
+		`tcpstate_pool_connections{pool="someone-else",state="established"}`:                                                                                   0,
 	}
 	for series, w := range want {
 		if v, ok := got[series]; !ok || v != w {
@@ -245,9 +245,9 @@ func TestLiveCloseWaitUnread(t *testing.T) {
 	route := `{netns="host",process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
 	want := map[string]float64{
 		`tcpstate_process_remote_connections{netns="host",process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`: idle + unread + drained,
-		"tcpstate_process_remote_close_wait_unread_sockets" + route:                                                                            unread,
+		"tcpstate_process_remote_close_wait_unread_sockets" + route:                                                                                         unread,
 		`tcpstate_process_remote_close_wait_unread_sockets{netns="host",process="` + comm + `",remote_address="::1",remote_port="` + port + `"}`:            0,
-		`tcpstate_series_truncated{metric="tcpstate_process_remote_close_wait_unread_sockets"}`:                                                0,
+		`tcpstate_series_truncated{metric="tcpstate_process_remote_close_wait_unread_sockets"}`:                                                             0,
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {
@@ -521,14 +521,14 @@ func TestLiveNetworkNamespace(t *testing.T) {
 	m := parseExposition(t, mustGet(t, startExporter(t))) // --collector.netns is on by default
 	want := map[string]float64{
 		route: closeWait,
-		`tcpstate_process_connections{netns="tcpst-ns-srv",process="tcpst-ns-cli",state="close_wait"}`:        closeWait,
-		`tcpstate_process_connections{netns="tcpst-ns-srv",process="tcpst-ns-srv",state="listen"}`:            1,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:      1,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`: established,
-		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="close_wait"}`:            closeWait,
-		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="established"}`:           2 * established,
-		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="listen"}`:                1,
-		`tcpstate_scrape_collector_success{collector="connections"}`:                     1,
+		`tcpstate_process_connections{netns="tcpst-ns-srv",process="tcpst-ns-cli",state="close_wait"}`: closeWait,
+		`tcpstate_process_connections{netns="tcpst-ns-srv",process="tcpst-ns-srv",state="listen"}`:     1,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                    1,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:               established,
+		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="close_wait"}`:                          closeWait,
+		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="established"}`:                         2 * established,
+		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="listen"}`:                              1,
+		`tcpstate_scrape_collector_success{collector="connections"}`:                                   1,
 	}
 	for k, v := range want {
 		if m[k] != v {

@@ -281,8 +281,8 @@ func TestUnreadableFdFolderAsNobody(t *testing.T) {
 		`tcpstate_unresolved_sockets{state="close_wait"}`: 5,
 		// Process 201 is readable: its socket 1006 is still java's.
 		`tcpstate_process_connections{netns="host",process="java",state="close_wait"}`: 1,
-		`tcpstate_connections{family="ipv4",state="close_wait"}`:          4,
-		`tcpstate_scrape_collector_success{collector="process"}`:          1,
+		`tcpstate_connections{family="ipv4",state="close_wait"}`:                       4,
+		`tcpstate_scrape_collector_success{collector="process"}`:                       1,
 	}
 	for k, v := range want {
 		if m[k] != v {
