@@ -243,7 +243,7 @@ local u = import '../lib/util.libsonnet';
                 and
                 delta(tcpstate_process_remote_connections%(closeWait)s[%(window)s]) >= 0
               )
-              unless ignoring (process, remote_address, remote_port, state, pool)
+              unless ignoring (process, netns, remote_address, remote_port, state, pool)
               tcpstate_pool_max_connections%(all)s
             ||| % (s {
                      threshold: u.num(cfg.closeWaitAccumulatingThreshold),
@@ -273,6 +273,8 @@ local u = import '../lib/util.libsonnet';
               lower than a quarter of an hour ago, so a pool that is draining (an
               idle-connection evictor, a restart) stops the alert.
               for 15m: the count must stay above 100 and not fall for 15 minutes.
+              One alert per process, network namespace (a pod) and endpoint: two
+              pods running the same client are two alerts.
               Hosts where any pool is declared are left to the pool alerts (the
               pool's own maximum is a better threshold than a fixed 100); if the
               pools collector fails there, this alert covers the host again.
