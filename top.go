@@ -109,8 +109,10 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 			case "tcpstate_process_remote_close_wait_oldest_seconds":
 				// A first sighting at this very reading is 0 and means
 				// nothing yet; a kernel age is right at once.
+				// Rows add up a route's network namespaces (pods): the
+				// oldest of them counts.
 				if withAges || val > 0 {
-					row(m).oldest = val
+					row(m).oldest = max(row(m).oldest, val)
 				}
 			case "tcpstate_connections":
 				switch label(m, "state") {
