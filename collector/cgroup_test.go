@@ -90,3 +90,25 @@ func TestParseCgroupMalformedLines(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseCgroup: whatever the file holds, ParseCgroup returns, and what
+// it returns is a valid pod UID and container id or nothing.
+func FuzzParseCgroup(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "cgroup", "*.txt"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(data))
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		got, _ := ParseCgroup(strings.NewReader(text), "cgroup")
+		if got.PodUID != "" && !isPodUID(got.PodUID) {
+			t.Errorf("pod uid %q", got.PodUID)
+		}
+		if got.ContainerID != "" && (len(got.ContainerID) != 64 || !isLowerHex(got.ContainerID)) {
+			t.Errorf("container id %q", got.ContainerID)
+		}
+	})
+}
