@@ -126,8 +126,8 @@ func TestHeavyScrapeStorm(t *testing.T) {
 			t.Fatalf("scrape %d: %d %s", i, r.code, r.body)
 		}
 		m := parseExposition(t, r.body)
-		if m[`tcpstate_process_connections{process="storm-cli",state="established"}`] != float64(held/2) {
-			t.Fatalf("scrape %d: storm-cli holds %v established, want %d", i, m[`tcpstate_process_connections{process="storm-cli",state="established"}`], held/2)
+		if m[`tcpstate_process_connections{netns="host",process="storm-cli",state="established"}`] != float64(held/2) {
+			t.Fatalf("scrape %d: storm-cli holds %v established, want %d", i, m[`tcpstate_process_connections{netns="host",process="storm-cli",state="established"}`], held/2)
 		}
 		// Responses that share a reading are identical, apart from timings.
 		byReading[m["tcpstate_snapshot_readings_total"]] = append(byReading[m["tcpstate_snapshot_readings_total"]], stableExposition(r.body))
@@ -252,7 +252,7 @@ func TestHeavyHostileCardinality(t *testing.T) {
 		}
 	}
 	// The 20 000 source ports are no label: one route holds them all.
-	if got := m[`tcpstate_process_remote_connections{process="hostile-src",remote_address="127.0.0.4",remote_port="`+port+`",state="close_wait"}`]; got != 20000 {
+	if got := m[`tcpstate_process_remote_connections{netns="host",process="hostile-src",remote_address="127.0.0.4",remote_port="`+port+`",state="close_wait"}`]; got != 20000 {
 		t.Errorf("hostile-src route: %v, want 20000", got)
 	}
 	// They hold 20 000 ephemeral ports toward that one destination; the

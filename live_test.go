@@ -156,26 +156,26 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 
 	cw, est := float64(closeWait4+closeWait6), float64(established4+established6)
 	want := map[string]float64{
-		`tcpstate_remote_port_connections{remote_port="` + port + `",state="close_wait"}`:                                                         cw,
-		`tcpstate_remote_port_connections{remote_port="` + port + `",state="established"}`:                                                        est,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                                                               2,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:                                                          est,
-		`tcpstate_process_connections{process="` + client + `",state="close_wait"}`:                                                               cw,
-		`tcpstate_process_connections{process="` + client + `",state="established"}`:                                                              est,
-		`tcpstate_process_connections{process="` + server + `",state="listen"}`:                                                                   2,
-		`tcpstate_process_connections{process="` + server + `",state="established"}`:                                                              est,
-		`tcpstate_process_remote_connections{process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`:  closeWait4,
-		`tcpstate_process_remote_connections{process="` + client + `",remote_address="::1",remote_port="` + port + `",state="close_wait"}`:        closeWait6,
-		`tcpstate_process_remote_connections{process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="established"}`: established4,
-		`tcpstate_process_remote_connections{process="` + client + `",remote_address="::1",remote_port="` + port + `",state="established"}`:       established6,
-		`tcpstate_pool_connections{pool="upstream",state="close_wait"}`:                                                                           cw,
-		`tcpstate_pool_connections{pool="upstream",state="established"}`:                                                                          est,
-		`tcpstate_pool_max_connections{pool="upstream"}`:                                                                                          400,
-		`tcpstate_pool_connections{pool="client-v4",state="close_wait"}`:                                                                          closeWait4,
-		`tcpstate_pool_connections{pool="client-v4",state="established"}`:                                                                         established4,
-		`tcpstate_pool_max_connections{pool="client-v4"}`:                                                                                         10,
-		`tcpstate_pool_connections{pool="someone-else",state="close_wait"}`:                                                                       0,
-		`tcpstate_pool_connections{pool="someone-else",state="established"}`:                                                                      0,
+		`tcpstate_remote_port_connections{remote_port="` + port + `",state="close_wait"}`:                                                                      cw,
+		`tcpstate_remote_port_connections{remote_port="` + port + `",state="established"}`:                                                                     est,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                                                                            2,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:                                                                       est,
+		`tcpstate_process_connections{netns="host",process="` + client + `",state="close_wait"}`:                                                               cw,
+		`tcpstate_process_connections{netns="host",process="` + client + `",state="established"}`:                                                              est,
+		`tcpstate_process_connections{netns="host",process="` + server + `",state="listen"}`:                                                                   2,
+		`tcpstate_process_connections{netns="host",process="` + server + `",state="established"}`:                                                              est,
+		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`:  closeWait4,
+		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="::1",remote_port="` + port + `",state="close_wait"}`:        closeWait6,
+		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="127.0.0.2",remote_port="` + port + `",state="established"}`: established4,
+		`tcpstate_process_remote_connections{netns="host",process="` + client + `",remote_address="::1",remote_port="` + port + `",state="established"}`:       established6,
+		`tcpstate_pool_connections{pool="upstream",state="close_wait"}`:                                                                                        cw,
+		`tcpstate_pool_connections{pool="upstream",state="established"}`:                                                                                       est,
+		`tcpstate_pool_max_connections{pool="upstream"}`:                                                                                                       400,
+		`tcpstate_pool_connections{pool="client-v4",state="close_wait"}`:                                                                                       closeWait4,
+		`tcpstate_pool_connections{pool="client-v4",state="established"}`:                                                                                      established4,
+		`tcpstate_pool_max_connections{pool="client-v4"}`:                                                                                                      10,
+		`tcpstate_pool_connections{pool="someone-else",state="close_wait"}`:                                                                                    0,
+		`tcpstate_pool_connections{pool="someone-else",state="established"}`:                                                                                   0,
 	}
 	for series, w := range want {
 		if v, ok := got[series]; !ok || v != w {
@@ -243,12 +243,12 @@ func TestLiveCloseWaitUnread(t *testing.T) {
 	startHelper(t, "connect", "-comm", comm, "-close-wait-idle", "[::1]:"+port+"=4")
 
 	m := parseExposition(t, mustGet(t, startExporter(t)))
-	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	route := `{netns="host",process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
 	want := map[string]float64{
-		`tcpstate_process_remote_connections{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`: idle + unread + drained,
-		"tcpstate_process_remote_close_wait_unread_sockets" + route:                                                                            unread,
-		`tcpstate_process_remote_close_wait_unread_sockets{process="` + comm + `",remote_address="::1",remote_port="` + port + `"}`:            0,
-		`tcpstate_series_truncated{metric="tcpstate_process_remote_close_wait_unread_sockets"}`:                                                0,
+		`tcpstate_process_remote_connections{netns="host",process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `",state="close_wait"}`: idle + unread + drained,
+		"tcpstate_process_remote_close_wait_unread_sockets" + route:                                                                                         unread,
+		`tcpstate_process_remote_close_wait_unread_sockets{netns="host",process="` + comm + `",remote_address="::1",remote_port="` + port + `"}`:            0,
+		`tcpstate_series_truncated{metric="tcpstate_process_remote_close_wait_unread_sockets"}`:                                                             0,
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {
@@ -289,7 +289,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 	}
 	time.Sleep(held)
 
-	route := `{process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	route := `{netns="host",process="` + comm + `",remote_address="127.0.0.2",remote_port="` + port + `"}`
 	ages := []string{"tcpstate_process_remote_close_wait_oldest_seconds" + route, `tcpstate_pool_close_wait_oldest_seconds{pool="aging"}`}
 	stucks := []string{"tcpstate_process_remote_close_wait_stuck_sockets" + route, `tcpstate_pool_close_wait_stuck_sockets{pool="aging"}`}
 	check := func(what string, m map[string]float64, wantStuck int) {
@@ -316,7 +316,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 	// Fresh sockets on the same route are not stuck.
 	freshHelper := startHelper(t, "connect", "-comm", comm, "-keepalive=false", "-close-wait", target+"="+strconv.Itoa(fresh))
 	m := parseExposition(t, mustGet(t, e))
-	if got := m[`tcpstate_process_remote_connections{process="`+comm+`",remote_address="127.0.0.2",remote_port="`+port+`",state="close_wait"}`]; got != old+fresh {
+	if got := m[`tcpstate_process_remote_connections{netns="host",process="`+comm+`",remote_address="127.0.0.2",remote_port="`+port+`",state="close_wait"}`]; got != old+fresh {
 		t.Errorf("route holds %v CLOSE_WAIT sockets, want %d", got, old+fresh)
 	}
 	check("with fresh sockets", m, old)
@@ -402,7 +402,7 @@ func TestLiveCloseWaitKeepalive(t *testing.T) {
 	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
 	startHelper(t, "connect", "-comm", "tcpst-ka", "-keepalive-idle=1s", "-close-wait", "127.0.0.2:"+port+"="+strconv.Itoa(n))
 	e := startExporter(t, "--collector.tcp.source=netlink")
-	key := `tcpstate_process_remote_close_wait_oldest_seconds{process="tcpst-ka",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	key := `tcpstate_process_remote_close_wait_oldest_seconds{netns="host",process="tcpst-ka",remote_address="127.0.0.2",remote_port="` + port + `"}`
 	start := time.Now()
 	prev := -1.0
 	for i := 0; i < 8; i++ {
@@ -460,7 +460,7 @@ func TestLiveCloseWaitProcfsAges(t *testing.T) {
 	startHelper(t, "connect", "-comm", "tcpst-pf", "-keepalive=false", "-close-wait", "127.0.0.2:"+port+"="+strconv.Itoa(n))
 	time.Sleep(1500 * time.Millisecond)
 	e := startExporter(t, "--collector.tcp.source=procfs", "--no-collector.netns")
-	key := `tcpstate_process_remote_close_wait_oldest_seconds{process="tcpst-pf",remote_address="127.0.0.2",remote_port="` + port + `"}`
+	key := `tcpstate_process_remote_close_wait_oldest_seconds{netns="host",process="tcpst-pf",remote_address="127.0.0.2",remote_port="` + port + `"}`
 	m := parseExposition(t, mustGet(t, e))
 	if got := m[key]; got > 0.5 {
 		t.Errorf("first scrape: %s = %.2f; a first-seen age starts at 0", key, got)
@@ -513,7 +513,7 @@ func TestLiveNetworkNamespace(t *testing.T) {
 		"-close-wait", "127.0.0.1:"+port+"="+strconv.Itoa(closeWait),
 		"-established", "127.0.0.1:"+port+"="+strconv.Itoa(established))
 
-	route := `tcpstate_process_remote_connections{process="tcpst-ns-cli",remote_address="127.0.0.1",remote_port="` + port + `",state="close_wait"}`
+	route := `tcpstate_process_remote_connections{netns="tcpst-ns-srv",process="tcpst-ns-cli",remote_address="127.0.0.1",remote_port="` + port + `",state="close_wait"}`
 	without := parseExposition(t, mustGet(t, startExporter(t, "--no-collector.netns")))
 	if v, ok := without[route]; ok {
 		t.Errorf("without --collector.netns the namespace's sockets should be invisible, got %v", v)
@@ -522,14 +522,14 @@ func TestLiveNetworkNamespace(t *testing.T) {
 	m := parseExposition(t, mustGet(t, startExporter(t))) // --collector.netns is on by default
 	want := map[string]float64{
 		route: closeWait,
-		`tcpstate_process_connections{process="tcpst-ns-cli",state="close_wait"}`:        closeWait,
-		`tcpstate_process_connections{process="tcpst-ns-srv",state="listen"}`:            1,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:      1,
-		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`: established,
-		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="close_wait"}`:            closeWait,
-		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="established"}`:           2 * established,
-		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="listen"}`:                1,
-		`tcpstate_scrape_collector_success{collector="connections"}`:                     1,
+		`tcpstate_process_connections{netns="tcpst-ns-srv",process="tcpst-ns-cli",state="close_wait"}`: closeWait,
+		`tcpstate_process_connections{netns="tcpst-ns-srv",process="tcpst-ns-srv",state="listen"}`:     1,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="listen"}`:                    1,
+		`tcpstate_local_port_connections{local_port="` + port + `",state="established"}`:               established,
+		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="close_wait"}`:                          closeWait,
+		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="established"}`:                         2 * established,
+		`tcpstate_netns_connections{netns="tcpst-ns-srv",state="listen"}`:                              1,
+		`tcpstate_scrape_collector_success{collector="connections"}`:                                   1,
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -569,7 +569,7 @@ func TestLiveDeniedProcessesAreNamed(t *testing.T) {
 		binary, "--web.listen-address="+addr), addr)
 	e.waitServing(t)
 	m := parseExposition(t, mustGet(t, e))
-	if _, named := m[`tcpstate_process_connections{process="tcpst-denied",state="close_wait"}`]; named {
+	if _, named := m[`tcpstate_process_connections{netns="host",process="tcpst-denied",state="close_wait"}`]; named {
 		t.Fatal("the exporter read the fds of a process it should be denied")
 	}
 	if m[`tcpstate_unresolved_sockets{state="close_wait"}`] < 3 {
@@ -590,7 +590,7 @@ func TestLiveDeniedProcessesAreNamed(t *testing.T) {
 
 	full := startExporter(t)
 	m = parseExposition(t, mustGet(t, full))
-	if m[`tcpstate_process_connections{process="tcpst-denied",state="close_wait"}`] != 3 {
+	if m[`tcpstate_process_connections{netns="host",process="tcpst-denied",state="close_wait"}`] != 3 {
 		t.Errorf("with every capability the client's sockets are not attributed")
 	}
 	if log := full.stderr.String(); strings.Contains(log, "lacks CAP_") || strings.Contains(log, "grant CAP_") {
@@ -645,7 +645,7 @@ func TestLiveFileCapabilitiesRaised(t *testing.T) {
 	srv := startHelper(t, "serve", "-comm", "tcpst-fcap-srv", "-listen", "127.0.0.2:0")
 	port := srv.lines[0][strings.LastIndexByte(srv.lines[0], ':')+1:]
 	startHelper(t, "connect", "-comm", "tcpst-fcaps", "-close-wait", "127.0.0.2:"+port+"=3")
-	const attributed = `tcpstate_process_connections{process="tcpst-fcaps",state="close_wait"}`
+	const attributed = `tcpstate_process_connections{netns="host",process="tcpst-fcaps",state="close_wait"}`
 	const warning = "cannot read /proc/PID/fd of "
 
 	// asNobody starts bin as uid 65534 with the bounding set changed by

@@ -280,9 +280,9 @@ func TestUnreadableFdFolderAsNobody(t *testing.T) {
 		// 1010 (nobody's) plus java's 1004, 1005, 2003, 2004 held by pid 200.
 		`tcpstate_unresolved_sockets{state="close_wait"}`: 5,
 		// Process 201 is readable: its socket 1006 is still java's.
-		`tcpstate_process_connections{process="java",state="close_wait"}`: 1,
-		`tcpstate_connections{family="ipv4",state="close_wait"}`:          4,
-		`tcpstate_scrape_collector_success{collector="process"}`:          1,
+		`tcpstate_process_connections{netns="host",process="java",state="close_wait"}`: 1,
+		`tcpstate_connections{family="ipv4",state="close_wait"}`:                       4,
+		`tcpstate_scrape_collector_success{collector="process"}`:                       1,
 	}
 	for k, v := range want {
 		if m[k] != v {

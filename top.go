@@ -75,6 +75,9 @@ type topRow struct {
 // say.
 type poolUsage struct {
 	closeWait, established float64
+	// closed counts sockets the kernel dropped (reset) while a process
+	// still holds them: they keep their pool slot as CLOSE_WAIT ones do.
+	closed float64
 }
 
 // topView is what one refresh of `top` shows: the same numbers a scrape of
@@ -147,8 +150,13 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 			case "tcpstate_process_remote_close_wait_oldest_seconds":
 				// A first sighting at this very reading is 0 and means
 				// nothing yet; a kernel age is right at once.
+				// Rows add up a route's network namespaces (pods): the
+				// oldest of them counts.
 				if withAges || val > 0 {
-					row(m).OldestSeconds = &val
+					if o := row(m).OldestSeconds; o == nil || val > *o {
+						age := val
+						row(m).OldestSeconds = &age
+					}
 				}
 			case "tcpstate_pool_connections":
 				p := pools[label(m, "pool")]
@@ -161,6 +169,8 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 					p.closeWait += val
 				case "established":
 					p.established += val
+				case "close":
+					p.closed += val
 				}
 			case "tcpstate_connections":
 				switch label(m, "state") {
@@ -199,7 +209,7 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *collector.Config
 			r.Pool, r.PoolMax = want.Name, want.Max
 		}
 		if p := pools[r.Pool]; p != nil && r.Pool != "" {
-			inUse, cw := p.closeWait+p.established, p.closeWait
+			inUse, cw := p.closeWait+p.closed+p.established, p.closeWait
 			r.pool, r.PoolInUse, r.PoolCloseWait = p, &inUse, &cw
 			r.PoolFull = inUse >= float64(r.PoolMax)
 		}
@@ -348,8 +358,12 @@ func (v *topView) render(w io.Writer) {
 		fmt.Fprintf(w, "(%d more rows; --limit shows more)\n", v.Matched-len(v.Rows))
 	}
 	for _, r := range full {
-		fmt.Fprintf(w, "FULL: pool %s holds %.0f connections (%.0f in CLOSE_WAIT, %.0f ESTABLISHED) for a maximum of %d\n",
-			r.Pool, *r.PoolInUse, r.pool.closeWait, r.pool.established, r.PoolMax)
+		closed := ""
+		if r.pool.closed > 0 {
+			closed = fmt.Sprintf(", %.0f in CLOSE (reset, still held)", r.pool.closed)
+		}
+		fmt.Fprintf(w, "FULL: pool %s holds %.0f connections (%.0f in CLOSE_WAIT%s, %.0f ESTABLISHED) for a maximum of %d\n",
+			r.Pool, *r.PoolInUse, r.pool.closeWait, closed, r.pool.established, r.PoolMax)
 	}
 }
 

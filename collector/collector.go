@@ -152,6 +152,7 @@ type Exporter struct {
 	// Logging state: each condition is logged when it starts and when it
 	// ends, not on every scrape.
 	tablesFailing, ownersFailing, deniedWarned bool
+	cgroupsMalformed                           bool
 
 	readings atomic.Uint64
 	// capabilities reads the effective capability set (a test may fake it).
@@ -375,6 +376,14 @@ func (e *Exporter) noteSnapshot(s *Snapshot) {
 			level.Error(e.logger).Log("msg", "cannot map sockets to processes", "err", s.OwnersErr)
 		} else {
 			level.Info(e.logger).Log("msg", "mapping sockets to processes works again")
+		}
+	}
+	if malformed := s.CgroupErr != nil; malformed != e.cgroupsMalformed {
+		e.cgroupsMalformed = malformed
+		if malformed {
+			level.Warn(e.logger).Log("msg", "malformed lines in processes' cgroup files skipped; tcpstate_netns_info may lack a namespace's container or pod", "err", s.CgroupErr)
+		} else {
+			level.Info(e.logger).Log("msg", "processes' cgroup files read cleanly again")
 		}
 	}
 	if t := e.opts.CloseWait; t != nil && !e.capWarned {

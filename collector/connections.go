@@ -4,14 +4,16 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // connectionsCollector counts every socket by family and state.
 type connectionsCollector struct {
-	connections, unknown, netns *prometheus.Desc
-	maxSeries                   int
+	connections, unknown, netns, netnsInfo *prometheus.Desc
+	maxSeries                              int
 }
 
 func newConnectionsCollector(o Options) familyCollector {
 	return &connectionsCollector{
 		netns: prometheus.NewDesc(namespace+"_netns_connections",
 			"TCP sockets by network namespace and state, with --collector.netns: netns is \"host\" for the exporter's own namespace, else the container id or the name of the namespace's first process.", []string{"netns", "state"}, nil),
+		netnsInfo: prometheus.NewDesc(namespace+"_netns_info",
+			"A network namespace's container and Kubernetes pod, from the cgroups of its processes (\"\" where none), with --collector.netns; always 1. Join on netns, then pod_uid with kube_pod_info's uid.", []string{"netns", "container_id", "pod_uid"}, nil),
 		maxSeries: o.MaxSeries,
 		connections: prometheus.NewDesc(namespace+"_connections",
 			"TCP sockets by address family and state.", []string{"family", "state"}, nil),
@@ -60,16 +62,46 @@ func (t *connectionsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error 
 		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, t.unknown[f], family.String())
 	}
 	if t.namespaced && s.Namespaces != nil {
-		byNS := newBoundedFamily[uint16]()
-		for ns := range t.byNS {
-			if ns < len(s.Namespaces) {
-				byNS.addCounts(uint16(ns), &t.byNS[ns])
-			}
-		}
-		folded := byNS.emit(ch, c.netns, c.maxSeries, func(ns uint16) []string { return []string{s.Namespaces[ns]} })
-		ch <- prometheus.MustNewConstMetric(truncatedDesc, prometheus.GaugeValue, float64(folded), namespace+"_netns_connections")
+		t.emitNamespaces(s, ch)
 	}
 	return s.TableErr
+}
+
+// emitNamespaces sends every namespace read, with all eleven states, and
+// its container and pod; each family keeps the --collector.max-series
+// namespaces with the most sockets.
+func (t *connectionsTally) emitNamespaces(s *Snapshot, ch chan<- prometheus.Metric) {
+	c := t.c
+	byNS := newBoundedFamily[uint16]()
+	byNS.everyState = true
+	info := make(map[uint16]*rankedValue, len(s.Namespaces))
+	for ns := range s.Namespaces {
+		counts := new([numStates]float64)
+		if ns < len(t.byNS) {
+			counts = &t.byNS[ns]
+		}
+		byNS.counts[uint16(ns)] = counts
+		v := &rankedValue{value: 1}
+		for _, n := range counts {
+			v.rank += n
+		}
+		info[uint16(ns)] = v
+	}
+	folded := byNS.emit(ch, c.netns, c.maxSeries, func(ns uint16) []string { return []string{s.Namespaces[ns]} })
+	ch <- prometheus.MustNewConstMetric(truncatedDesc, prometheus.GaugeValue, float64(folded), namespace+"_netns_connections")
+	folded = emitFolded(info, c.maxSeries, func(ns uint16) []string {
+		var cg CgroupInfo
+		if int(ns) < len(s.NamespaceCgroups) {
+			cg = s.NamespaceCgroups[ns]
+		}
+		return []string{s.Namespaces[ns], cg.ContainerID, cg.PodUID}
+	},
+		func(v *rankedValue) float64 { return v.rank },
+		func(dst, src *rankedValue) { dst.rank += src.rank; dst.value = 1 },
+		func(labels []string, _ *rankedValue) {
+			ch <- prometheus.MustNewConstMetric(c.netnsInfo, prometheus.GaugeValue, 1, labels...)
+		})
+	ch <- prometheus.MustNewConstMetric(truncatedDesc, prometheus.GaugeValue, float64(folded), namespace+"_netns_info")
 }
 
 func familyIndex(f Family) int {

@@ -147,7 +147,7 @@ func TestFaultLinkChangesTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	route := func(addr, n string) string {
-		return "process=java,remote_address=" + addr + ",remote_port=9000,state=close_wait " + n
+		return "netns=host,process=java,remote_address=" + addr + ",remote_port=9000,state=close_wait " + n
 	}
 	before := render(t, e.Collect)
 	has(before, route("10.1.2.3", "3"), route("10.1.2.4", "1"), "state=close_wait 1")(t)

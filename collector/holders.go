@@ -29,7 +29,7 @@ func (r *routePids) add(sk *Socket, in *sockInfo) {
 	if in.dir != Outbound || in.owner == noOwner || !sk.State.Valid() || !r.states[sk.State] {
 		return
 	}
-	key := routeKey{in.owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+	key := routeKey{processKey{in.owner, sk.NetNS}, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
 	if p := r.pids[key]; !slices.Contains(p, in.pid) {
 		r.pids[key] = append(p, in.pid)
 	}
@@ -56,8 +56,11 @@ func (e *Exporter) GatherRoutes(ctx context.Context) ([]*dto.MetricFamily, map[R
 	out := make(map[Route][]int, len(rp.pids))
 	for k, pids := range rp.pids {
 		r := Route{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
+		// top shows a route once, whatever namespaces (pods) hold it.
 		for _, p := range pids {
-			out[r] = append(out[r], int(p))
+			if !slices.Contains(out[r], int(p)) {
+				out[r] = append(out[r], int(p))
+			}
 		}
 		slices.Sort(out[r])
 	}

@@ -14,8 +14,15 @@ const otherLabel = "other"
 // state, and emits at most maxSeries series: entities are ranked by their
 // total count, largest first, and those that do not fit are summed, per
 // state, into one series whose entity labels read "other".
+//
+// A family with everyState set emits all eleven states of every entity it
+// keeps, zeros included, and keeps at most maxSeries entities (each of
+// eleven series) rather than maxSeries series: that is
+// tcpstate_netns_connections, whose entities are the host's network
+// namespaces, as few as its pods.
 type boundedFamily[K comparable] struct {
-	counts map[K]*[numStates]float64
+	counts     map[K]*[numStates]float64
+	everyState bool
 }
 
 func newBoundedFamily[K comparable]() *boundedFamily[K] {
@@ -68,6 +75,9 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 				e.series++
 			}
 		}
+		if f.everyState {
+			e.series = len(allStates)
+		}
 		ents = append(ents, e)
 	}
 	slices.SortFunc(ents, func(a, b rankedEntity[K]) int {
@@ -80,16 +90,20 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 	var other [numStates]float64
 	emitted, folded := 0, 0
 	for _, e := range ents {
-		if folded > 0 || emitted+e.series > maxSeries {
+		cost := e.series
+		if f.everyState {
+			cost = 1 // the bound counts entities
+		}
+		if folded > 0 || emitted+cost > maxSeries {
 			folded += e.series
 			for s, v := range e.counts {
 				other[s] += v
 			}
 			continue
 		}
-		emitted += e.series
+		emitted += cost
 		for _, s := range allStates {
-			if v := e.counts[s]; v > 0 {
+			if v := e.counts[s]; v > 0 || f.everyState {
 				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(e.labels, stateNames[s])...)
 			}
 		}
@@ -100,7 +114,7 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 			others[i] = otherLabel
 		}
 		for _, s := range allStates {
-			if v := other[s]; v > 0 {
+			if v := other[s]; v > 0 || f.everyState {
 				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(others, stateNames[s])...)
 			}
 		}

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // NamespaceTables reads the TCP tables of every network namespace that has
@@ -22,13 +20,21 @@ import (
 type NamespaceTables struct {
 	Root string
 	own  TableSource
-	// names of the namespaces of the last reading, by Socket.NetNS.
-	names []string
+	// names of the namespaces of the last reading, by Socket.NetNS, and
+	// what their processes' cgroups say of them.
+	names   []string
+	cgroups []CgroupInfo
+	// cgroupErr: the malformed cgroup files of the last reading.
+	cgroupErr error
 }
 
 // namespaceNamer is a table source that reads several network namespaces.
 type namespaceNamer interface {
 	Namespaces() []string
+	// NamespaceCgroups tells, by Socket.NetNS, the container and pod of
+	// each namespace; CgroupErr names the cgroup files that were malformed.
+	NamespaceCgroups() []CgroupInfo
+	CgroupErr() error
 }
 
 // NewNamespaceTables returns a source reading every namespace under root:
@@ -44,9 +50,22 @@ func NewNamespaceTables(root string, own TableSource) *NamespaceTables {
 // lowest pid's cgroup (12 hex digits), or else that process's name.
 func (n *NamespaceTables) Namespaces() []string { return n.names }
 
+// NamespaceCgroups tells, for each namespace of the last reading, the
+// container and Kubernetes pod its processes' cgroups name: those of its
+// lowest pid (a pod's sandbox, the "pause" process, under Kubernetes), or
+// of the next ones when that one names no pod. The host's is empty.
+func (n *NamespaceTables) NamespaceCgroups() []CgroupInfo { return n.cgroups }
+
+// CgroupErr names the malformed lines of the cgroup files read in the last
+// reading, or is nil.
+func (n *NamespaceTables) CgroupErr() error { return n.cgroupErr }
+
+// cgroupPids bounds the processes of a namespace whose cgroup is read.
+const cgroupPids = 3
+
 type netNamespace struct {
 	inode string
-	pid   int
+	pids  []int // the lowest, in order, at most cgroupPids
 }
 
 func (n *NamespaceTables) Stream(ctx context.Context, fn func(*Socket)) error {
@@ -55,15 +74,17 @@ func (n *NamespaceTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	if err != nil {
 		return err
 	}
-	n.names = append(n.names[:0], "host")
-	var problems []error
+	n.names = append(n.names[:0], hostNetns)
+	n.cgroups = append(n.cgroups[:0], CgroupInfo{})
+	n.cgroupErr = nil
+	var problems, cgroupProblems []error
 	if err := n.own.Stream(ctx, fn); err != nil {
 		if errors.Is(err, errRestartReading) {
 			return err
 		}
 		problems = append(problems, err)
 	}
-	seen := map[string]int{"host": 1}
+	seen := map[string]int{hostNetns: 1}
 	var idx uint16
 	streamed := 0
 	tagged := func(s *Socket) {
@@ -76,7 +97,7 @@ func (n *NamespaceTables) Stream(ctx context.Context, fn func(*Socket)) error {
 			break
 		}
 		idx, streamed = uint16(len(n.names)), 0
-		pidRoot := filepath.Join(n.Root, strconv.Itoa(ns.pid))
+		pidRoot := filepath.Join(n.Root, strconv.Itoa(ns.pids[0]))
 		err := NewProcfsTables(pidRoot).Stream(ctx, tagged)
 		if err != nil {
 			if streamed == 0 && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
@@ -88,13 +109,47 @@ func (n *NamespaceTables) Stream(ctx context.Context, fn func(*Socket)) error {
 				problems = append(problems, err)
 			}
 		}
-		name := namespaceName(pidRoot)
+		cg, err := n.namespaceCgroup(ns.pids)
+		if err != nil && len(cgroupProblems) < maxCgroupErrors {
+			cgroupProblems = append(cgroupProblems, err)
+		}
+		name := namespaceName(pidRoot, cg)
 		if seen[name]++; seen[name] > 1 {
 			name = fmt.Sprintf("%s-%d", name, seen[name])
 		}
 		n.names = append(n.names, name)
+		n.cgroups = append(n.cgroups, cg)
 	}
+	n.cgroupErr = errors.Join(cgroupProblems...)
 	return errors.Join(problems...)
+}
+
+// namespaceCgroup reads the cgroups of a namespace's lowest pids until one
+// names a pod. The container is the lowest pid's, which names the
+// namespace. A process that exited meanwhile is skipped.
+func (n *NamespaceTables) namespaceCgroup(pids []int) (CgroupInfo, error) {
+	var out CgroupInfo
+	var problems []error
+	for i, pid := range pids {
+		path := filepath.Join(n.Root, strconv.Itoa(pid), "cgroup")
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		cg, err := ParseCgroup(f, path)
+		f.Close()
+		if err != nil {
+			problems = append(problems, err)
+		}
+		if i == 0 {
+			out.ContainerID = cg.ContainerID
+		}
+		if cg.PodUID != "" {
+			out.PodUID = cg.PodUID
+			break
+		}
+	}
+	return out, errors.Join(problems...)
 }
 
 // discover lists the network namespaces other than own that have a
@@ -109,7 +164,7 @@ func (n *NamespaceTables) discover(own string) ([]netNamespace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing processes in %s: %w", n.Root, err)
 	}
-	lowest := map[string]int{}
+	lowest := map[string][]int{}
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil || pid <= 0 {
@@ -119,45 +174,39 @@ func (n *NamespaceTables) discover(own string) ([]netNamespace, error) {
 		if err != nil || link == own {
 			continue // exited, not ours to read, or the exporter's own
 		}
-		if p, ok := lowest[link]; !ok || pid < p {
-			lowest[link] = pid
-		}
+		lowest[link] = keepLowest(lowest[link], pid)
 	}
 	out := make([]netNamespace, 0, len(lowest))
-	for inode, pid := range lowest {
-		out = append(out, netNamespace{inode, pid})
+	for inode, pids := range lowest {
+		out = append(out, netNamespace{inode, pids})
 	}
-	slices.SortFunc(out, func(a, b netNamespace) int { return a.pid - b.pid })
+	slices.SortFunc(out, func(a, b netNamespace) int { return a.pids[0] - b.pids[0] })
 	return out, nil
 }
 
+// keepLowest adds pid to pids, sorted, keeping the cgroupPids lowest.
+func keepLowest(pids []int, pid int) []int {
+	i, _ := slices.BinarySearch(pids, pid)
+	if i >= cgroupPids {
+		return pids
+	}
+	pids = slices.Insert(pids, i, pid)
+	if len(pids) > cgroupPids {
+		pids = pids[:cgroupPids]
+	}
+	return pids
+}
+
 // namespaceName names a namespace after its lowest process: the container id
-// in its cgroup path (a 64-hex-digit segment, as Docker, containerd and CRI-O
-// name them, shortened to 12), or else its comm.
-func namespaceName(pidRoot string) string {
-	if f, err := os.Open(filepath.Join(pidRoot, "cgroup")); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if id := containerID(sc.Text()); id != "" {
-				return id
-			}
-		}
+// in its cgroup path (as Docker, containerd and CRI-O name them, shortened
+// to 12 hex digits), or else its comm.
+func namespaceName(pidRoot string, cg CgroupInfo) string {
+	if cg.ContainerID != "" {
+		return cg.ContainerID[:12]
 	}
 	comm, err := os.ReadFile(filepath.Join(pidRoot, "comm"))
 	if err != nil {
 		return "unknown"
 	}
 	return processName(comm)
-}
-
-// containerID finds a 64-hex-digit id in a cgroup line such as
-// "0::/system.slice/docker-<id>.scope" or "/kubepods/.../cri-containerd-<id>.scope".
-func containerID(line string) string {
-	for _, seg := range strings.FieldsFunc(line, func(r rune) bool { return r == '/' || r == '-' || r == '.' || r == ':' }) {
-		if len(seg) == 64 && strings.Trim(seg, "0123456789abcdef") == "" {
-			return seg[:12]
-		}
-	}
-	return ""
 }

@@ -24,17 +24,17 @@ type processCollector struct {
 func newProcessCollector(o Options) familyCollector {
 	c := &processCollector{
 		process: prometheus.NewDesc(namespace+"_process_connections",
-			"TCP sockets by the name (comm) of the process holding them and state; a socket held by several processes counts once, for the lowest pid; state close counts sockets the kernel dropped (reset) that the process still holds.", []string{"process", "state"}, nil),
+			"TCP sockets by the name (comm) of the process holding them, its network namespace (netns as in tcpstate_netns_connections) and state; a socket held by several processes counts once, for the lowest pid; state close counts sockets the kernel dropped (reset) that the process still holds.", []string{"process", "netns", "state"}, nil),
 		route: prometheus.NewDesc(namespace+"_process_remote_connections",
-			"Outbound TCP sockets by holding process name, remote address and port, and state (only the states chosen by --collector.process.remote-states).", []string{"process", "remote_address", "remote_port", "state"}, nil),
+			"Outbound TCP sockets by holding process name, network namespace, remote address and port, and state (only the states chosen by --collector.process.remote-states).", []string{"process", "netns", "remote_address", "remote_port", "state"}, nil),
 		unresolved: prometheus.NewDesc(namespace+"_unresolved_sockets",
 			"TCP sockets with an inode whose holding process was not found (fd folders not readable, or the process exited during the scrape), by state.", []string{"state"}, nil),
 		oldest: prometheus.NewDesc(namespace+"_process_remote_close_wait_oldest_seconds",
-			"Age of the oldest dead-but-held socket (CLOSE_WAIT, or CLOSE after the kernel dropped it, aged from CLOSE_WAIT) per holding process and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "remote_address", "remote_port"}, nil),
+			"Age of the oldest dead-but-held socket (CLOSE_WAIT, or CLOSE after the kernel dropped it, aged from CLOSE_WAIT) per holding process, network namespace and remote endpoint: the larger of the kernel's time since the socket last received an ACK (netlink source, exact from the first scrape) and the time since this exporter first saw it in CLOSE_WAIT (the only clock of the procfs source and of other network namespaces); tcpstate_close_wait_age_sockets says which clock the sockets' ages come from.", []string{"process", "netns", "remote_address", "remote_port"}, nil),
 		stuck: prometheus.NewDesc(namespace+"_process_remote_close_wait_stuck_sockets",
-			"Dead-but-held sockets (CLOSE_WAIT, and CLOSE ones the kernel dropped while the process holds them) per holding process and remote endpoint that have been dead for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "remote_address", "remote_port"}, nil),
+			"Dead-but-held sockets (CLOSE_WAIT, and CLOSE ones the kernel dropped while the process holds them) per holding process, network namespace and remote endpoint that have been dead for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "netns", "remote_address", "remote_port"}, nil),
 		unread: prometheus.NewDesc(namespace+"_process_remote_close_wait_unread_sockets",
-			"CLOSE_WAIT sockets per holding process and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "remote_address", "remote_port"}, nil),
+			"CLOSE_WAIT sockets per holding process, network namespace and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "netns", "remote_address", "remote_port"}, nil),
 		truncated:  truncatedDesc,
 		maxSeries:  o.MaxSeries,
 		stuckAfter: o.StuckAfter,
@@ -46,14 +46,21 @@ func newProcessCollector(o Options) familyCollector {
 	return c
 }
 
-type routeKey struct {
+// processKey names a process by name and network namespace: processes of
+// one name in different pods are told apart.
+type processKey struct {
 	process int32
-	remote  netip.AddrPort
+	netns   uint16
+}
+
+type routeKey struct {
+	processKey
+	remote netip.AddrPort
 }
 
 func (c *processCollector) newTally(*Snapshot) tally {
 	return &processTally{c: c,
-		byProcess: newBoundedFamily[int32](),
+		byProcess: newBoundedFamily[processKey](),
 		byRoute:   newBoundedFamily[routeKey](),
 		unread:    map[routeKey]*rankedValue{},
 		ages:      map[routeKey]*closeWaitAge{},
@@ -62,7 +69,7 @@ func (c *processCollector) newTally(*Snapshot) tally {
 
 type processTally struct {
 	c          *processCollector
-	byProcess  *boundedFamily[int32]
+	byProcess  *boundedFamily[processKey]
 	byRoute    *boundedFamily[routeKey]
 	unresolved [numStates]float64
 	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data;
@@ -81,11 +88,12 @@ func (t *processTally) add(sk *Socket, in *sockInfo) {
 		}
 		return
 	}
-	t.byProcess.add(in.owner, sk.State)
+	owner := processKey{in.owner, sk.NetNS}
+	t.byProcess.add(owner, sk.State)
 	if in.dir != Outbound {
 		return
 	}
-	key := routeKey{in.owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+	key := routeKey{owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
 	if t.c.routeStates[sk.State] {
 		t.byRoute.add(key, sk.State)
 	}
@@ -117,10 +125,10 @@ func (t *processTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 	}
 	c := t.c
 	routeLabels := func(k routeKey) []string {
-		return []string{s.OwnerNames[k.process], k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
+		return []string{s.OwnerNames[k.process], s.netnsName(k.netns), k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
 	}
-	folded := t.byProcess.emit(ch, c.process, c.maxSeries, func(p int32) []string {
-		return []string{s.OwnerNames[p]}
+	folded := t.byProcess.emit(ch, c.process, c.maxSeries, func(k processKey) []string {
+		return []string{s.OwnerNames[k.process], s.netnsName(k.netns)}
 	})
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_connections")
 	folded = t.byRoute.emit(ch, c.route, c.maxSeries, routeLabels)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,10 @@ type Snapshot struct {
 	// Namespaces names the network namespaces read, indexed by
 	// Socket.NetNS, when the source reads more than the exporter's own.
 	Namespaces []string
+	// NamespaceCgroups tells the container and pod of each namespace, by
+	// Socket.NetNS; CgroupErr names the malformed cgroup files read.
+	NamespaceCgroups []CgroupInfo
+	CgroupErr        error
 	// namespaced tells whether the source reads several namespaces.
 	namespaced bool
 
@@ -102,6 +107,22 @@ type Snapshot struct {
 	// says why). It is the reader's and valid only while the tables stream.
 	ephemeral    *EphemeralPorts
 	ephemeralErr error
+}
+
+// hostNetns is the netns label of the exporter's own network namespace.
+const hostNetns = "host"
+
+// netnsName is the netns label of a socket's namespace, as
+// tcpstate_netns_connections names it: "host" for the exporter's own
+// (every socket, when the source reads only that one).
+func (s *Snapshot) netnsName(ns uint16) string {
+	if int(ns) < len(s.Namespaces) {
+		return s.Namespaces[ns]
+	}
+	if ns == 0 {
+		return hostNetns
+	}
+	return "unknown"
 }
 
 // maxDeferred bounds the sockets a reading keeps aside when the walk did
@@ -219,7 +240,11 @@ func (r *snapshotReader) read(ctx context.Context, req readRequest) *Snapshot {
 		break
 	}
 	if n, ok := r.tables.(namespaceNamer); ok {
-		s.Namespaces = n.Namespaces()
+		// Cloned: the source reuses them, and scrapes may still be
+		// emitting this reading when the next one begins.
+		s.Namespaces = slices.Clone(n.Namespaces())
+		s.NamespaceCgroups = slices.Clone(n.NamespaceCgroups())
+		s.CgroupErr = n.CgroupErr()
 	}
 	s.TablesDuration = time.Since(start)
 

@@ -72,9 +72,10 @@ var mayBeZero = map[string]string{
 }
 
 // dashboardValues are the values the template variables take in the
-// "selected" pass: the test's job, exporter, client process and pool.
+// "selected" pass: the test's job, exporter, client process, its network
+// namespace and pool.
 type dashboardValues struct {
-	job, instance, process, pool string
+	job, instance, process, netns, pool string
 }
 
 // dashboard is the part of a dashboard's JSON the test reads.
@@ -200,10 +201,10 @@ func promRegexp(v string) string {
 // pool selected.
 func passes(v dashboardValues) map[string]map[string]string {
 	return map[string]map[string]string{
-		"all": {"job": ".*", "instance": ".*", "process": ".*", "pool": ".*"},
+		"all": {"job": ".*", "instance": ".*", "process": ".*", "netns": ".*", "pool": ".*"},
 		"selected": {
 			"job": promRegexp(v.job), "instance": promRegexp(v.instance),
-			"process": promRegexp(v.process), "pool": promRegexp(v.pool),
+			"process": promRegexp(v.process), "netns": promRegexp(v.netns), "pool": promRegexp(v.pool),
 		},
 	}
 }
@@ -282,7 +283,7 @@ var labelValuesQuery = regexp.MustCompile(`^\s*label_values\(\s*(?:(.+?)\s*,\s*)
 // (the label values API) and requires the test's value among the answers.
 func checkVariables(t *testing.T, prom *process, d dashboard, v dashboardValues) {
 	t.Helper()
-	want := map[string]string{"job": v.job, "instance": v.instance, "process": v.process, "pool": v.pool}
+	want := map[string]string{"job": v.job, "instance": v.instance, "process": v.process, "netns": v.netns, "pool": v.pool}
 	selected := passes(v)["selected"]
 	for _, variable := range d.Templating.List {
 		switch variable.Type {

@@ -175,7 +175,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("dashboard queries", func(t *testing.T) {
 		checkDashboards(t, prom, dashboardValues{
-			job: jobName, instance: exp.addr, process: clientComm, pool: poolName,
+			job: jobName, instance: exp.addr, process: clientComm, netns: "host", pool: poolName,
 		})
 	})
 

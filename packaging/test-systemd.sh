@@ -136,7 +136,7 @@ eport=$(free_port)
 inside "sed -i 's/^ARGS=.*/ARGS=\"--web.listen-address=127.0.0.1:$eport\"/' /etc/default/tcpstate_exporter"
 inside 'systemctl enable --now tcpstate_exporter.service' >"$work/enable.log" 2>&1 ||
 	fail "systemctl enable --now failed: $(cat "$work/enable.log"; inside 'systemctl status --no-pager tcpstate_exporter' || true)"
-series="tcpstate_process_remote_connections{process=\"cwclient\",remote_address=\"127.0.0.3\",remote_port=\"$port\",state=\"close_wait\"} 4"
+series="tcpstate_process_remote_connections{netns=\"host\",process=\"cwclient\",remote_address=\"127.0.0.3\",remote_port=\"$port\",state=\"close_wait\"} 4"
 deadline=$((SECONDS + 15))
 until curl -sf "http://127.0.0.1:$eport/metrics" -o "$work/metrics" && grep -q -x -F "$series" "$work/metrics"; do
 	((SECONDS < deadline)) || fail "the service did not attribute the 4 CLOSE_WAIT sockets to cwclient within 15 s: $(inside 'journalctl -u tcpstate_exporter --no-pager | tail -5' || true)"

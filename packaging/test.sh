@@ -384,7 +384,7 @@ value() { # value FILE SERIES: the sample of one exact series, or nothing.
 denied() { grep -o 'processes_denied=[0-9]*' "$1" | cut -d= -f2 || true; }
 warning='cannot read /proc/PID/fd of '
 hint='The exporter lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE'
-route="{process=\"$client\",remote_address=\"127.0.0.2\",remote_port=\"$port\""
+route="{netns=\"host\",process=\"$client\",remote_address=\"127.0.0.2\",remote_port=\"$port\""
 
 # Baseline: how many processes even root cannot read here (a sandbox's
 # PID 1 may refuse everyone); the capable run must do no worse.

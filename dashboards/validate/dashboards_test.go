@@ -44,6 +44,17 @@ const (
 	metricPrefix     = "tcpstate_"
 )
 
+// foreignMetrics are the metrics of other exporters a dashboard may read,
+// each with why. Panels that read them must still show data without them.
+var foreignMetrics = map[string]string{
+	"kube_pod_info": "kube-state-metrics: names the pod of a network namespace (tcpstate_netns_info{pod_uid} = kube_pod_info{uid}); the pod panels fall back to netns without it",
+}
+
+// podInfoDedup is the one aggregation allowed to drop job and instance: it
+// folds kube_pod_info's copies from several kube-state-metrics replicas
+// into one series per pod, which then joins each host's namespaces.
+const podInfoDedup = "max by (uid, namespace, pod)"
+
 // requiredVariables are the template variables every dashboard offers, so
 // links between dashboards can carry them.
 var requiredVariables = []string{"datasource", "job", "instance", "pool", "process"}
@@ -618,7 +629,7 @@ func checkPerHost(where, title, typ, expr string, legendFormat any) []string {
 		return nil // checkPromQL reports it
 	}
 	for _, g := range groupings {
-		if lost := g.drops(hostLabels); len(lost) > 0 {
+		if lost := g.drops(hostLabels); len(lost) > 0 && g.String() != podInfoDedup {
 			out = append(out, fmt.Sprintf("%s: %s drops %s, so hosts are added up: aggregate by (job, instance, ...) or say %q in the title",
 				where, g, strings.Join(lost, " and "), sumsHosts))
 		}
@@ -793,6 +804,7 @@ func checkPromQL(where, expr string, known map[string]bool) []string {
 	var problems []string
 	for _, n := range names {
 		switch {
+		case foreignMetrics[n] != "":
 		case !strings.HasPrefix(n, metricPrefix):
 			problems = append(problems, fmt.Sprintf("%s: unknown metric %s: dashboards use only the exporter's %s* metrics", where, n, metricPrefix))
 		case !known[n]:

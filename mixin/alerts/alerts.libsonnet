@@ -287,7 +287,7 @@ local u = import '../lib/util.libsonnet';
                 and
                 count_over_time(tcpstate_process_remote_connections%(closeWait)s[%(window)s]) > 1
               )
-              unless ignoring (process, remote_address, remote_port, state, pool)
+              unless ignoring (process, netns, remote_address, remote_port, state, pool)
               tcpstate_pool_max_connections%(all)s
             ||| % (s {
                      threshold: u.num(cfg.closeWaitAccumulatingThreshold),
@@ -320,6 +320,8 @@ local u = import '../lib/util.libsonnet';
               two, while vmalert's (MetricsQL) reads a lone first sample as "no
               change", which would start `for` one interval earlier.
               for 15m: the count must stay above 100 and not fall for 15 minutes.
+              One alert per process, network namespace (a pod) and endpoint: two
+              pods running the same client are two alerts.
               Hosts where any pool is declared are left to the pool alerts (the
               pool's own maximum is a better threshold than a fixed 100); if the
               pools collector fails there, this alert covers the host again.

@@ -223,7 +223,7 @@ stop_container() {
 # processes_denied of the missing-capabilities warning, or 0 without it.
 denied() { grep -o 'processes_denied=[0-9]*' "$1" | cut -d= -f2 | grep . || echo 0; }
 
-route="{process=\"$client\",remote_address=\"127.0.0.2\",remote_port=\"$port\""
+route="{netns=\"host\",process=\"$client\",remote_address=\"127.0.0.2\",remote_port=\"$port\""
 warning='cannot read /proc/PID/fd of '
 two='["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"]'
 

@@ -100,7 +100,17 @@ func convert(data []byte, dir string) ([]byte, error) {
 				if expr == nil {
 					return nil, fmt.Errorf("tests[%d].promql_expr_test[%d]: no expr", i, j)
 				}
-				expr.Value = rewriteExpr(expr.Value)
+				rewritten := rewriteExpr(expr.Value)
+				if strings.HasPrefix(rewritten, "sum without (alertgroup) (") {
+					// An aggregation drops the metric name: a sample
+					// expected as ALERTS{...} comes out as {...}.
+					for _, smp := range seq(value(c, "exp_samples")) {
+						if l := value(smp, "labels"); l != nil && strings.HasPrefix(strings.TrimSpace(l.Value), "ALERTS{") {
+							l.Value = strings.TrimPrefix(strings.TrimSpace(l.Value), "ALERTS")
+						}
+					}
+				}
+				expr.Value = rewritten
 				expr.Style = 0
 			}
 		}
@@ -134,6 +144,14 @@ func rewriteExpr(expr string) string {
 		expr = fmt.Sprintf("(%s) - %d", expr, vmalertToolStart)
 	}
 	return expr
+}
+
+// seq returns the items of a sequence node, or nil.
+func seq(n *yaml.Node) []*yaml.Node {
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil
+	}
+	return n.Content
 }
 
 // value returns the value of key in a mapping node, or nil.

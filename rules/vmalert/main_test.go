@@ -43,6 +43,11 @@ tests:
         exp_samples:
           - labels: '{a="b"}'
             value: 60
+      - expr: ALERTS{alertname="A"}
+        eval_time: 1m
+        exp_samples:
+          - labels: 'ALERTS{alertname="A", alertstate="firing"}'
+            value: 1
     alert_rule_test:
       - eval_time: 1m
         alertname: A
@@ -70,11 +75,14 @@ tests:
 	if want := []string{filepath.Clean("/repo/rules/rules.yml"), "/abs/other.yml"}; strings.Join(got.RuleFiles, " ") != strings.Join(want, " ") {
 		t.Errorf("rule_files = %q, want %q", got.RuleFiles, want)
 	}
-	if len(got.Tests) != 1 || got.Tests[0].PromQL != nil || len(got.Tests[0].MetricsQL) != 1 || len(got.Tests[0].Alerts) != 1 {
+	if len(got.Tests) != 1 || got.Tests[0].PromQL != nil || len(got.Tests[0].MetricsQL) != 2 || len(got.Tests[0].Alerts) != 1 {
 		t.Fatalf("tests not converted as expected:\n%s", out)
 	}
 	if e := got.Tests[0].MetricsQL[0]; e.Expr != "(timestamp(x)) - 946684800" || len(e.ExpSamples) != 1 || e.ExpSamples[0]["value"] != 60 {
 		t.Errorf("metricsql_expr_test = %+v, want the shifted expression and the same expected sample", e)
+	}
+	if e := got.Tests[0].MetricsQL[1]; e.Expr != `sum without (alertgroup) (ALERTS{alertname="A"})` || len(e.ExpSamples) != 1 || e.ExpSamples[0]["labels"] != `{alertname="A", alertstate="firing"}` {
+		t.Errorf("metricsql_expr_test = %+v, want the aggregated expression and the expected sample without the metric name it drops", e)
 	}
 	if !strings.Contains(string(out), "# a comment that stays") {
 		t.Errorf("comments lost:\n%s", out)
