@@ -29,11 +29,11 @@ func TestTopOnFixtureTree(t *testing.T) {
 	// CLOSE_WAIT and ESTABLISHED sockets on every route: 6 + 2 of 8.
 	want := `CLOSE_WAIT 6  ESTABLISHED 5  (1 CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
   PROCESS  PIDS               REMOTE  CLOSE_WAIT  ESTABLISHED           POOL  IN USE/MAX  OLDEST
-     java   200        10.1.2.3:9000           3            2  search-engine    8/8 FULL       -
-     java   201        10.1.2.4:9000           1            0  search-engine    8/8 FULL       -
-     java   200  [2001:db8::10]:9000           1            0  search-engine    8/8 FULL       -
+     java   200        10.1.2.3:9000           3            2  search-engine    9/8 FULL       -
+     java   201        10.1.2.4:9000           1            0  search-engine    9/8 FULL       -
+     java   200  [2001:db8::10]:9000           1            0  search-engine    9/8 FULL       -
   python3   300     192.168.1.1:5432           0            1              -           -       -
-FULL: pool search-engine holds 8 connections (6 in CLOSE_WAIT, 2 ESTABLISHED) for a maximum of 8
+FULL: pool search-engine holds 9 connections (6 in CLOSE_WAIT, 1 in CLOSE (reset, still held), 2 ESTABLISHED) for a maximum of 8
 `
 	if out != want {
 		t.Errorf("top printed:\n%s\nwant:\n%s", out, want)

@@ -154,7 +154,7 @@ func TestTopRoutesHonourFiltersAndJSON(t *testing.T) {
 		r := v.Routes[0]
 		if r.Process != "java" || r.Address != "10.1.2.3" || r.Port != 9000 || r.CloseWait != 3 || r.Established != 2 ||
 			len(r.Pids) != 1 || r.Pids[0] != 200 || r.Pool != "search-java-v4" || r.PoolMax != 4 ||
-			r.PoolInUse == nil || *r.PoolInUse != 6 || *r.PoolCloseWait != 4 || !r.PoolFull {
+			r.PoolInUse == nil || *r.PoolInUse != 7 || *r.PoolCloseWait != 4 || !r.PoolFull {
 			t.Errorf("refresh %d: %+v", refresh, r)
 		}
 	}
