@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -21,10 +22,8 @@ import (
 // ports of a destination.
 func TestLiveServerRemnantsAreInbound(t *testing.T) {
 	const n = 15
-	ln, err := net.Listen("tcp4", "127.0.0.9:8099")
-	if err != nil {
-		t.Fatalf("the test needs 127.0.0.9:8099 free: %v", err)
-	}
+	ln, port := listenOnUnusedPort(t, "127.0.0.9", 8099)
+	series := `tcpstate_local_port_connections{local_port="` + port + `",state="time_wait"}`
 	clientPorts := map[string]bool{}
 	for range n {
 		c, err := net.Dial("tcp4", ln.Addr().String())
@@ -47,8 +46,8 @@ func TestLiveServerRemnantsAreInbound(t *testing.T) {
 	for _, source := range []string{"netlink", "procfs"} {
 		t.Run(source, func(t *testing.T) {
 			m := parseExposition(t, mustGet(t, startExporter(t, "--collector.tcp.source="+source)))
-			if v := m[`tcpstate_local_port_connections{local_port="8099",state="time_wait"}`]; v != n {
-				t.Errorf(`tcpstate_local_port_connections{local_port="8099",state="time_wait"} = %v, want %d`, v, n)
+			if v := m[series]; v != n {
+				t.Errorf("%s = %v, want %d", series, v, n)
 			}
 			for series := range m {
 				for p := range clientPorts {
@@ -59,6 +58,48 @@ func TestLiveServerRemnantsAreInbound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listenOnUnusedPort listens on addr at the first port from first on (all
+// outside the ephemeral range) that no TCP socket of this namespace uses as
+// its local port in any state: an earlier run's TIME_WAIT sockets on the
+// same port, alive for a minute, would add to the count under test.
+func listenOnUnusedPort(t *testing.T, addr string, first int) (net.Listener, string) {
+	t.Helper()
+	for port := first; port < first+200; port++ {
+		used, err := localPortUsed(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used {
+			continue
+		}
+		ln, err := net.Listen("tcp4", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		return ln, strconv.Itoa(port)
+	}
+	t.Fatalf("no port from %d to %d free of sockets on %s", first, first+199, addr)
+	return nil, ""
+}
+
+// localPortUsed tells whether /proc/net/tcp or tcp6 lists a socket whose
+// local port is port, in any state.
+func localPortUsed(port int) (bool, error) {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fields := strings.Fields(line); len(fields) > 1 && strings.HasSuffix(fields[1], suffix) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // TestLiveAcceptQueue listens with a backlog of 3 and never accepts: the
