@@ -233,7 +233,7 @@ func (e expectedAlert) check(t *testing.T, a alert) {
 	e.checkLabels(t, a)
 	desc := a.Annotations["description"]
 	for _, want := range []string{
-		fmt.Sprintf("%d sockets of pool %q on %s are in CLOSE_WAIT", closeWait, poolName, e.instance),
+		fmt.Sprintf("%d sockets of pool %q on %s are dead (CLOSE_WAIT, or CLOSE: reset and still held)", closeWait, poolName, e.instance),
 		fmt.Sprintf("the pool's maximum is %d.", poolMax),
 		fmt.Sprintf("process ^%s$", clientComm),
 		fmt.Sprintf("remote port %s (", e.port),
@@ -242,7 +242,7 @@ func (e expectedAlert) check(t *testing.T, a alert) {
 			t.Errorf("description does not contain %q: %q", want, desc)
 		}
 	}
-	if want := fmt.Sprintf("Pool %s on %s is full of CLOSE_WAIT sockets.", poolName, e.instance); a.Annotations["summary"] != want {
+	if want := fmt.Sprintf("Pool %s on %s is full of dead (CLOSE_WAIT or CLOSE) sockets.", poolName, e.instance); a.Annotations["summary"] != want {
 		t.Errorf("summary = %q, want %q", a.Annotations["summary"], want)
 	}
 	if url := a.Annotations["runbook_url"]; !strings.HasSuffix(url, "#tcpstatepoolexhausted") {
