@@ -358,34 +358,34 @@ func (e *Exporter) SampleCloseWait(ctx context.Context, every time.Duration) {
 	}
 }
 
+// logTransition logs when a condition starts (err non-nil, with err) or
+// ends, once each time it changes; *state holds whether it is on.
+func logTransition(state *bool, err error, onLog log.Logger, onMsg string, offLog log.Logger, offMsg string) {
+	on := err != nil
+	if on == *state {
+		return
+	}
+	*state = on
+	if on {
+		onLog.Log("msg", onMsg, "err", err)
+	} else {
+		offLog.Log("msg", offMsg)
+	}
+}
+
 // noteSnapshot logs the snapshot's problems once per condition.
 func (e *Exporter) noteSnapshot(s *Snapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if failing := s.TableErr != nil; failing != e.tablesFailing {
-		e.tablesFailing = failing
-		if failing {
-			level.Error(e.logger).Log("msg", "TCP tables could not be read completely; families from them report success 0 until they can", "err", s.TableErr)
-		} else {
-			level.Info(e.logger).Log("msg", "TCP tables read completely again")
-		}
-	}
-	if failing := s.OwnersErr != nil; failing != e.ownersFailing {
-		e.ownersFailing = failing
-		if failing {
-			level.Error(e.logger).Log("msg", "cannot map sockets to processes", "err", s.OwnersErr)
-		} else {
-			level.Info(e.logger).Log("msg", "mapping sockets to processes works again")
-		}
-	}
-	if malformed := s.CgroupErr != nil; malformed != e.cgroupsMalformed {
-		e.cgroupsMalformed = malformed
-		if malformed {
-			level.Warn(e.logger).Log("msg", "malformed lines in processes' cgroup files skipped; tcpstate_netns_info may lack a namespace's container or pod", "err", s.CgroupErr)
-		} else {
-			level.Info(e.logger).Log("msg", "processes' cgroup files read cleanly again")
-		}
-	}
+	logTransition(&e.tablesFailing, s.TableErr, level.Error(e.logger),
+		"TCP tables could not be read completely; families from them report success 0 until they can",
+		level.Info(e.logger), "TCP tables read completely again")
+	logTransition(&e.ownersFailing, s.OwnersErr, level.Error(e.logger),
+		"cannot map sockets to processes",
+		level.Info(e.logger), "mapping sockets to processes works again")
+	logTransition(&e.cgroupsMalformed, s.CgroupErr, level.Warn(e.logger),
+		"malformed lines in processes' cgroup files skipped; tcpstate_netns_info may lack a namespace's container or pod",
+		level.Info(e.logger), "processes' cgroup files read cleanly again")
 	if t := e.opts.CloseWait; t != nil && !e.capWarned {
 		if _, untracked := t.Tracked(); untracked > 0 {
 			e.capWarned = true

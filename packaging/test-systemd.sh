@@ -149,9 +149,9 @@ uid=$(awk '{ print $2 }' <<<"$status")
 for want in 'CapEff: 0000000000080004' 'CapBnd: 0000000000080004' 'CapAmb: 0000000000080004' 'NoNewPrivs: 1' 'Seccomp: 2'; do
 	[[ $status == *"$want"* ]] || fail "service process: want $want, have $status"
 done
-# The journal goes to a file first: `journalctl | grep -q` lets journalctl
-# die of SIGPIPE at the first match, and under pipefail this check would
-# then pass exactly when the warning is there.
+# The journal goes to a file first: a quiet grep reading journalctl's
+# pipe would let journalctl die of SIGPIPE at the first match, and under
+# pipefail this check would then pass exactly when the warning is there.
 inside 'journalctl -u tcpstate_exporter --no-pager' >"$work/journal" || fail "journalctl failed"
 if grep -F 'cannot read /proc/PID/fd' "$work/journal"; then
 	fail "the service logged that it cannot read other users' /proc/PID/fd (above)"

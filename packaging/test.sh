@@ -192,8 +192,8 @@ check_contents
 # --- 2b. contents under CPU load -----------------------------------------------
 # The same checks, LOAD_ROUNDS times, beside a busy loop on every core (each
 # bounded to 2 minutes, and killed when the rounds end): a check that only
-# passes on an idle machine fails here, not at random in CI. A pipeline such
-# as `rpm -qlp … | grep -q` failed about one run in three under this load.
+# passes on an idle machine fails here, not at random in CI. rpm -qlp piped
+# into a quiet grep failed about one run in three under this load.
 LOAD_ROUNDS=${LOAD_ROUNDS:-10}
 step "2b. package contents again, $LOAD_ROUNDS rounds, beside a busy loop on each of $(nproc) cores"
 busy=()
