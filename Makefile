@@ -33,7 +33,6 @@ JSONNET_LINT    := $(JSONNET_TOOLS)/jsonnet-lint
 export CGO_ENABLED ?= 0
 
 FUZZTIME ?= 20s
-FUZZ_TARGETS := FuzzParseLine FuzzParseSocketLink FuzzParseConfig
 
 .PHONY: all build run test unit race fuzz heavy e2e bench style vet tidy-check golden rules-check dashboards-check clean
 
@@ -82,7 +81,9 @@ bench:
 # prints the failing input and the command that replays it
 # (internal/fuzzreport/fuzz.sh), so that CI's log alone reproduces it.
 fuzz:
-	GO=$(GO) internal/fuzzreport/fuzz.sh collector $(FUZZTIME) $(FUZZ_TARGETS)
+	GO=$(GO) internal/fuzzreport/fuzz.sh collector/tables $(FUZZTIME) FuzzParseLine
+	GO=$(GO) internal/fuzzreport/fuzz.sh collector/owners $(FUZZTIME) FuzzParseSocketLink
+	GO=$(GO) internal/fuzzreport/fuzz.sh collector/config $(FUZZTIME) FuzzParseConfig
 
 # The rule pack with Debian's promtool (2.x, installed if missing), with a
 # pinned Prometheus 3 promtool built from the Go module proxy, and the same

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+	"github.com/tcpstate-exporter/tcpstate_exporter/top"
 )
 
 // serveOnlyFlags are the flags only serving uses, hidden from `top --help`.
@@ -46,7 +48,7 @@ type options struct {
 	webFlags    *web.FlagConfig
 	selection   *collector.Selection
 
-	top                    topOptions
+	top                    top.Options
 	countSet, intervalSet  bool
 	topProcess, topAddress string
 	topPort                int
@@ -68,7 +70,7 @@ func newApp() (*kingpin.Application, *options) {
 	intFlag(app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4"), &o.workers, 1, 1024, "1 to 1024")
 	durationFlag(app.Flag("collector.close-wait.stuck-after", "A socket in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck_sockets).").Default("5m"), &o.stuckAfter, time.Second, false, "1s or more")
 	intFlag(app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose first sighting is remembered (about 50 bytes each); beyond it a socket keeps only its kernel age, if the source gives one. Also bounds the routes remembered for sockets the kernel may drop while a process holds them (state close, about 126 bytes each). 0 turns CLOSE_WAIT ages and remembered routes off.").Default("100000"), &o.maxTracked, 0, maxInt, "0 (no ages) or more")
-	app.Flag("collector.tcp.source", "Where to read the TCP tables of the exporter's own network namespace: auto (netlink sock_diag, falling back to procfs with one log line), netlink, or procfs (/proc/net/tcp and tcp6 under --path.procfs).").Default(collector.SourceAuto).StringVar(&o.tcpSource)
+	app.Flag("collector.tcp.source", "Where to read the TCP tables of the exporter's own network namespace: auto (netlink sock_diag, falling back to procfs with one log line), netlink, or procfs (/proc/net/tcp and tcp6 under --path.procfs).").Default(tables.SourceAuto).StringVar(&o.tcpSource)
 	app.Flag("collector.netns", "Read the TCP tables of every network namespace that has a process (containers), not only the exporter's own; adds tcpstate_netns_connections. Costs one readlink per process and one table read per other namespace.").Default("true").BoolVar(&o.netns)
 	durationFlag(app.Flag("collector.close-wait.sample-interval", "Also read the tables this often between scrapes (at least 1s), so CLOSE_WAIT ages are finer than the scrape interval; 0 (the default) reads only on scrapes.").Default("0"), &o.sampleEvery, time.Second, true, "0 (off) or 1s or more")
 	app.Flag("log.level", "Only log messages with the given severity or above. One of: [debug, info, warn, error]. `top` logs only errors unless this is given.").Default("info").IsSetByUser(&o.logLevelSet).StringVar(&o.logLevel)
@@ -78,12 +80,12 @@ func newApp() (*kingpin.Application, *options) {
 
 	app.Command("serve", "Serve the metrics over HTTP (the default).").Default()
 	topCmd := app.Command("top", "Print the processes holding the most CLOSE_WAIT sockets, per remote endpoint, and exit: the numbers of one scrape, as a table.")
-	intFlag(topCmd.Flag("limit", "Rows to print; 0 prints all.").Default("20"), &o.top.limit, 0, maxInt, "0 (all) or more")
-	topCmd.Flag("watch", "Refresh the table until interrupted.").BoolVar(&o.top.watch)
-	durationFlag(topCmd.Flag("interval", "Time between refreshes with --watch; at least 100ms.").Default("2s").IsSetByUser(&o.intervalSet), &o.top.interval, minWatchInterval, false, "100ms or more")
-	intFlag(topCmd.Flag("count", "With --watch, stop after this many refreshes; 0 means never.").Default("0").IsSetByUser(&o.countSet), &o.top.count, 0, maxInt, "0 (never stop) or more")
-	topCmd.Flag("sockets", "List CLOSE_WAIT sockets one by one, oldest first: pid, process, local and remote address, age and its clock, unread bytes, pool.").BoolVar(&o.top.sockets)
-	topCmd.Flag("output", "table, or json for scripts (one object per refresh).").Default("table").StringVar(&o.top.output)
+	intFlag(topCmd.Flag("limit", "Rows to print; 0 prints all.").Default("20"), &o.top.Limit, 0, maxInt, "0 (all) or more")
+	topCmd.Flag("watch", "Refresh the table until interrupted.").BoolVar(&o.top.Watch)
+	durationFlag(topCmd.Flag("interval", "Time between refreshes with --watch; at least 100ms.").Default("2s").IsSetByUser(&o.intervalSet), &o.top.Interval, minWatchInterval, false, "100ms or more")
+	intFlag(topCmd.Flag("count", "With --watch, stop after this many refreshes; 0 means never.").Default("0").IsSetByUser(&o.countSet), &o.top.Count, 0, maxInt, "0 (never stop) or more")
+	topCmd.Flag("sockets", "List CLOSE_WAIT sockets one by one, oldest first: pid, process, local and remote address, age and its clock, unread bytes, pool.").BoolVar(&o.top.Sockets)
+	topCmd.Flag("output", "table, or json for scripts (one object per refresh).").Default("table").StringVar(&o.top.Output)
 	topCmd.Flag("process", "Only routes (with --sockets: sockets) whose process name (comm) matches this regexp.").StringVar(&o.topProcess)
 	topCmd.Flag("remote-address", "Only routes (with --sockets: sockets) toward this IP address or CIDR.").StringVar(&o.topAddress)
 	intFlag(topCmd.Flag("remote-port", "Only routes (with --sockets: sockets) toward this port."), &o.topPort, 1, 65535, "a port from 1 to 65535")

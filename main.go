@@ -15,6 +15,10 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/owners"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+	"github.com/tcpstate-exporter/tcpstate_exporter/top"
 )
 
 const (
@@ -65,14 +69,14 @@ func run(args []string) int {
 	}
 	// Before any /proc/PID/fd is read; the image's binary has its
 	// capabilities permitted but not yet effective.
-	collector.RaiseFdCapabilities(logger)
+	owners.RaiseFdCapabilities(logger)
 
 	exporter, cfg, code := newExporter(o, logger)
 	if exporter == nil {
 		return code
 	}
 	if isTop {
-		return top(o, exporter, cfg)
+		return runTop(o, exporter, cfg)
 	}
 	return serve(o, exporter, cfg, logger, slogger)
 }
@@ -92,20 +96,20 @@ func newExporter(o *options, logger log.Logger) (*collector.Exporter, *configHol
 		return nil, nil, 1
 	}
 
-	var tracker *collector.CloseWaitTracker
+	var tracker *snapshot.CloseWaitTracker
 	if o.maxTracked > 0 {
-		tracker = collector.NewCloseWaitTracker(o.maxTracked)
+		tracker = snapshot.NewCloseWaitTracker(o.maxTracked)
 	}
-	tables, err := collector.NewTableSource(o.tcpSource, o.procRoot, logger)
+	src, err := tables.NewTableSource(o.tcpSource, o.procRoot, logger)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
 		return nil, nil, 2
 	}
 	if o.netns {
-		tables = collector.NewNamespaceTables(o.procRoot, tables)
+		src = tables.NewNamespaceTables(o.procRoot, src)
 	}
 	exporter, err := collector.NewExporter(collector.Options{
-		Tables:      tables,
+		Tables:      src,
 		ProcRoot:    o.procRoot,
 		MaxSeries:   o.maxSeries,
 		RouteStates: states,
@@ -122,9 +126,9 @@ func newExporter(o *options, logger log.Logger) (*collector.Exporter, *configHol
 	return exporter, cfg, 0
 }
 
-// top runs `tcpstate_exporter top` with its flags.
-func top(o *options, exporter *collector.Exporter, cfg *configHolder) int {
-	if err := oneOf("--output", o.top.output, "table", "json"); err != nil {
+// runTop runs `tcpstate_exporter top` with its flags.
+func runTop(o *options, exporter *collector.Exporter, cfg *configHolder) int {
+	if err := oneOf("--output", o.top.Output, "table", "json"); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 		return 2
 	}
@@ -133,20 +137,20 @@ func top(o *options, exporter *collector.Exporter, cfg *configHolder) int {
 		set  bool
 		name string
 	}{{o.countSet, "--count"}, {o.intervalSet, "--interval"}} {
-		if f.set && !o.top.watch {
+		if f.set && !o.top.Watch {
 			fmt.Fprintf(os.Stderr, "%s top: %s needs --watch (without it top prints once)\n", programName, f.name)
 			return 2
 		}
 	}
 	var err error
-	if o.top.filter, err = parseSocketFilter(o.topProcess, o.topAddress, o.topPort, o.topPool); err != nil {
+	if o.top.Filter, err = top.ParseSocketFilter(o.topProcess, o.topAddress, o.topPort, o.topPool); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o.top.terminal = isTerminal(os.Stdout)
-	if err := runTop(ctx, exporter, cfg.current, o.top, os.Stdout); err != nil {
+	o.top.Terminal = top.IsTerminal(os.Stdout)
+	if err := top.Run(ctx, exporter, cfg.current, o.top, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 		return 1
 	}

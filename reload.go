@@ -8,7 +8,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
 )
 
 // configHolder keeps the current pool configuration, swaps in a new one
@@ -18,7 +18,7 @@ type configHolder struct {
 	logger log.Logger
 
 	mu          sync.Mutex
-	cfg         *collector.Config
+	cfg         *config.Config
 	ok          bool
 	lastSuccess time.Time
 }
@@ -31,10 +31,10 @@ var (
 )
 
 func (h *configHolder) load() error {
-	cfg := &collector.Config{}
+	cfg := &config.Config{}
 	if h.path != "" {
 		var err error
-		if cfg, err = collector.LoadConfig(h.path); err != nil {
+		if cfg, err = config.LoadConfig(h.path); err != nil {
 			h.mu.Lock()
 			h.ok = false
 			h.mu.Unlock()
@@ -62,7 +62,7 @@ func (h *configHolder) reload(trigger string) error {
 	return nil
 }
 
-func (h *configHolder) current() *collector.Config {
+func (h *configHolder) current() *config.Config {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.cfg

@@ -5,7 +5,7 @@
 // It runs, in one go:
 //
 //   - the Go benchmarks of the parsers and of a whole scrape on generated
-//     tables (go test -bench in ./collector, 1 000 to 1 000 000 lines, made
+//     tables (go test -bench in ./collector/..., 1 000 to 1 000 000 lines, made
 //     in a temporary folder);
 //   - the netlink library comparison (bench/nlcompare, a module of its own);
 //   - the real-socket benchmark: it holds N loopback sockets (spread over
@@ -39,7 +39,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 )
 
 func main() {
@@ -156,7 +156,7 @@ func (b *bench) run() error {
 	}
 	if b.o.goBench {
 		b.logf("Go benchmarks on generated tables (go test -bench, -benchtime %s)", b.o.benchtime)
-		out, err := b.command("go", "test", "-run", "^$", "-bench", "ProcfsTables|NetlinkParse|Scrape", "-benchmem", "-benchtime", b.o.benchtime, "./collector")
+		out, err := b.command("go", "test", "-run", "^$", "-bench", "ProcfsTables|NetlinkParse|Scrape", "-benchmem", "-benchtime", b.o.benchtime, "./collector/...")
 		if err != nil {
 			return fmt.Errorf("go test -bench: %w\n%s", err, out)
 		}
@@ -235,7 +235,7 @@ func (b *bench) build() error {
 	}
 	help, _ := b.command(b.bins.exporter, "--help")
 	if !strings.Contains(help, "--collector.tcp.source") {
-		return errors.New("the exporter has no --collector.tcp.source flag: main.go must pass collector.NewTableSource to Options.Tables (see docs/performance.md)")
+		return errors.New("the exporter has no --collector.tcp.source flag: main.go must pass tables.NewTableSource to Options.Tables (see docs/performance.md)")
 	}
 	for _, tool := range []string{"ss", "cat"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -398,7 +398,7 @@ func (b *bench) releaseHelpers() {
 // countSockets counts the lines of both TCP tables, through netlink.
 func countSockets() int {
 	n := 0
-	if err := collector.NewNetlinkTables().Stream(context.Background(), func(*collector.Socket) { n++ }); err != nil {
+	if err := tables.NewNetlinkTables().Stream(context.Background(), func(*tables.Socket) { n++ }); err != nil {
 		return 0
 	}
 	return n
@@ -407,8 +407,8 @@ func countSockets() int {
 // countCloseWait counts the CLOSE_WAIT sockets, and those a dump gave a
 // kernel age.
 func countCloseWait() (closeWait, aged int) {
-	_ = (&collector.NetlinkTables{AgesInDump: true}).Stream(context.Background(), func(s *collector.Socket) {
-		if s.State == collector.StateCloseWait {
+	_ = (&tables.NetlinkTables{AgesInDump: true}).Stream(context.Background(), func(s *tables.Socket) {
+		if s.State == tables.StateCloseWait {
 			closeWait++
 			if s.HasAckAge {
 				aged++
@@ -421,19 +421,19 @@ func countCloseWait() (closeWait, aged int) {
 // timeDump times one netlink reading of every socket, in this process,
 // with the CLOSE_WAIT sockets' kernel ages dumped or not.
 func timeDump(ages bool) (time.Duration, string, error) {
-	src := &collector.NetlinkTables{AgesInDump: ages}
+	src := &tables.NetlinkTables{AgesInDump: ages}
 	start := time.Now()
-	err := src.Stream(context.Background(), func(*collector.Socket) {})
+	err := src.Stream(context.Background(), func(*tables.Socket) {})
 	return time.Since(start), "", err
 }
 
 // timeAgeLookups times looking up every CLOSE_WAIT socket's kernel age one
 // by one (the sockets listed by a plain dump first, not timed).
 func timeAgeLookups() (time.Duration, string, error) {
-	src := collector.NewNetlinkTables()
-	var socks []*collector.Socket
-	err := src.Stream(context.Background(), func(s *collector.Socket) {
-		if s.State == collector.StateCloseWait {
+	src := tables.NewNetlinkTables()
+	var socks []*tables.Socket
+	err := src.Stream(context.Background(), func(s *tables.Socket) {
+		if s.State == tables.StateCloseWait {
 			c := *s
 			socks = append(socks, &c)
 		}

@@ -628,7 +628,7 @@ func (r *report) markdown(png string) string {
 	}
 
 	if len(r.goBench) > 0 {
-		w("\n## Go benchmarks on generated tables\n\n`go test -run '^$' -bench 'ProcfsTables|NetlinkParse|Scrape' -benchmem ./collector`: tables of N lines generated in a temporary folder (20 listeners; inbound and outbound connections in realistic states; one in ten IPv6). `ProcfsTables` reads both files, `NetlinkParse` parses sock_diag answers already in memory (the exporter's share of a netlink reading), `Scrape` is a whole scrape of every collector from the procfs tree, its metrics drained as an HTTP scrape would.\n\n")
+		w("\n## Go benchmarks on generated tables\n\n`go test -run '^$' -bench 'ProcfsTables|NetlinkParse|Scrape' -benchmem ./collector/...`: tables of N lines generated in a temporary folder (20 listeners; inbound and outbound connections in realistic states; one in ten IPv6). `ProcfsTables` reads both files, `NetlinkParse` parses sock_diag answers already in memory (the exporter's share of a netlink reading), `Scrape` is a whole scrape of every collector from the procfs tree, its metrics drained as an HTTP scrape would.\n\n")
 		w("| benchmark | ns/op | ns/socket | B/op | allocs/op | allocs/op per line |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, l := range r.goBench {
 			n := linesOf(l.name)
@@ -640,7 +640,7 @@ func (r *report) markdown(png string) string {
 		}
 	}
 	if len(r.nlCompare) > 0 {
-		w("\n## Choosing the netlink library\n\n`cd bench/nlcompare && go test -bench . -benchmem` (medians of 3 runs): each way dumps every TCP socket of both families with the exporter's request (all states, no extensions) and converts it to a `collector.Socket`; its test checks that all ways read the same sockets. The benchmark holds 8 000 loopback connections of its own, besides the sockets held above at the time.\n\n")
+		w("\n## Choosing the netlink library\n\n`cd bench/nlcompare && go test -bench . -benchmem` (medians of 3 runs): each way dumps every TCP socket of both families with the exporter's request (all states, no extensions) and converts it to a `tables.Socket`; its test checks that all ways read the same sockets. The benchmark holds 8 000 loopback connections of its own, besides the sockets held above at the time.\n\n")
 		w("| way | ns/op | ns/socket | sockets | B/op | allocs/op |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, l := range medianLines(r.nlCompare) {
 			w("| %s | %.0f | %.0f | %.0f | %.0f | %.0f |\n", strings.TrimPrefix(l.name, "BenchmarkDump/"), l.values["ns/op"], l.values["ns/socket"], l.values["sockets"], l.values["B/op"], l.values["allocs/op"])

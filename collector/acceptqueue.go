@@ -3,6 +3,9 @@ package collector
 import (
 	"strconv"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,7 +18,7 @@ type acceptQueueCollector struct {
 	maxSeries                int
 }
 
-func newAcceptQueueCollector(o Options) familyCollector {
+func newAcceptQueueCollector(o Options) snapshot.View {
 	return &acceptQueueCollector{
 		length: prometheus.NewDesc(namespace+"_accept_queue_sockets",
 			"Connections waiting for accept() on listening TCP sockets, summed over the listeners of a local port.", []string{"local_port"}, nil),
@@ -26,7 +29,7 @@ func newAcceptQueueCollector(o Options) familyCollector {
 	}
 }
 
-func (c *acceptQueueCollector) newTally(*Snapshot) tally {
+func (c *acceptQueueCollector) NewTally(*snapshot.Snapshot) snapshot.Tally {
 	return &acceptQueueTally{c: c, ports: map[uint16]*acceptQueue{}}
 }
 
@@ -43,8 +46,8 @@ type acceptQueueTally struct {
 	ports map[uint16]*acceptQueue
 }
 
-func (t *acceptQueueTally) add(sk *Socket, _ *sockInfo) {
-	if sk.State != StateListen {
+func (t *acceptQueueTally) Add(sk *tables.Socket, _ *snapshot.SockInfo) {
+	if sk.State != tables.StateListen {
 		return
 	}
 	q := t.ports[sk.Local.Port()]
@@ -60,9 +63,9 @@ func (t *acceptQueueTally) add(sk *Socket, _ *sockInfo) {
 	}
 }
 
-// emit sends both families for the same ports: the longest queues first,
+// Emit sends both families for the same ports: the longest queues first,
 // the rest summed into local_port="other".
-func (t *acceptQueueTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (t *acceptQueueTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) error {
 	c := t.c
 	rank := func(q *acceptQueue) float64 { return q.length }
 	folded := emitFolded(t.ports, c.maxSeries, func(p uint16) []string { return []string{strconv.Itoa(int(p))} }, rank,

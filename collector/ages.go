@@ -3,6 +3,8 @@ package collector
 import (
 	"time"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,14 +19,14 @@ type closeWaitAge struct {
 	known  bool    // whether any socket of the group has an age
 }
 
-func (a *closeWaitAge) add(in *sockInfo, stuckAfter time.Duration) {
+func (a *closeWaitAge) add(in *snapshot.SockInfo, stuckAfter time.Duration) {
 	a.count++
-	if in.ageSource == AgeNone {
+	if in.AgeSource == snapshot.AgeNone {
 		return
 	}
 	a.known = true
-	a.oldest = max(a.oldest, in.age.Seconds())
-	if in.age > stuckAfter {
+	a.oldest = max(a.oldest, in.Age.Seconds())
+	if in.Age > stuckAfter {
 		a.stuck++
 	}
 }

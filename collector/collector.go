@@ -1,7 +1,8 @@
-// Package collector reads the kernel's TCP tables once per scrape into a
-// Snapshot and exposes metric families as views of it. The data flows
-// source (TableSource) → Snapshot (classified, attributed to processes) →
-// families (one familyCollector each, switched by --collector.NAME) → HTTP.
+// Package collector is the last stage of a scrape: the metric families, each
+// a view of one reading (a snapshot.View, switched by --collector.NAME), and
+// the Exporter that takes readings and serves them to Prometheus. The data
+// flows tables (the sockets) and owners (their processes) → snapshot (one
+// reading, each socket counted by every view's tally) → these views → HTTP.
 package collector
 
 import (
@@ -12,6 +13,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/owners"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log"
@@ -35,26 +41,18 @@ type Options struct {
 	// MaxSeries bounds each per-port, per-process and per-route family.
 	MaxSeries int
 	// RouteStates are the states tcpstate_process_remote_connections reports.
-	RouteStates []State
+	RouteStates []tables.State
 	// Config returns the current pool configuration; nil means no pools.
-	Config func() *Config
+	Config func() *config.Config
 	// Workers bounds the parallel walk of /proc/PID/fd.
 	Workers int
 	// Tables overrides the table source; nil reads procfs under ProcRoot.
-	Tables TableSource
+	Tables tables.TableSource
 	// CloseWait, when set, tracks how long sockets stay in CLOSE_WAIT;
 	// StuckAfter is the age from which one counts as stuck.
-	CloseWait  *CloseWaitTracker
+	CloseWait  *snapshot.CloseWaitTracker
 	StuckAfter time.Duration
 	Logger     log.Logger
-}
-
-// familyCollector is one switchable group of metric families, a view of a
-// reading: its tally counts the sockets as they stream, and emits what it
-// can, returning an error when the reading was incomplete for it.
-type familyCollector interface {
-	// newTally returns an empty tally for one reading of s.
-	newTally(s *Snapshot) tally
 }
 
 type collectorEntry struct {
@@ -63,7 +61,7 @@ type collectorEntry struct {
 	help      string
 	// needsOwners tells whether the family needs the /proc/PID/fd walk.
 	needsOwners func(Options) bool
-	factory     func(Options) familyCollector
+	factory     func(Options) snapshot.View
 }
 
 func always(Options) bool { return true }
@@ -135,7 +133,7 @@ func Names() []string {
 
 type enabledCollector struct {
 	entry     collectorEntry
-	collector familyCollector
+	collector snapshot.View
 }
 
 // Exporter reads one snapshot per scrape, shared by concurrent scrapes, and
@@ -143,8 +141,8 @@ type enabledCollector struct {
 type Exporter struct {
 	opts       Options
 	collectors []*enabledCollector
-	views      []familyCollector // the collectors', in order
-	reader     snapshotReader
+	views      []snapshot.View // the collectors', in order
+	reader     snapshot.Reader
 	logger     log.Logger
 
 	mu       sync.Mutex // guards inflight and the logging state below
@@ -165,7 +163,7 @@ type Exporter struct {
 
 type flight struct {
 	done chan struct{}
-	snap *Snapshot
+	snap *snapshot.Snapshot
 }
 
 // NewExporter builds the named collectors.
@@ -174,7 +172,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		o.Logger = log.NewNopLogger()
 	}
 	if o.Config == nil {
-		o.Config = func() *Config { return nil }
+		o.Config = func() *config.Config { return nil }
 	}
 	if o.MaxSeries < 1 {
 		return nil, fmt.Errorf("--collector.max-series must be at least 1, got %d", o.MaxSeries)
@@ -183,19 +181,19 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		o.Workers = 1
 	}
 	if o.Tables == nil {
-		o.Tables = NewProcfsTables(o.ProcRoot)
+		o.Tables = tables.NewProcfsTables(o.ProcRoot)
 	}
-	var routes *HeldRoutes
+	var routes *snapshot.HeldRoutes
 	if o.CloseWait != nil {
 		// The routes of sockets that may end held share the CLOSE_WAIT
 		// tracker's bound.
-		routes = NewHeldRoutes(o.CloseWait.maxTracked)
+		routes = snapshot.NewHeldRoutes(o.CloseWait.MaxTracked)
 	}
 	e := &Exporter{
 		opts:         o,
 		logger:       o.Logger,
-		capabilities: effectiveCapabilities,
-		reader:       snapshotReader{procRoot: o.ProcRoot, tables: o.Tables, owners: &SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, tracker: o.CloseWait, needDumpAges: true, config: o.Config},
+		capabilities: owners.EffectiveCapabilities,
+		reader:       snapshot.Reader{ProcRoot: o.ProcRoot, Tables: o.Tables, Owners: &owners.SocketOwners{Root: o.ProcRoot, Workers: o.Workers}, Tracker: o.CloseWait, NeedDumpAges: true, Config: o.Config},
 		duration: prometheus.NewDesc(namespace+"_scrape_collector_duration_seconds",
 			"Time a collector took to send its families from the reading's counts (the counting happens as the tables stream, in tcpstate_snapshot_duration_seconds{stage=\"tables\"}).", []string{"collector"}, nil),
 		success: prometheus.NewDesc(namespace+"_scrape_collector_success",
@@ -211,7 +209,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
 			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck_sockets families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
-	e.reader.routes = routes
+	e.reader.Routes = routes
 	want := map[string]bool{}
 	for _, n := range enabled {
 		want[n] = true
@@ -267,7 +265,7 @@ func (e *Exporter) CollectContext(ctx context.Context, ch chan<- prometheus.Metr
 
 // emit sends a snapshot's families and every collector's duration and
 // success.
-func (e *Exporter) emit(s *Snapshot, ch chan<- prometheus.Metric) {
+func (e *Exporter) emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.TablesDuration.Seconds(), "tables")
 	ch <- prometheus.MustNewConstMetric(e.stage, prometheus.GaugeValue, s.OwnersDuration.Seconds(), "owners")
 	ch <- prometheus.MustNewConstMetric(e.readingsDesc, prometheus.CounterValue, float64(e.readings.Load()))
@@ -275,13 +273,13 @@ func (e *Exporter) emit(s *Snapshot, ch chan<- prometheus.Metric) {
 		tracked, _ := t.Tracked()
 		ch <- prometheus.MustNewConstMetric(e.trackedDesc, prometheus.GaugeValue, float64(tracked))
 		for src, n := range t.Sources() {
-			ch <- prometheus.MustNewConstMetric(e.ageSourceDesc, prometheus.GaugeValue, float64(n), AgeSource(src).String())
+			ch <- prometheus.MustNewConstMetric(e.ageSourceDesc, prometheus.GaugeValue, float64(n), snapshot.AgeSource(src).String())
 		}
 		ch <- prometheus.MustNewConstMetric(e.stuckAfterDesc, prometheus.GaugeValue, e.opts.StuckAfter.Seconds())
 	}
 	for i, c := range e.collectors {
 		start := time.Now()
-		err := s.tallies[i].emit(s, ch)
+		err := s.Tallies[i].Emit(s, ch)
 		ch <- prometheus.MustNewConstMetric(e.duration, prometheus.GaugeValue, time.Since(start).Seconds(), c.entry.name)
 		ok := 1.0
 		if err != nil {
@@ -305,13 +303,13 @@ func (e *Exporter) needsOwners() bool {
 // /proc/PID/fd even when no enabled collector needs it, and listCloseWait
 // lists the CLOSE_WAIT sockets (a reading already under way is shared as
 // it is).
-func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool) *Snapshot {
-	return e.read(ctx, readRequest{withOwners: withOwners, closeWait: listCloseWait})
+func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool) *snapshot.Snapshot {
+	return e.read(ctx, snapshot.Request{WithOwners: withOwners, CloseWait: listCloseWait})
 }
 
 // read takes a snapshot with what req asks beyond the enabled views (which
 // it sets), or shares a reading under way.
-func (e *Exporter) read(ctx context.Context, req readRequest) *Snapshot {
+func (e *Exporter) read(ctx context.Context, req snapshot.Request) *snapshot.Snapshot {
 	e.mu.Lock()
 	if f := e.inflight; f != nil {
 		e.mu.Unlock()
@@ -329,8 +327,8 @@ func (e *Exporter) read(ctx context.Context, req readRequest) *Snapshot {
 		timeout = time.Until(d)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	req.views, req.withOwners = e.views, req.withOwners || e.needsOwners()
-	f.snap = e.reader.read(rctx, req)
+	req.Views, req.WithOwners = e.views, req.WithOwners || e.needsOwners()
+	f.snap = e.reader.Read(rctx, req)
 	cancel()
 	e.readings.Add(1)
 	e.noteSnapshot(f.snap)
@@ -374,7 +372,7 @@ func logTransition(state *bool, err error, onLog log.Logger, onMsg string, offLo
 }
 
 // noteSnapshot logs the snapshot's problems once per condition.
-func (e *Exporter) noteSnapshot(s *Snapshot) {
+func (e *Exporter) noteSnapshot(s *snapshot.Snapshot) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	logTransition(&e.tablesFailing, s.TableErr, level.Error(e.logger),
@@ -397,9 +395,9 @@ func (e *Exporter) noteSnapshot(s *Snapshot) {
 		eff, err := e.capabilities()
 		var missing []string
 		if err == nil {
-			missing = missingFdCapabilities(eff)
+			missing = owners.MissingFdCapabilities(eff)
 		}
-		level.Warn(e.logger).Log("msg", deniedMessage(s.DeniedPIDs, s.DeniedErr, missing, err == nil),
+		level.Warn(e.logger).Log("msg", owners.DeniedMessage(s.DeniedPIDs, s.DeniedErr, missing, err == nil),
 			"processes_denied", s.DeniedProcesses, "capabilities_missing", strings.Join(missing, ","))
 	}
 }

@@ -7,18 +7,21 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 )
 
 // gatedTables reads the fixture tables, but only once released, so that a
 // test can make scrapes overlap.
 type gatedTables struct {
-	inner   TableSource
+	inner   tables.TableSource
 	started chan struct{}
 	release chan struct{}
 	reads   atomic.Int32
 }
 
-func (g *gatedTables) Stream(ctx context.Context, fn func(*Socket)) error {
+func (g *gatedTables) Stream(ctx context.Context, fn func(*tables.Socket)) error {
 	if g.reads.Add(1) == 1 {
 		close(g.started)
 	}
@@ -27,18 +30,18 @@ func (g *gatedTables) Stream(ctx context.Context, fn func(*Socket)) error {
 }
 
 func fixtureOptions(t *testing.T) Options {
-	cfg, err := LoadConfig("../testdata/config.yml")
+	cfg, err := config.LoadConfig("../testdata/config.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Options{ProcRoot: "../testdata/proc", MaxSeries: 1000, RouteStates: []State{StateCloseWait, StateEstablished},
-		Config: func() *Config { return cfg }, Workers: 2}
+	return Options{ProcRoot: "../testdata/proc", MaxSeries: 1000, RouteStates: []tables.State{tables.StateCloseWait, tables.StateEstablished},
+		Config: func() *config.Config { return cfg }, Workers: 2}
 }
 
 func TestConcurrentScrapesShareOneReading(t *testing.T) {
 	t.Parallel()
 	o := fixtureOptions(t)
-	gate := &gatedTables{inner: NewProcfsTables(o.ProcRoot), started: make(chan struct{}), release: make(chan struct{})}
+	gate := &gatedTables{inner: tables.NewProcfsTables(o.ProcRoot), started: make(chan struct{}), release: make(chan struct{})}
 	o.Tables = gate
 	e, err := NewExporter(o, Names())
 	if err != nil {
@@ -90,7 +93,7 @@ func TestConcurrentScrapesShareOneReading(t *testing.T) {
 func TestMissingTablesFailEveryCollector(t *testing.T) {
 	t.Parallel()
 	o := fixtureOptions(t)
-	o.Tables = NewProcfsTables(t.TempDir()) // no net/tcp at all
+	o.Tables = tables.NewProcfsTables(t.TempDir()) // no net/tcp at all
 	e, err := NewExporter(o, Names())
 	if err != nil {
 		t.Fatal(err)

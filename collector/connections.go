@@ -1,6 +1,10 @@
 package collector
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+)
 
 // connectionsCollector counts every socket by family and state.
 type connectionsCollector struct {
@@ -8,7 +12,7 @@ type connectionsCollector struct {
 	maxSeries                              int
 }
 
-func newConnectionsCollector(o Options) familyCollector {
+func newConnectionsCollector(o Options) snapshot.View {
 	return &connectionsCollector{
 		netns: prometheus.NewDesc(namespace+"_netns_connections",
 			"TCP sockets by network namespace and state, with --collector.netns: netns is \"host\" for the exporter's own namespace, else the container id or the name of the namespace's first process.", []string{"netns", "state"}, nil),
@@ -22,21 +26,21 @@ func newConnectionsCollector(o Options) familyCollector {
 	}
 }
 
-func (c *connectionsCollector) newTally(s *Snapshot) tally {
-	return &connectionsTally{c: c, namespaced: s.namespaced}
+func (c *connectionsCollector) NewTally(s *snapshot.Snapshot) snapshot.Tally {
+	return &connectionsTally{c: c, namespaced: s.Namespaced}
 }
 
 type connectionsTally struct {
 	c          *connectionsCollector
 	namespaced bool
-	counts     [2][numStates]float64
+	counts     [2][tables.NumStates]float64
 	unknown    [2]float64
 	// byNS counts per network namespace, indexed by Socket.NetNS.
-	byNS [][numStates]float64
+	byNS [][tables.NumStates]float64
 }
 
-func (t *connectionsTally) add(sk *Socket, in *sockInfo) {
-	if in.held {
+func (t *connectionsTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
+	if in.Held {
 		return // the kernel's tables only
 	}
 	f := familyIndex(sk.Family)
@@ -47,17 +51,17 @@ func (t *connectionsTally) add(sk *Socket, in *sockInfo) {
 	t.counts[f][sk.State]++
 	if t.namespaced {
 		for int(sk.NetNS) >= len(t.byNS) {
-			t.byNS = append(t.byNS, [numStates]float64{})
+			t.byNS = append(t.byNS, [tables.NumStates]float64{})
 		}
 		t.byNS[sk.NetNS][sk.State]++
 	}
 }
 
-func (t *connectionsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (t *connectionsTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) error {
 	c := t.c
-	for f, family := range []Family{IPv4, IPv6} {
-		for _, st := range allStates {
-			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, t.counts[f][st], family.String(), stateNames[st])
+	for f, family := range []tables.Family{tables.IPv4, tables.IPv6} {
+		for _, st := range tables.AllStates {
+			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, t.counts[f][st], family.String(), tables.StateNames[st])
 		}
 		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.GaugeValue, t.unknown[f], family.String())
 	}
@@ -70,13 +74,13 @@ func (t *connectionsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error 
 // emitNamespaces sends every namespace read, with all eleven states, and
 // its container and pod; each family keeps the --collector.max-series
 // namespaces with the most sockets.
-func (t *connectionsTally) emitNamespaces(s *Snapshot, ch chan<- prometheus.Metric) {
+func (t *connectionsTally) emitNamespaces(s *snapshot.Snapshot, ch chan<- prometheus.Metric) {
 	c := t.c
 	byNS := newBoundedFamily[uint16]()
 	byNS.everyState = true
 	info := make(map[uint16]*rankedValue, len(s.Namespaces))
 	for ns := range s.Namespaces {
-		counts := new([numStates]float64)
+		counts := new([tables.NumStates]float64)
 		if ns < len(t.byNS) {
 			counts = &t.byNS[ns]
 		}
@@ -90,7 +94,7 @@ func (t *connectionsTally) emitNamespaces(s *Snapshot, ch chan<- prometheus.Metr
 	folded := byNS.emit(ch, c.netns, c.maxSeries, func(ns uint16) []string { return []string{s.Namespaces[ns]} })
 	ch <- prometheus.MustNewConstMetric(truncatedDesc, prometheus.GaugeValue, float64(folded), namespace+"_netns_connections")
 	folded = emitFolded(info, c.maxSeries, func(ns uint16) []string {
-		var cg CgroupInfo
+		var cg tables.CgroupInfo
 		if int(ns) < len(s.NamespaceCgroups) {
 			cg = s.NamespaceCgroups[ns]
 		}
@@ -104,8 +108,8 @@ func (t *connectionsTally) emitNamespaces(s *Snapshot, ch chan<- prometheus.Metr
 	ch <- prometheus.MustNewConstMetric(truncatedDesc, prometheus.GaugeValue, float64(folded), namespace+"_netns_info")
 }
 
-func familyIndex(f Family) int {
-	if f == IPv6 {
+func familyIndex(f tables.Family) int {
+	if f == tables.IPv6 {
 		return 1
 	}
 	return 0

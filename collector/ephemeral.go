@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,7 +50,7 @@ const (
 	sketchSize = 1 << sketchBits
 )
 
-func newEphemeralCollector(o Options) familyCollector {
+func newEphemeralCollector(o Options) snapshot.View {
 	return &ephemeralCollector{
 		usable: prometheus.NewDesc(namespace+"_ephemeral_ports_usable",
 			"Local ports connect() can pick toward any one destination: net.ipv4.ip_local_port_range minus net.ipv4.ip_local_reserved_ports, in the exporter's network namespace.", nil, nil),
@@ -64,12 +67,12 @@ func ephemeralFloor(usable int) uint32 {
 	return uint32(max(1, (usable+99)/100))
 }
 
-func (c *ephemeralCollector) newTally(s *Snapshot) tally {
-	t := &ephemeralTally{c: c, ports: s.ephemeral, v4: map[uint64]uint32{}, wide: map[ephemeralKey]uint32{}}
-	if s.ephemeral == nil {
+func (c *ephemeralCollector) NewTally(s *snapshot.Snapshot) snapshot.Tally {
+	t := &ephemeralTally{c: c, ports: s.Ephemeral, v4: map[uint64]uint32{}, wide: map[ephemeralKey]uint32{}}
+	if s.Ephemeral == nil {
 		return t
 	}
-	t.usable = s.ephemeral.Usable
+	t.usable = s.Ephemeral.Usable
 	t.floor = ephemeralFloor(t.usable)
 	prev := &c.sketches[c.cur]
 	hotAt := max(1, t.floor/2)
@@ -102,7 +105,7 @@ type ephemeralKey struct {
 // under ephemeralKey.
 type ephemeralTally struct {
 	c      *ephemeralCollector
-	ports  *EphemeralPorts // the reading's; nil: not known
+	ports  *snapshot.EphemeralPorts // the reading's; nil: not known
 	usable int
 	floor  uint32
 	sketch *[sketchSize]uint32
@@ -118,8 +121,8 @@ type ephemeralTally struct {
 // others are counted under ephemeralKey.
 const maxLocals = 1 << 16
 
-func (t *ephemeralTally) add(sk *Socket, in *sockInfo) {
-	if in.dir != Outbound || t.ports == nil || sk.NetNS != 0 || !sk.State.Valid() || sk.State == StateListen ||
+func (t *ephemeralTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
+	if in.Dir != snapshot.Outbound || t.ports == nil || sk.NetNS != 0 || !sk.State.Valid() || sk.State == tables.StateListen ||
 		!t.ports.Contains(sk.Local.Port()) {
 		return
 	}
@@ -173,16 +176,16 @@ func (t *ephemeralTally) localIndex(a netip.Addr) (uint64, bool) {
 	return t.lastIdx, true
 }
 
-// emit sends the usable ports and, per destination, the ports its busiest
+// Emit sends the usable ports and, per destination, the ports its busiest
 // local address holds: the maxSeries destinations holding most (ties by
 // address), the others folded into one series whose labels read "other"
 // and whose value is the largest of them (a sum of ports of different
 // destinations would measure nothing connect() is limited by). A busy
 // client host has a destination per socket or so: the top ones are picked
 // with a bounded heap and only they get label strings.
-func (t *ephemeralTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (t *ephemeralTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) error {
 	if t.ports == nil {
-		return s.ephemeralErr
+		return s.EphemeralErr
 	}
 	c := t.c
 	ch <- prometheus.MustNewConstMetric(c.usable, prometheus.GaugeValue, float64(t.usable))

@@ -5,6 +5,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,49 +17,49 @@ import (
 // rest into "other" holding the largest of them.
 func TestEphemeralPortsPerDestination(t *testing.T) {
 	t.Parallel()
-	var e EphemeralPorts
-	if err := ReadEphemeralPorts(writePortFiles(t, "40000 40099\n", "40090-40099\n"), &e); err != nil {
+	var e snapshot.EphemeralPorts
+	if err := snapshot.ReadEphemeralPorts(testutil.WritePortFiles(t, "40000 40099\n", "40090-40099\n"), &e); err != nil {
 		t.Fatal(err)
 	}
 	ap := netip.MustParseAddrPort
 	type sock struct {
 		local, remote string
-		state         State
-		dir           Direction
+		state         tables.State
+		dir           snapshot.Direction
 		netns         uint16
 		n             int
 	}
 	socks := []sock{
 		// 10.0.0.7:5432 from two local addresses: 5 and 3 ports; 5 counts.
-		{"10.0.0.1:40000", "10.0.0.7:5432", StateTimeWait, Outbound, 0, 4},
-		{"10.0.0.1:40010", "10.0.0.7:5432", StateEstablished, Outbound, 0, 1},
-		{"10.0.0.2:40020", "10.0.0.7:5432", StateTimeWait, Outbound, 0, 3},
+		{"10.0.0.1:40000", "10.0.0.7:5432", tables.StateTimeWait, snapshot.Outbound, 0, 4},
+		{"10.0.0.1:40010", "10.0.0.7:5432", tables.StateEstablished, snapshot.Outbound, 0, 1},
+		{"10.0.0.2:40020", "10.0.0.7:5432", tables.StateTimeWait, snapshot.Outbound, 0, 3},
 		// IPv4-mapped in the IPv6 table: the same destination as IPv4.
-		{"[::ffff:10.0.0.1]:40030", "[::ffff:10.0.0.8]:443", StateSynSent, Outbound, 0, 2},
-		{"[2001:db8::1]:40040", "[2001:db8::9]:443", StateCloseWait, Outbound, 0, 2},
-		{"10.0.0.1:40050", "10.0.0.9:80", StateFinWait2, Outbound, 0, 1},
-		{"10.0.0.1:40060", "10.0.0.10:80", StateTimeWait, Outbound, 0, 1},
+		{"[::ffff:10.0.0.1]:40030", "[::ffff:10.0.0.8]:443", tables.StateSynSent, snapshot.Outbound, 0, 2},
+		{"[2001:db8::1]:40040", "[2001:db8::9]:443", tables.StateCloseWait, snapshot.Outbound, 0, 2},
+		{"10.0.0.1:40050", "10.0.0.9:80", tables.StateFinWait2, snapshot.Outbound, 0, 1},
+		{"10.0.0.1:40060", "10.0.0.10:80", tables.StateTimeWait, snapshot.Outbound, 0, 1},
 		// Not counted: reserved, outside the range, inbound, another
 		// namespace, a listener.
-		{"10.0.0.1:40090", "10.0.0.7:5432", StateEstablished, Outbound, 0, 1},
-		{"10.0.0.1:1023", "10.0.0.7:5432", StateEstablished, Outbound, 0, 1},
-		{"10.0.0.1:40070", "10.0.0.50:41000", StateEstablished, Inbound, 0, 1},
-		{"10.0.0.1:40080", "10.0.0.7:5432", StateEstablished, Outbound, 1, 1},
-		{"0.0.0.0:40085", "0.0.0.0:0", StateListen, Listening, 0, 1},
+		{"10.0.0.1:40090", "10.0.0.7:5432", tables.StateEstablished, snapshot.Outbound, 0, 1},
+		{"10.0.0.1:1023", "10.0.0.7:5432", tables.StateEstablished, snapshot.Outbound, 0, 1},
+		{"10.0.0.1:40070", "10.0.0.50:41000", tables.StateEstablished, snapshot.Inbound, 0, 1},
+		{"10.0.0.1:40080", "10.0.0.7:5432", tables.StateEstablished, snapshot.Outbound, 1, 1},
+		{"0.0.0.0:40085", "0.0.0.0:0", tables.StateListen, snapshot.Listening, 0, 1},
 	}
 	run := func(maxSeries int) []string {
 		c := newEphemeralCollector(Options{MaxSeries: maxSeries})
-		s := &Snapshot{ephemeral: &e}
-		tl := c.newTally(s)
+		s := &snapshot.Snapshot{Ephemeral: &e}
+		tl := c.NewTally(s)
 		for _, k := range socks {
 			for i := range k.n {
 				l := ap(k.local)
-				sk := Socket{Local: netip.AddrPortFrom(l.Addr(), l.Port()+uint16(i)), Remote: ap(k.remote), State: k.state, NetNS: k.netns}
-				tl.add(&sk, &sockInfo{dir: k.dir})
+				sk := tables.Socket{Local: netip.AddrPortFrom(l.Addr(), l.Port()+uint16(i)), Remote: ap(k.remote), State: k.state, NetNS: k.netns}
+				tl.Add(&sk, &snapshot.SockInfo{Dir: k.dir})
 			}
 		}
 		return render(t, func(ch chan<- prometheus.Metric) {
-			if err := tl.emit(s, ch); err != nil {
+			if err := tl.Emit(s, ch); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -88,14 +92,14 @@ func TestEphemeralPortsPerDestination(t *testing.T) {
 // missing and the collector fails, naming the file.
 func TestEphemeralPortsUnknownRange(t *testing.T) {
 	t.Parallel()
-	var e EphemeralPorts
-	err := ReadEphemeralPorts(t.TempDir(), &e)
+	var e snapshot.EphemeralPorts
+	err := snapshot.ReadEphemeralPorts(t.TempDir(), &e)
 	c := newEphemeralCollector(Options{MaxSeries: 10})
-	s := &Snapshot{ephemeralErr: err}
-	tl := c.newTally(s)
-	tl.add(&Socket{Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("10.0.0.7:80"), State: StateEstablished}, &sockInfo{})
+	s := &snapshot.Snapshot{EphemeralErr: err}
+	tl := c.NewTally(s)
+	tl.Add(&tables.Socket{Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("10.0.0.7:80"), State: tables.StateEstablished}, &snapshot.SockInfo{})
 	var got error
-	out := render(t, func(ch chan<- prometheus.Metric) { got = tl.emit(s, ch) })
+	out := render(t, func(ch chan<- prometheus.Metric) { got = tl.Emit(s, ch) })
 	if got == nil || len(out) != 0 {
 		t.Errorf("emit sent %q, error %v; want nothing and an error", out, got)
 	}
@@ -106,8 +110,8 @@ func TestEphemeralPortsUnknownRange(t *testing.T) {
 // exactly from the reading after (its sketch counter was cold), and stays.
 func TestEphemeralPortsFloorAndSketch(t *testing.T) {
 	t.Parallel()
-	var e EphemeralPorts
-	if err := ReadEphemeralPorts(writePortFiles(t, "40000 44999\n", "\n"), &e); err != nil {
+	var e snapshot.EphemeralPorts
+	if err := snapshot.ReadEphemeralPorts(testutil.WritePortFiles(t, "40000 44999\n", "\n"), &e); err != nil {
 		t.Fatal(err)
 	}
 	if f := ephemeralFloor(e.Usable); f != 50 {
@@ -115,19 +119,19 @@ func TestEphemeralPortsFloorAndSketch(t *testing.T) {
 	}
 	c := newEphemeralCollector(Options{MaxSeries: 100})
 	reading := func(big int) []string {
-		s := &Snapshot{ephemeral: &e}
-		tl := c.newTally(s)
+		s := &snapshot.Snapshot{Ephemeral: &e}
+		tl := c.NewTally(s)
 		add := func(remote string, n, from int) {
 			for i := range n {
-				sk := Socket{Local: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(from+i)), Remote: netip.MustParseAddrPort(remote), State: StateTimeWait}
-				tl.add(&sk, &sockInfo{dir: Outbound})
+				sk := tables.Socket{Local: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(from+i)), Remote: netip.MustParseAddrPort(remote), State: tables.StateTimeWait}
+				tl.Add(&sk, &snapshot.SockInfo{Dir: snapshot.Outbound})
 			}
 		}
 		add("10.0.0.7:5432", 60, 40000) // above the floor
 		add("10.0.0.8:443", 49, 41000)  // below it
 		add("10.0.0.9:80", big, 42000)  // appears in the second reading
 		return render(t, func(ch chan<- prometheus.Metric) {
-			if err := tl.emit(s, ch); err != nil {
+			if err := tl.Emit(s, ch); err != nil {
 				t.Fatal(err)
 			}
 		})

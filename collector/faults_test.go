@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-kit/log"
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 // logLines is a go-kit logger that keeps what is logged.
@@ -29,40 +30,6 @@ func (l *logLines) all() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.lines)
-}
-
-// copyTree copies the fixture procfs tree, symlinks included, so a test can
-// break its copy.
-func copyTree(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.Walk("../testdata/proc", func(path string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("../testdata/proc", path)
-		target := filepath.Join(dst, rel)
-		switch {
-		case info.Mode()&os.ModeSymlink != 0:
-			link, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case info.IsDir():
-			return os.MkdirAll(target, 0o755)
-		default:
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, 0o644)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // scrapeTree runs n scrapes of the tree at root and returns the last one's
@@ -111,7 +78,7 @@ func successes(lines []string) map[string]string {
 func TestFaultVanishedProcessIsNormal(t *testing.T) {
 	t.Parallel()
 	baseline, _ := scrapeTree(t, "../testdata/proc", 1)
-	root := copyTree(t)
+	root := testutil.CopyTree(t, "../testdata/proc")
 	// Listed, but gone by the time its fd folder is opened.
 	if err := os.Symlink("/nonexistent/800", filepath.Join(root, "800")); err != nil {
 		t.Fatal(err)
@@ -139,7 +106,7 @@ func TestFaultVanishedProcessIsNormal(t *testing.T) {
 
 func TestFaultLinkChangesTarget(t *testing.T) {
 	t.Parallel()
-	root := copyTree(t)
+	root := testutil.CopyTree(t, "../testdata/proc")
 	o := fixtureOptions(t)
 	o.ProcRoot = root
 	e, err := NewExporter(o, Names())
@@ -227,7 +194,7 @@ func TestFaultBrokenTables(t *testing.T) {
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			root := copyTree(t)
+			root := testutil.CopyTree(t, "../testdata/proc")
 			f.break_(t, root)
 			got, logs := scrapeTree(t, root, 3)
 			has(got, f.want...)(t)

@@ -3,11 +3,16 @@ package collector
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -71,25 +76,25 @@ func ownComm(t *testing.T) string {
 // with ages that go on from CLOSE_WAIT, beside a unix socketpair and a UDP
 // socket that never count. Both sources.
 func TestHeldClosedSockets(t *testing.T) {
-	for _, src := range []string{"procfs", "netlink"} {
-		t.Run(src, func(t *testing.T) {
-			var tables TableSource = NewProcfsTables("/proc")
-			if src == "netlink" {
-				tables = NewNetlinkTables()
+	for _, kind := range []string{"procfs", "netlink"} {
+		t.Run(kind, func(t *testing.T) {
+			var src tables.TableSource = tables.NewProcfsTables("/proc")
+			if kind == "netlink" {
+				src = tables.NewNetlinkTables()
 			}
-			testHeldClosed(t, tables)
+			testHeldClosed(t, src)
 		})
 	}
 }
 
-func testHeldClosed(t *testing.T, tables TableSource) {
+func testHeldClosed(t *testing.T, src tables.TableSource) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	cfg, err := ParseConfig(fmt.Appendf(nil, "pools:\n  - name: heldpool\n    remote_address: 127.0.0.1\n    remote_port: %d\n    max: 5\n", port))
+	cfg, err := config.ParseConfig(fmt.Appendf(nil, "pools:\n  - name: heldpool\n    remote_address: 127.0.0.1\n    remote_port: %d\n    max: 5\n", port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +129,9 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 		defer s.Close()
 		served = append(served, s.(*net.TCPConn))
 	}
-	tracker := NewCloseWaitTracker(1000)
-	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 1000, RouteStates: []State{StateCloseWait, StateClose, StateEstablished},
-		Config: func() *Config { return cfg }, Workers: 2, Tables: tables, CloseWait: tracker, StuckAfter: time.Hour}, []string{"connections", "process", "pools"})
+	tracker := snapshot.NewCloseWaitTracker(1000)
+	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 1000, RouteStates: []tables.State{tables.StateCloseWait, tables.StateClose, tables.StateEstablished},
+		Config: func() *config.Config { return cfg }, Workers: 2, Tables: src, CloseWait: tracker, StuckAfter: time.Hour}, []string{"connections", "process", "pools"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +148,7 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 		s.Close() // FIN: the clients go to CLOSE_WAIT
 	}
 	for _, c := range clients[:viaCloseWait] {
-		waitState(t, c, StateCloseWait)
+		waitState(t, c, tables.StateCloseWait)
 	}
 	if fams := gather(t, e); pool(fams, "close_wait") != viaCloseWait {
 		t.Fatalf("pool close_wait = %v, want %d", pool(fams, "close_wait"), viaCloseWait)
@@ -157,7 +162,7 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 		// Data on a socket whose peer is gone: answered with RST.
 		c.Write([]byte("x"))
 	}
-	waitGone(t, tables, clients)
+	waitGone(t, src, clients)
 
 	fams := gather(t, e)
 	if v := pool(fams, "close"); v != viaCloseWait+viaReset {
@@ -185,7 +190,7 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 	}
 	closed := 0
 	for _, s := range socks {
-		if s.State == StateClose && s.Remote.Port() == uint16(port) {
+		if s.State == tables.StateClose && s.Remote.Port() == uint16(port) {
 			closed++
 		}
 	}
@@ -195,8 +200,8 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 
 	// An exporter started after the resets never saw the routes: the
 	// sockets still count per process, in no pool.
-	fresh, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 1000, RouteStates: []State{StateClose},
-		Config: func() *Config { return cfg }, Workers: 2, Tables: tables, CloseWait: NewCloseWaitTracker(1000), StuckAfter: time.Hour}, []string{"process", "pools"})
+	fresh, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 1000, RouteStates: []tables.State{tables.StateClose},
+		Config: func() *config.Config { return cfg }, Workers: 2, Tables: src, CloseWait: snapshot.NewCloseWaitTracker(1000), StuckAfter: time.Hour}, []string{"process", "pools"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +228,7 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 }
 
 // waitGone polls until no table lists the clients' sockets.
-func waitGone(t *testing.T, tables TableSource, clients []*net.TCPConn) {
+func waitGone(t *testing.T, src tables.TableSource, clients []*net.TCPConn) {
 	t.Helper()
 	want := map[string]bool{}
 	for _, c := range clients {
@@ -232,7 +237,7 @@ func waitGone(t *testing.T, tables TableSource, clients []*net.TCPConn) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		left, states := 0, []string{}
-		if err := tables.Stream(t.Context(), func(sk *Socket) {
+		if err := src.Stream(t.Context(), func(sk *tables.Socket) {
 			if want[unmapped(sk.Local).String()+" "+unmapped(sk.Remote).String()] {
 				left++
 				states = append(states, sk.State.String()+" "+sk.Local.String()+" "+sk.Remote.String())
@@ -250,79 +255,6 @@ func waitGone(t *testing.T, tables TableSource, clients []*net.TCPConn) {
 	}
 }
 
-// TestHeldRoutesMemory measures what a remembered route costs, as the
-// documentation states it.
-func TestHeldRoutesMemory(t *testing.T) {
-	const n = 100000
-	socks := make([]Socket, n)
-	for i := range socks {
-		socks[i] = cwSocket(uint64(i+1), uint16(1+i%60000), StateCloseWait)
-	}
-	in := sockInfo{dir: Outbound, age: time.Second, ageSource: AgeKernel}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	h := NewHeldRoutes(n)
-	h.begin()
-	for i := range socks {
-		h.see(&socks[i], &in, time.Unix(100, 0))
-	}
-	h.end(true)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	perRoute := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
-	t.Logf("%.0f bytes per remembered route", perRoute)
-	if remembered, _ := h.Remembered(); remembered != n {
-		t.Fatalf("%d routes remembered, want %d", remembered, n)
-	}
-	if perRoute > 200 {
-		t.Errorf("%.0f bytes per remembered route, the documentation says about 130", perRoute)
-	}
-	runtime.KeepAlive(h)
-	runtime.KeepAlive(socks)
-}
-
-// TestHeldRoutesBoundAndForget: past Max a new route is not remembered
-// (and counted as left out); a complete reading forgets what it neither
-// listed nor found held, an incomplete one forgets nothing; a route's
-// death dates from CLOSE_WAIT, or from when it was first found held.
-func TestHeldRoutesBoundAndForget(t *testing.T) {
-	h := NewHeldRoutes(2)
-	a, b, c := cwSocket(1, 9000, StateCloseWait), cwSocket(2, 9000, StateEstablished), cwSocket(3, 9000, StateCloseWait)
-	cw := sockInfo{dir: Outbound, age: 10 * time.Second, ageSource: AgeKernel}
-	est := sockInfo{dir: Outbound}
-	t0 := time.Unix(1000, 0)
-	h.begin()
-	h.see(&a, &cw, t0)
-	h.see(&b, &est, t0)
-	h.see(&c, &cw, t0)
-	h.end(true)
-	if n, full := h.Remembered(); n != 2 || full != 1 {
-		t.Fatalf("remembered %d, left out %d; want 2 and 1", n, full)
-	}
-	// Next reading: a is dropped by the kernel and found held; b is not
-	// seen at all, and the reading is incomplete: b stays.
-	t1 := t0.Add(time.Minute)
-	h.begin()
-	e, ok := h.held(1, t1)
-	if !ok || e.source != AgeKernel || t1.UnixNano()-e.since != int64(70*time.Second) {
-		t.Errorf("held a: %+v %v; want dead for 70 s by the kernel's clock", e, ok)
-	}
-	h.end(false)
-	if n, _ := h.Remembered(); n != 2 {
-		t.Errorf("an incomplete reading forgot: %d remembered", n)
-	}
-	// A complete reading that finds b held: dated from then; a, unseen, goes.
-	h.begin()
-	e, ok = h.held(2, t1)
-	if !ok || e.source != AgeFirstSeen || e.since != t1.UnixNano() {
-		t.Errorf("held b: %+v %v; want first seen now", e, ok)
-	}
-	h.end(true)
-	if _, ok := h.routes[1]; ok {
-		t.Error("a complete reading kept a socket it neither listed nor found held")
-	}
-	if _, ok := h.held(3, t1); ok {
-		t.Error("c was never remembered, yet has a route")
-	}
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,31 +23,31 @@ const otherLabel = "other"
 // tcpstate_netns_connections, whose entities are the host's network
 // namespaces, as few as its pods.
 type boundedFamily[K comparable] struct {
-	counts     map[K]*[numStates]float64
+	counts     map[K]*[tables.NumStates]float64
 	everyState bool
 }
 
 func newBoundedFamily[K comparable]() *boundedFamily[K] {
-	return &boundedFamily[K]{counts: map[K]*[numStates]float64{}}
+	return &boundedFamily[K]{counts: map[K]*[tables.NumStates]float64{}}
 }
 
-func (f *boundedFamily[K]) add(key K, s State) {
+func (f *boundedFamily[K]) add(key K, s tables.State) {
 	c := f.counts[key]
 	if c == nil {
-		c = new([numStates]float64)
+		c = new([tables.NumStates]float64)
 		f.counts[key] = c
 	}
 	c[s]++
 }
 
 // addCounts adds a whole entity's counts; an entity with none is left out.
-func (f *boundedFamily[K]) addCounts(key K, counts *[numStates]float64) {
-	if *counts == ([numStates]float64{}) {
+func (f *boundedFamily[K]) addCounts(key K, counts *[tables.NumStates]float64) {
+	if *counts == ([tables.NumStates]float64{}) {
 		return
 	}
 	c := f.counts[key]
 	if c == nil {
-		c = new([numStates]float64)
+		c = new([tables.NumStates]float64)
 		f.counts[key] = c
 	}
 	for s, v := range counts {
@@ -58,7 +60,7 @@ type rankedEntity[K comparable] struct {
 	labels []string
 	total  float64
 	series int
-	counts *[numStates]float64
+	counts *[tables.NumStates]float64
 }
 
 // emit sends the family's series and returns how many were folded into the
@@ -76,7 +78,7 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 			}
 		}
 		if f.everyState {
-			e.series = len(allStates)
+			e.series = len(tables.AllStates)
 		}
 		ents = append(ents, e)
 	}
@@ -87,7 +89,7 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 		return slices.Compare(a.labels, b.labels)
 	})
 
-	var other [numStates]float64
+	var other [tables.NumStates]float64
 	emitted, folded := 0, 0
 	for _, e := range ents {
 		cost := e.series
@@ -102,9 +104,9 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 			continue
 		}
 		emitted += cost
-		for _, s := range allStates {
+		for _, s := range tables.AllStates {
 			if v := e.counts[s]; v > 0 || f.everyState {
-				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(e.labels, stateNames[s])...)
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(e.labels, tables.StateNames[s])...)
 			}
 		}
 	}
@@ -113,9 +115,9 @@ func (f *boundedFamily[K]) emit(ch chan<- prometheus.Metric, desc *prometheus.De
 		for i := range others {
 			others[i] = otherLabel
 		}
-		for _, s := range allStates {
+		for _, s := range tables.AllStates {
 			if v := other[s]; v > 0 || f.everyState {
-				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(others, stateNames[s])...)
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(others, tables.StateNames[s])...)
 			}
 		}
 	}

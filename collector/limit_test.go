@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -36,17 +38,17 @@ func TestBoundedFamilyFoldsTheSmallestIntoOther(t *testing.T) {
 	t.Parallel()
 	desc := prometheus.NewDesc("test_port_connections", "test", []string{"port", "state"}, nil)
 	f := newBoundedFamily[string]()
-	add := func(port string, st State, n int) {
+	add := func(port string, st tables.State, n int) {
 		for range n {
 			f.add(port, st)
 		}
 	}
-	add("9000", StateCloseWait, 50) // 9000: 60 sockets in two series
-	add("9000", StateEstablished, 10)
-	add("443", StateEstablished, 30) // 443: 30 in one series
-	add("80", StateEstablished, 5)   // 80: 7 in two series
-	add("80", StateTimeWait, 2)
-	add("22", StateEstablished, 7) // 22: 7 in one series, ranks before 80 by label
+	add("9000", tables.StateCloseWait, 50) // 9000: 60 sockets in two series
+	add("9000", tables.StateEstablished, 10)
+	add("443", tables.StateEstablished, 30) // 443: 30 in one series
+	add("80", tables.StateEstablished, 5)   // 80: 7 in two series
+	add("80", tables.StateTimeWait, 2)
+	add("22", tables.StateEstablished, 7) // 22: 7 in one series, ranks before 80 by label
 
 	var folded int
 	got := render(t, func(ch chan<- prometheus.Metric) {

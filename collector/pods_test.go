@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -53,7 +56,7 @@ const (
 // systemd driver and cgroup v2, its client alone.
 func podTree(t *testing.T) string {
 	t.Helper()
-	root := copyTree(t)
+	root := testutil.CopyTree(t, "../testdata/proc")
 	mk := func(path string) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -103,8 +106,8 @@ func podTree(t *testing.T) string {
 
 func podExporter(t *testing.T, root string, maxSeries int) *Exporter {
 	t.Helper()
-	o := Options{ProcRoot: root, MaxSeries: maxSeries, RouteStates: []State{StateCloseWait, StateEstablished}, Workers: 2}
-	o.Tables = NewNamespaceTables(root, NewProcfsTables(root))
+	o := Options{ProcRoot: root, MaxSeries: maxSeries, RouteStates: []tables.State{tables.StateCloseWait, tables.StateEstablished}, Workers: 2}
+	o.Tables = tables.NewNamespaceTables(root, tables.NewProcfsTables(root))
 	e, err := NewExporter(o, []string{"connections", "process"})
 	if err != nil {
 		t.Fatal(err)
@@ -134,12 +137,12 @@ func TestPodsAreToldApart(t *testing.T) {
 	}
 	// Every namespace has all eleven states, zeros included.
 	for _, ns := range []string{nsA, nsB} {
-		for _, st := range allStates {
+		for _, st := range tables.AllStates {
 			n := 0
-			if st == StateCloseWait {
+			if st == tables.StateCloseWait {
 				n = map[string]int{nsA: 3, nsB: 5}[ns]
 			}
-			want = append(want, fmt.Sprintf("tcpstate_netns_connections{netns=%s,state=%s} %d", ns, stateNames[st], n))
+			want = append(want, fmt.Sprintf("tcpstate_netns_connections{netns=%s,state=%s} %d", ns, tables.StateNames[st], n))
 		}
 	}
 	for _, w := range want {

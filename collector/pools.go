@@ -4,6 +4,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/owners"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -11,12 +16,12 @@ import (
 // outbound sockets that match it by state and its configured maximum.
 type poolsCollector struct {
 	connections, max, info, oldest, stuck *prometheus.Desc
-	config                                func() *Config
+	config                                func() *config.Config
 	stuckAfter                            time.Duration
 	trackAges                             bool
 }
 
-func newPoolsCollector(o Options) familyCollector {
+func newPoolsCollector(o Options) snapshot.View {
 	return &poolsCollector{
 		connections: prometheus.NewDesc(namespace+"_pool_connections",
 			"Outbound TCP sockets matching a pool declared in the config file, by state; state close counts sockets the kernel dropped (reset) that a process still holds, whose route the exporter saw before.", []string{"pool", "state"}, nil),
@@ -34,10 +39,10 @@ func newPoolsCollector(o Options) familyCollector {
 	}
 }
 
-func (c *poolsCollector) newTally(s *Snapshot) tally {
+func (c *poolsCollector) NewTally(s *snapshot.Snapshot) snapshot.Tally {
 	t := &poolsTally{c: c, cfg: c.config(), snap: s}
 	if t.cfg != nil {
-		t.counts = make([][numStates]float64, len(t.cfg.Pools))
+		t.counts = make([][tables.NumStates]float64, len(t.cfg.Pools))
 		t.ages = make([]closeWaitAge, len(t.cfg.Pools))
 		t.processMatch = make([][]int8, len(t.cfg.Pools))
 	}
@@ -48,25 +53,25 @@ func (c *poolsCollector) newTally(s *Snapshot) tally {
 // reload during a reading applies from the next one.
 type poolsTally struct {
 	c      *poolsCollector
-	cfg    *Config
-	counts [][numStates]float64
+	cfg    *config.Config
+	counts [][tables.NumStates]float64
 	ages   []closeWaitAge
 	// snap names the owners; processMatch remembers, per pool and owner,
 	// whether the pool's process regexp matches the owner's name (0: not
 	// asked yet, 1: yes, -1: no), so that a regexp runs once per process
 	// name, not once per socket.
-	snap         *Snapshot
+	snap         *snapshot.Snapshot
 	processMatch [][]int8
 }
 
-func (t *poolsTally) add(sk *Socket, in *sockInfo) {
-	if t.cfg == nil || in.dir != Outbound || !sk.State.Valid() {
+func (t *poolsTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
+	if t.cfg == nil || in.Dir != snapshot.Outbound || !sk.State.Valid() {
 		return
 	}
 	for p, pool := range t.cfg.Pools {
-		if pool.matchesRemote(sk.Remote) && (pool.Process == nil || t.processMatches(p, in.owner)) {
+		if pool.MatchesRemote(sk.Remote) && (pool.Process == nil || t.processMatches(p, in.Owner)) {
 			t.counts[p][sk.State]++
-			if sk.State == StateCloseWait || in.held {
+			if sk.State == tables.StateCloseWait || in.Held {
 				t.ages[p].add(in, t.c.stuckAfter)
 			}
 		}
@@ -75,7 +80,7 @@ func (t *poolsTally) add(sk *Socket, in *sockInfo) {
 
 // processMatches tells whether pool p's process regexp matches the owner.
 func (t *poolsTally) processMatches(p int, owner int32) bool {
-	if owner == noOwner {
+	if owner == owners.NoOwner {
 		return false // a pool with a process matcher never counts unknown owners
 	}
 	m := t.processMatch[p]
@@ -92,7 +97,7 @@ func (t *poolsTally) processMatches(p int, owner int32) bool {
 	return m[owner] == 1
 }
 
-func (t *poolsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (t *poolsTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) error {
 	cfg, c := t.cfg, t.c
 	if cfg == nil || len(cfg.Pools) == 0 {
 		return nil
@@ -101,15 +106,15 @@ func (t *poolsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 		return s.OwnersErr
 	}
 	for p, pool := range cfg.Pools {
-		for _, st := range allStates {
-			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, t.counts[p][st], pool.Name, stateNames[st])
+		for _, st := range tables.AllStates {
+			ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, t.counts[p][st], pool.Name, tables.StateNames[st])
 		}
 		ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(pool.Max), pool.Name)
 		port := "any"
 		if pool.RemotePort != 0 {
 			port = strconv.Itoa(int(pool.RemotePort))
 		}
-		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, pool.Name, orAny(pool.processText), orAny(pool.addressText), port)
+		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, pool.Name, orAny(pool.ProcessText), orAny(pool.AddressText), port)
 		if c.trackAges {
 			// A pool with no CLOSE_WAIT socket has nothing stuck: 0, not absent,
 			// so that rules compare.

@@ -3,6 +3,9 @@ package collector
 import (
 	"strconv"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,7 +17,7 @@ type portsCollector struct {
 	maxSeries     int
 }
 
-func newPortsCollector(o Options) familyCollector {
+func newPortsCollector(o Options) snapshot.View {
 	return &portsCollector{
 		remote: prometheus.NewDesc(namespace+"_remote_port_connections",
 			"Outbound TCP sockets (whose local address and port belong to no listening socket) by state and remote port.", []string{"remote_port", "state"}, nil),
@@ -25,7 +28,7 @@ func newPortsCollector(o Options) familyCollector {
 	}
 }
 
-func (c *portsCollector) newTally(*Snapshot) tally {
+func (c *portsCollector) NewTally(*snapshot.Snapshot) snapshot.Tally {
 	return &portsTally{c: c, remote: newBoundedFamily[uint16](), local: newBoundedFamily[uint16]()}
 }
 
@@ -34,18 +37,18 @@ type portsTally struct {
 	remote, local *boundedFamily[uint16]
 }
 
-func (t *portsTally) add(sk *Socket, in *sockInfo) {
-	if !sk.State.Valid() || in.held {
+func (t *portsTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
+	if !sk.State.Valid() || in.Held {
 		return
 	}
-	if in.dir == Outbound {
+	if in.Dir == snapshot.Outbound {
 		t.remote.add(sk.Remote.Port(), sk.State)
 	} else {
 		t.local.add(sk.Local.Port(), sk.State)
 	}
 }
 
-func (t *portsTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (t *portsTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) error {
 	c := t.c
 	portLabel := func(p uint16) []string { return []string{strconv.Itoa(int(p))} }
 	folded := t.remote.emit(ch, c.remote, c.maxSeries, portLabel)

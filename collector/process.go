@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/owners"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,12 +20,12 @@ type processCollector struct {
 	process, route, unresolved, truncated *prometheus.Desc
 	oldest, stuck, unread                 *prometheus.Desc
 	maxSeries                             int
-	routeStates                           [numStates]bool
+	routeStates                           [tables.NumStates]bool
 	stuckAfter                            time.Duration
 	ages                                  bool // CLOSE_WAIT ages are tracked
 }
 
-func newProcessCollector(o Options) familyCollector {
+func newProcessCollector(o Options) snapshot.View {
 	c := &processCollector{
 		process: prometheus.NewDesc(namespace+"_process_connections",
 			"TCP sockets by the name (comm) of the process holding them, its network namespace (netns as in tcpstate_netns_connections) and state; a socket held by several processes counts once, for the lowest pid; state close counts sockets the kernel dropped (reset) that the process still holds.", []string{"process", "netns", "state"}, nil),
@@ -46,58 +50,46 @@ func newProcessCollector(o Options) familyCollector {
 	return c
 }
 
-// processKey names a process by name and network namespace: processes of
-// one name in different pods are told apart.
-type processKey struct {
-	process int32
-	netns   uint16
-}
-
-type routeKey struct {
-	processKey
-	remote netip.AddrPort
-}
-
-func (c *processCollector) newTally(*Snapshot) tally {
+func (c *processCollector) NewTally(*snapshot.Snapshot) snapshot.Tally {
 	return &processTally{c: c,
-		byProcess: newBoundedFamily[processKey](),
-		byRoute:   newBoundedFamily[routeKey](),
-		unread:    map[routeKey]*rankedValue{},
-		ages:      map[routeKey]*closeWaitAge{},
+		byProcess: newBoundedFamily[snapshot.ProcessKey](),
+		byRoute:   newBoundedFamily[snapshot.RouteKey](),
+		unread:    map[snapshot.RouteKey]*rankedValue{},
+		ages:      map[snapshot.RouteKey]*closeWaitAge{},
 	}
 }
 
 type processTally struct {
 	c          *processCollector
-	byProcess  *boundedFamily[processKey]
-	byRoute    *boundedFamily[routeKey]
-	unresolved [numStates]float64
+	byProcess  *boundedFamily[snapshot.ProcessKey]
+	byRoute    *boundedFamily[snapshot.RouteKey]
+	unresolved [tables.NumStates]float64
 	// Per route: CLOSE_WAIT sockets (the rank) and those with unread data;
 	// their ages.
-	unread map[routeKey]*rankedValue
-	ages   map[routeKey]*closeWaitAge
+	unread map[snapshot.RouteKey]*rankedValue
+	ages   map[snapshot.RouteKey]*closeWaitAge
 }
 
-func (t *processTally) add(sk *Socket, in *sockInfo) {
+func (t *processTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
 	if !sk.State.Valid() {
 		return
 	}
-	if in.owner == noOwner {
+	if in.Owner == owners.NoOwner {
 		if sk.Inode != 0 {
 			t.unresolved[sk.State]++
 		}
 		return
 	}
-	owner := processKey{in.owner, sk.NetNS}
+	owner := snapshot.ProcessKey{Process: in.Owner, NetNS: sk.NetNS}
 	t.byProcess.add(owner, sk.State)
-	if in.dir != Outbound {
+	if in.Dir != snapshot.Outbound {
 		return
 	}
-	key := routeKey{owner, netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
+	key := snapshot.RouteKey{ProcessKey: owner, Remote: netip.AddrPortFrom(sk.Remote.Addr().Unmap(), sk.Remote.Port())}
 	if t.c.routeStates[sk.State] {
 		t.byRoute.add(key, sk.State)
 	}
-	if sk.State != StateCloseWait && !in.held {
+	if sk.State != tables.StateCloseWait && !in.Held {
 		return
 	}
 	// Dead but held: CLOSE_WAIT, and CLOSE sockets the kernel dropped
@@ -108,7 +100,7 @@ func (t *processTally) add(sk *Socket, in *sockInfo) {
 		t.unread[key] = u
 	}
 	u.rank++
-	if unreadData(sk) > 0 {
+	if tables.UnreadData(sk) > 0 {
 		u.value++
 	}
 	a := t.ages[key]
@@ -119,24 +111,24 @@ func (t *processTally) add(sk *Socket, in *sockInfo) {
 	a.add(in, t.c.stuckAfter)
 }
 
-func (t *processTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
+func (t *processTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) error {
 	if s.OwnersErr != nil {
 		return s.OwnersErr
 	}
 	c := t.c
-	routeLabels := func(k routeKey) []string {
-		return []string{s.OwnerNames[k.process], s.netnsName(k.netns), k.remote.Addr().String(), strconv.Itoa(int(k.remote.Port()))}
+	routeLabels := func(k snapshot.RouteKey) []string {
+		return []string{s.OwnerNames[k.Process], s.NetnsName(k.NetNS), k.Remote.Addr().String(), strconv.Itoa(int(k.Remote.Port()))}
 	}
-	folded := t.byProcess.emit(ch, c.process, c.maxSeries, func(k processKey) []string {
-		return []string{s.OwnerNames[k.process], s.netnsName(k.netns)}
+	folded := t.byProcess.emit(ch, c.process, c.maxSeries, func(k snapshot.ProcessKey) []string {
+		return []string{s.OwnerNames[k.Process], s.NetnsName(k.NetNS)}
 	})
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_connections")
 	folded = t.byRoute.emit(ch, c.route, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_connections")
 	folded = emitRanked(ch, c.unread, t.unread, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_unread_sockets")
-	for _, st := range allStates {
-		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, t.unresolved[st], stateNames[st])
+	for _, st := range tables.AllStates {
+		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, t.unresolved[st], tables.StateNames[st])
 	}
 	if c.ages {
 		// The routes with the most CLOSE_WAIT sockets keep their own series.
@@ -148,10 +140,10 @@ func (t *processTally) emit(s *Snapshot, ch chan<- prometheus.Metric) error {
 }
 
 // ParseStates reads a comma-separated list of state names.
-func ParseStates(list []string) ([]State, error) {
-	var out []State
+func ParseStates(list []string) ([]tables.State, error) {
+	var out []tables.State
 	for _, name := range list {
-		st, ok := ParseState(name)
+		st, ok := tables.ParseState(name)
 		if !ok {
 			return nil, fmt.Errorf("unknown TCP state %q (known: established, syn_sent, syn_recv, fin_wait1, fin_wait2, time_wait, close, close_wait, last_ack, listen, closing)", name)
 		}

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
@@ -29,7 +32,7 @@ const responseBytes = 100
 // amount of data received and not read.
 type queueScenario struct {
 	name  string
-	state State
+	state tables.State
 	// unread is the data the client received and did not read; the FIN is
 	// not data.
 	unread uint64
@@ -144,12 +147,12 @@ func measureReceiveQueues(t *testing.T) {
 	// idle pooled connection.
 	c, s, port := dial()
 	s.Close()
-	add(&queueScenario{name: "close_wait idle, end of stream not read", state: StateCloseWait, unread: 0, kernelRx: 1}, port)
+	add(&queueScenario{name: "close_wait idle, end of stream not read", state: tables.StateCloseWait, unread: 0, kernelRx: 1}, port)
 	// CLOSE_WAIT with a response nobody read: a leaked request.
 	c, s, port = dial()
 	respond(s)
 	s.Close()
-	add(&queueScenario{name: "close_wait, response not read", state: StateCloseWait, unread: responseBytes, kernelRx: responseBytes + 1}, port)
+	add(&queueScenario{name: "close_wait, response not read", state: tables.StateCloseWait, unread: responseBytes, kernelRx: responseBytes + 1}, port)
 	// (Reading just the response may consume the FIN too: the receiver
 	// coalesces the FIN into the response's last segment, and reading that
 	// segment's last byte reads the end of stream; the queue then reads 0.)
@@ -160,27 +163,27 @@ func measureReceiveQueues(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatal(err)
 	}
-	add(&queueScenario{name: "close_wait, read to the end of stream", state: StateCloseWait, unread: 0, kernelRx: 0}, port)
+	add(&queueScenario{name: "close_wait, read to the end of stream", state: tables.StateCloseWait, unread: 0, kernelRx: 0}, port)
 
 	// LAST_ACK: the client shuts down its side after the server's FIN, and
 	// the server's ACK of that is dropped.
 	c, s, port = dial()
 	respond(s)
 	s.Close()
-	waitState(t, c, StateCloseWait)
+	waitState(t, c, tables.StateCloseWait)
 	nft(t, "add", "rule", "inet", "rxq", "out", dropRule(serverPort, port))
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	add(&queueScenario{name: "last_ack, response not read", state: StateLastAck, unread: responseBytes, kernelRx: responseBytes + 1}, port)
+	add(&queueScenario{name: "last_ack, response not read", state: tables.StateLastAck, unread: responseBytes, kernelRx: responseBytes + 1}, port)
 	c, s, port = dial()
 	s.Close()
-	waitState(t, c, StateCloseWait)
+	waitState(t, c, tables.StateCloseWait)
 	nft(t, "add", "rule", "inet", "rxq", "out", dropRule(serverPort, port))
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	add(&queueScenario{name: "last_ack idle, end of stream not read", state: StateLastAck, unread: 0, kernelRx: 1}, port)
+	add(&queueScenario{name: "last_ack idle, end of stream not read", state: tables.StateLastAck, unread: 0, kernelRx: 1}, port)
 
 	// CLOSING: both FINs cross. Both directions are dropped while each side
 	// shuts down, then the server's retransmitted FIN is let through: it
@@ -197,7 +200,7 @@ func measureReceiveQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleteRule(t, dropRule(serverPort, port))
-	add(&queueScenario{name: "closing, response not read", state: StateClosing, unread: responseBytes, kernelRx: responseBytes + 1}, port)
+	add(&queueScenario{name: "closing, response not read", state: tables.StateClosing, unread: responseBytes, kernelRx: responseBytes + 1}, port)
 
 	// FIN_WAIT2 with a response not read: no FIN has arrived, every byte
 	// is data.
@@ -207,28 +210,28 @@ func measureReceiveQueues(t *testing.T) {
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	add(&queueScenario{name: "fin_wait2, response not read", state: StateFinWait2, unread: responseBytes, kernelRx: responseBytes}, port)
+	add(&queueScenario{name: "fin_wait2, response not read", state: tables.StateFinWait2, unread: responseBytes, kernelRx: responseBytes}, port)
 
-	sources := map[string]TableSource{"procfs": NewProcfsTables("/proc/self"), "netlink": NewNetlinkTables()}
+	sources := map[string]tables.TableSource{"procfs": tables.NewProcfsTables("/proc/self"), "netlink": tables.NewNetlinkTables()}
 	for _, srcName := range []string{"procfs", "netlink"} {
 		src := sources[srcName]
 		got := waitForScenarios(t, src, scenarios)
-		var wantData [numStates]uint64
-		var socks []Socket
+		var wantData [tables.NumStates]uint64
+		var socks []tables.Socket
 		for _, sc := range scenarios {
 			sk, ok := got[sc.local]
 			if !ok {
 				t.Errorf("%s: %s: socket %s not listed", srcName, sc.name, sc.local)
 				continue
 			}
-			t.Logf("%-8s %-46s state %-10s Recv-Q %3d  unread data %3d", srcName, sc.name, sk.State, sk.RxQueue, unreadData(&sk))
+			t.Logf("%-8s %-46s state %-10s Recv-Q %3d  unread data %3d", srcName, sc.name, sk.State, sk.RxQueue, tables.UnreadData(&sk))
 			if sk.State != sc.state {
 				t.Errorf("%s: %s: state %s, want %s", srcName, sc.name, sk.State, sc.state)
 			}
 			if sk.RxQueue != sc.kernelRx {
 				t.Errorf("%s: %s: the kernel reports a receive queue of %d, the model says %d", srcName, sc.name, sk.RxQueue, sc.kernelRx)
 			}
-			if d := unreadData(&sk); d != sc.unread {
+			if d := tables.UnreadData(&sk); d != sc.unread {
 				t.Errorf("%s: %s: unread data %d, want %d", srcName, sc.name, d, sc.unread)
 			}
 			wantData[sc.state] += sc.unread
@@ -236,7 +239,7 @@ func measureReceiveQueues(t *testing.T) {
 		}
 		// The family sums the data only.
 		gotBytes := receiveQueueBytes(t, socks)
-		for _, st := range []State{StateCloseWait, StateLastAck, StateClosing, StateFinWait2} {
+		for _, st := range []tables.State{tables.StateCloseWait, tables.StateLastAck, tables.StateClosing, tables.StateFinWait2} {
 			if gotBytes[st] != float64(wantData[st]) {
 				t.Errorf("%s: tcpstate_receive_queue_bytes{state=%q} = %v, want %d", srcName, st, gotBytes[st], wantData[st])
 			}
@@ -245,7 +248,7 @@ func measureReceiveQueues(t *testing.T) {
 }
 
 // waitState polls the socket's own TCP state (TCP_INFO) until it is want.
-func waitState(t *testing.T, c *net.TCPConn, want State) {
+func waitState(t *testing.T, c *net.TCPConn, want tables.State) {
 	t.Helper()
 	raw, err := c.SyscallConn()
 	if err != nil {
@@ -262,11 +265,11 @@ func waitState(t *testing.T, c *net.TCPConn, want State) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if State(st) == want {
+		if tables.State(st) == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("socket %s still in %s after 5s, want %s", c.LocalAddr(), State(st), want)
+			t.Fatalf("socket %s still in %s after 5s, want %s", c.LocalAddr(), tables.State(st), want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -278,7 +281,7 @@ func waitRx(t *testing.T, port uint16, rx uint64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		socks, err := AppendSockets(context.Background(), NewNetlinkTables(), nil)
+		socks, err := tables.AppendSockets(context.Background(), tables.NewNetlinkTables(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,15 +319,15 @@ func deleteRule(t *testing.T, rule string) {
 // waitForScenarios reads src until every scenario's socket is in its
 // state (a FIN crossing a dropped segment takes a retransmission), and
 // returns the sockets by local endpoint.
-func waitForScenarios(t *testing.T, src TableSource, scenarios []*queueScenario) map[netip.AddrPort]Socket {
+func waitForScenarios(t *testing.T, src tables.TableSource, scenarios []*queueScenario) map[netip.AddrPort]tables.Socket {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		socks, err := AppendSockets(context.Background(), src, nil)
+		socks, err := tables.AppendSockets(context.Background(), src, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[netip.AddrPort]Socket{}
+		got := map[netip.AddrPort]tables.Socket{}
 		for _, s := range socks {
 			got[s.Local] = s
 		}
@@ -343,21 +346,21 @@ func waitForScenarios(t *testing.T, src TableSource, scenarios []*queueScenario)
 
 // receiveQueueBytes runs the queues collector over a snapshot and returns
 // tcpstate_receive_queue_bytes by state.
-func receiveQueueBytes(t *testing.T, socks []Socket) [numStates]float64 {
+func receiveQueueBytes(t *testing.T, socks []tables.Socket) [tables.NumStates]float64 {
 	t.Helper()
-	s := &Snapshot{}
-	tl := newQueuesCollector(Options{}).newTally(s)
+	s := &snapshot.Snapshot{}
+	tl := newQueuesCollector(Options{}).NewTally(s)
 	for i := range socks {
-		tl.add(&socks[i], &sockInfo{})
+		tl.Add(&socks[i], &snapshot.SockInfo{})
 	}
 	ch := make(chan prometheus.Metric, 64)
 	go func() {
-		if err := tl.emit(s, ch); err != nil {
+		if err := tl.Emit(s, ch); err != nil {
 			t.Error(err)
 		}
 		close(ch)
 	}()
-	var out [numStates]float64
+	var out [tables.NumStates]float64
 	for m := range ch {
 		var pb dto.Metric
 		if err := m.Write(&pb); err != nil {
@@ -367,7 +370,7 @@ func receiveQueueBytes(t *testing.T, socks []Socket) [numStates]float64 {
 			continue
 		}
 		for _, lp := range pb.GetLabel() {
-			if st, ok := ParseState(lp.GetValue()); ok && lp.GetName() == "state" {
+			if st, ok := tables.ParseState(lp.GetValue()); ok && lp.GetName() == "state" {
 				out[st] = pb.GetGauge().GetValue()
 			}
 		}

@@ -1,5 +1,5 @@
 // Package nlcompare measures ways of reading the kernel's TCP sockets
-// through netlink sock_diag, to choose the one collector/netlink.go uses:
+// through netlink sock_diag, to choose the one collector/tables/netlink.go uses:
 // our own request on golang.org/x/sys/unix, github.com/mdlayher/netlink and
 // github.com/vishvananda/netlink. It is a module of its own so that the
 // libraries it weighs never enter the exporter's go.mod.
@@ -8,7 +8,7 @@
 //
 // Each benchmark dumps every TCP socket of both families (the exporter's
 // request: all states, no extensions) and converts it to a
-// collector.Socket; the test checks that every way yields the same sockets.
+// tables.Socket; the test checks that every way yields the same sockets.
 package nlcompare
 
 import (
@@ -28,7 +28,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
-	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 )
 
 var conns = flag.Int("conns", 8000, "loopback connections to hold during the benchmarks (two sockets each)")
@@ -93,12 +93,12 @@ func request(family uint8) []byte {
 	return b
 }
 
-// toSocket reads a struct inet_diag_msg the way collector/netlink.go does.
-func toSocket(m []byte, family collector.Family) collector.Socket {
+// toSocket reads a struct inet_diag_msg the way collector/tables/netlink.go does.
+func toSocket(m []byte, family tables.Family) tables.Socket {
 	ne := binary.NativeEndian
-	s := collector.Socket{Family: family, State: collector.State(m[1])}
+	s := tables.Socket{Family: family, State: tables.State(m[1])}
 	sport, dport := binary.BigEndian.Uint16(m[4:]), binary.BigEndian.Uint16(m[6:])
-	if family == collector.IPv4 {
+	if family == tables.IPv4 {
 		s.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(m[8:12])), sport)
 		s.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(m[24:28])), dport)
 	} else {
@@ -106,7 +106,7 @@ func toSocket(m []byte, family collector.Family) collector.Socket {
 		s.Remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(m[24:40])), dport)
 	}
 	s.RxQueue, s.TxQueue = uint64(ne.Uint32(m[56:])), uint64(ne.Uint32(m[60:]))
-	if s.State == collector.StateListen {
+	if s.State == tables.StateListen {
 		s.TxQueue = 0
 	}
 	s.UID, s.Inode = ne.Uint32(m[64:]), uint64(ne.Uint32(m[68:]))
@@ -115,12 +115,12 @@ func toSocket(m []byte, family collector.Family) collector.Socket {
 
 // nlt reads as the exporter does in steady state, the same request as the
 // other ways: one dump of every state per family, no extension.
-var nlt = collector.NewNetlinkTables()
+var nlt = tables.NewNetlinkTables()
 
-// ours is collector/netlink.go: our request on golang.org/x/sys/unix, read in
+// ours is collector/tables/netlink.go: our request on golang.org/x/sys/unix, read in
 // place from one reused buffer.
-func ours(dst []collector.Socket) ([]collector.Socket, error) {
-	return collector.AppendSockets(context.Background(), nlt, dst)
+func ours(dst []tables.Socket) ([]tables.Socket, error) {
+	return tables.AppendSockets(context.Background(), nlt, dst)
 }
 
 var families = []uint8{unix.AF_INET, unix.AF_INET6}
@@ -128,7 +128,7 @@ var families = []uint8{unix.AF_INET, unix.AF_INET6}
 // ways are the readings compared; each appends every socket to dst.
 var ways = []struct {
 	name string
-	read func(dst []collector.Socket) ([]collector.Socket, error)
+	read func(dst []tables.Socket) ([]tables.Socket, error)
 }{
 	{"unix", ours},
 	{"mdlayher-Execute", mdlayherExecute},
@@ -139,7 +139,7 @@ var ways = []struct {
 
 // mdlayherExecute is how node_exporter's tcpstat collector reads: one Dial
 // per scrape, Execute collects every message.
-func mdlayherExecute(dst []collector.Socket) ([]collector.Socket, error) {
+func mdlayherExecute(dst []tables.Socket) ([]tables.Socket, error) {
 	c, err := netlink.Dial(unix.NETLINK_INET_DIAG, nil)
 	if err != nil {
 		return dst, err
@@ -154,7 +154,7 @@ func mdlayherExecute(dst []collector.Socket) ([]collector.Socket, error) {
 			return dst, err
 		}
 		for _, m := range msgs {
-			dst = append(dst, toSocket(m.Data, collector.FamilyOf(f)))
+			dst = append(dst, toSocket(m.Data, tables.FamilyOf(f)))
 		}
 	}
 	return dst, nil
@@ -164,7 +164,7 @@ var pooled *netlink.Conn
 
 // mdlayherIter is the library at its leanest: a kept Conn with a fixed,
 // reused receive buffer, read message by message.
-func mdlayherIter(dst []collector.Socket) ([]collector.Socket, error) {
+func mdlayherIter(dst []tables.Socket) ([]tables.Socket, error) {
 	if pooled == nil {
 		c, err := netlink.Dial(unix.NETLINK_INET_DIAG, &netlink.Config{MessageBufferSize: 32 << 10})
 		if err != nil {
@@ -183,7 +183,7 @@ func mdlayherIter(dst []collector.Socket) ([]collector.Socket, error) {
 			if err != nil {
 				return dst, err
 			}
-			dst = append(dst, toSocket(m.Data, collector.FamilyOf(f)))
+			dst = append(dst, toSocket(m.Data, tables.FamilyOf(f)))
 		}
 	}
 	return dst, nil
@@ -191,16 +191,16 @@ func mdlayherIter(dst []collector.Socket) ([]collector.Socket, error) {
 
 // vishvanandaSocketDiagTCP is the library's own call; it always asks the
 // kernel for tcp_info and Vegas info too, and returns a *Socket each.
-func vishvanandaSocketDiagTCP(dst []collector.Socket) ([]collector.Socket, error) {
+func vishvanandaSocketDiagTCP(dst []tables.Socket) ([]tables.Socket, error) {
 	for _, f := range families {
 		socks, err := vnl.SocketDiagTCP(f)
 		if err != nil {
 			return dst, err
 		}
 		for _, s := range socks {
-			var sk collector.Socket
-			sk.Family = collector.FamilyOf(f)
-			sk.State = collector.State(s.State)
+			var sk tables.Socket
+			sk.Family = tables.FamilyOf(f)
+			sk.State = tables.State(s.State)
 			src, _ := netip.AddrFromSlice(s.ID.Source)
 			dstIP, _ := netip.AddrFromSlice(s.ID.Destination)
 			if f == unix.AF_INET {
@@ -209,7 +209,7 @@ func vishvanandaSocketDiagTCP(dst []collector.Socket) ([]collector.Socket, error
 			sk.Local = netip.AddrPortFrom(src, s.ID.SourcePort)
 			sk.Remote = netip.AddrPortFrom(dstIP, s.ID.DestinationPort)
 			sk.RxQueue, sk.TxQueue = uint64(s.RQueue), uint64(s.WQueue)
-			if sk.State == collector.StateListen {
+			if sk.State == tables.StateListen {
 				sk.TxQueue = 0
 			}
 			sk.UID, sk.Inode = s.UID, uint64(s.INode)
@@ -225,12 +225,12 @@ func (r rawRequest) Len() int          { return len(r) }
 func (r rawRequest) Serialize() []byte { return r }
 
 // vishvanandaExecuteIter uses the library's netlink layer with our request.
-func vishvanandaExecuteIter(dst []collector.Socket) ([]collector.Socket, error) {
+func vishvanandaExecuteIter(dst []tables.Socket) ([]tables.Socket, error) {
 	for _, f := range families {
 		req := nl.NewNetlinkRequest(sockDiagByFamily, unix.NLM_F_DUMP)
 		req.AddData(rawRequest(request(f)))
 		err := req.ExecuteIter(unix.NETLINK_INET_DIAG, sockDiagByFamily, func(m []byte) bool {
-			dst = append(dst, toSocket(m, collector.FamilyOf(f)))
+			dst = append(dst, toSocket(m, tables.FamilyOf(f)))
 			return true
 		})
 		if err != nil {
@@ -250,14 +250,14 @@ func TestSameSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := func(socks []collector.Socket) []collector.Socket {
-		var out []collector.Socket
+	held := func(socks []tables.Socket) []tables.Socket {
+		var out []tables.Socket
 		for _, s := range socks {
-			if (s.Local == listener || s.Remote == listener) && s.State != collector.StateTimeWait {
+			if (s.Local == listener || s.Remote == listener) && s.State != tables.StateTimeWait {
 				out = append(out, s)
 			}
 		}
-		slices.SortFunc(out, func(a, b collector.Socket) int { return int(a.Inode) - int(b.Inode) })
+		slices.SortFunc(out, func(a, b tables.Socket) int { return int(a.Inode) - int(b.Inode) })
 		return out
 	}
 	want := held(ref)
@@ -279,7 +279,7 @@ func TestSameSockets(t *testing.T) {
 func BenchmarkDump(b *testing.B) {
 	for _, w := range ways {
 		b.Run(w.name, func(b *testing.B) {
-			var buf []collector.Socket
+			var buf []tables.Socket
 			for b.Loop() {
 				var err error
 				if buf, err = w.read(buf[:0]); err != nil {

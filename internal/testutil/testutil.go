@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -53,4 +54,58 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// CopyTree copies a fixture tree such as testdata/proc, symlinks included,
+// into a temporary directory, so that a test can break its copy.
+func CopyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case info.IsDir():
+			return os.MkdirAll(target, 0o755)
+		default:
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o644)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func WritePortFiles(t *testing.T, rangeText, reserved string) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "sys", "net", "ipv4")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if rangeText != "" {
+		if err := os.WriteFile(filepath.Join(dir, "ip_local_port_range"), []byte(rangeText), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reserved != "-" {
+		if err := os.WriteFile(filepath.Join(dir, "ip_local_reserved_ports"), []byte(reserved), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }

@@ -35,7 +35,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
 )
 
 const (
@@ -241,7 +241,7 @@ func TestPoolConfigs(t *testing.T) {
 // expects it to declare pools pools.
 func checkPoolConfig(t *testing.T, name, text string, pools int) {
 	t.Helper()
-	cfg, err := collector.ParseConfig([]byte(text))
+	cfg, err := config.ParseConfig([]byte(text))
 	if err != nil {
 		t.Errorf("%s: %v\n%s", name, err, text)
 	} else if len(cfg.Pools) != pools {

@@ -1,7 +1,0 @@
-//go:build cgo
-
-package collector
-
-// linksCgo: with cgo on, the collector's test binary links runtime/cgo
-// (through net), as every `go test -race` build does.
-const linksCgo = true

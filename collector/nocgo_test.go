@@ -1,6 +1,0 @@
-//go:build !cgo
-
-package collector
-
-// linksCgo: built with CGO_ENABLED=0, as the packages and the image are.
-const linksCgo = false
