@@ -164,6 +164,9 @@ type Exporter struct {
 type flight struct {
 	done chan struct{}
 	snap *snapshot.Snapshot
+	// joined counts the scrapes waiting on the reading besides its leader
+	// (guarded by Exporter.mu).
+	joined int
 }
 
 // NewExporter builds the named collectors.
@@ -312,6 +315,7 @@ func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool)
 func (e *Exporter) read(ctx context.Context, req snapshot.Request) *snapshot.Snapshot {
 	e.mu.Lock()
 	if f := e.inflight; f != nil {
+		f.joined++
 		e.mu.Unlock()
 		<-f.done
 		return f.snap
@@ -338,6 +342,17 @@ func (e *Exporter) read(ctx context.Context, req snapshot.Request) *snapshot.Sna
 	e.mu.Unlock()
 	close(f.done)
 	return f.snap
+}
+
+// joinedReading tells how many scrapes wait on the reading under way
+// besides its leader (0 when none is under way).
+func (e *Exporter) joinedReading() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inflight == nil {
+		return 0
+	}
+	return e.inflight.joined
 }
 
 // SampleCloseWait reads the tables between scrapes so that CLOSE_WAIT ages

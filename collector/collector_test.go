@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
@@ -57,25 +58,30 @@ func TestConcurrentScrapesShareOneReading(t *testing.T) {
 		results[0] = render(t, e.Collect)
 	}()
 	<-gate.started
-	var joined sync.WaitGroup
 	for i := 1; i < scrapes; i++ {
 		wg.Add(1)
-		joined.Add(1)
 		go func() {
 			defer wg.Done()
-			joined.Done()
 			results[i] = render(t, e.Collect)
 		}()
 	}
-	joined.Wait()
+	// Release the reading only once every other scrape waits on it: on a
+	// busy host a goroutine can take long to reach Collect.
+	deadline := time.Now().Add(30 * time.Second)
+	for e.joinedReading() < scrapes-1 {
+		if time.Now().After(deadline) {
+			joined := e.joinedReading()
+			close(gate.release)
+			wg.Wait()
+			t.Fatalf("after 30 s only %d of %d scrapes joined the reading", joined, scrapes-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(gate.release)
 	wg.Wait()
 
-	if n := gate.reads.Load(); n < 1 || n > 2 {
-		// A scrape that had not yet joined when the reading ended starts the
-		// next one; all of them arrived while the first was blocked, so at
-		// most one more reading can happen.
-		t.Errorf("%d scrapes read the tables %d times", scrapes, n)
+	if n := gate.reads.Load(); n != 1 {
+		t.Errorf("%d scrapes read the tables %d times, want once", scrapes, n)
 	}
 	stable := func(lines []string) []string {
 		return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(l, "collector=") || strings.Contains(l, "stage=") })
