@@ -24,9 +24,14 @@ func TestLiveServerRemnantsAreInbound(t *testing.T) {
 	const n = 15
 	ln, port := listenOnUnusedPort(t, "127.0.0.9", 8099)
 	series := `tcpstate_local_port_connections{local_port="` + port + `",state="time_wait"}`
+	// The clients' ports are ephemeral ones no socket of this host uses at
+	// either end: on a busy host another socket could hold a remote port
+	// the kernel would otherwise pick for a client here.
 	clientPorts := map[string]bool{}
-	for range n {
-		c, err := net.Dial("tcp4", ln.Addr().String())
+	free := unusedEphemeralPorts(t, n)
+	for i := range n {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 9), Port: free[i]}}
+		c, err := d.Dial("tcp4", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,6 +91,44 @@ func listenOnUnusedPort(t *testing.T, addr string, first int) (net.Listener, str
 
 // localPortUsed tells whether /proc/net/tcp or tcp6 lists a socket whose
 // local port is port, in any state.
+// unusedEphemeralPorts returns n ports of the ephemeral range that no TCP
+// socket of this namespace uses, as its local or its remote port.
+func unusedEphemeralPorts(t *testing.T, n int) []int {
+	t.Helper()
+	used := map[int]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 3 {
+				continue
+			}
+			for _, ep := range fields[1:3] {
+				if i := strings.LastIndexByte(ep, ':'); i >= 0 {
+					if p, err := strconv.ParseUint(ep[i+1:], 16, 16); err == nil {
+						used[int(p)] = true
+					}
+				}
+			}
+		}
+	}
+	var ports []int
+	// From the middle of the default range (32768-60999), away from where
+	// the kernel starts picking.
+	for p := 50000; p < 60999 && len(ports) < n; p++ {
+		if !used[p] {
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) < n {
+		t.Fatalf("only %d unused ports in 50000-60998", len(ports))
+	}
+	return ports
+}
+
 func localPortUsed(port int) (bool, error) {
 	suffix := fmt.Sprintf(":%04X", port)
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
