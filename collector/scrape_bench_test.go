@@ -6,8 +6,6 @@ package collector
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
@@ -18,34 +16,6 @@ import (
 // benchSizes are the table sizes the benchmarks run at, in lines (sockets).
 var benchSizes = []int{1_000, 10_000, 100_000, 1_000_000}
 
-var tableRoots = map[int]string{}
-
-// tableRoot returns a generated tree with n sockets, made once per run of
-// the benchmark binary in a temporary folder.
-func tableRoot(b *testing.B, n int) string {
-	b.Helper()
-	if root, ok := tableRoots[n]; ok {
-		return root
-	}
-	dir, err := os.MkdirTemp("", "tcpstate-bench-"+strconv.Itoa(n)+"-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := tables.WriteSyntheticTables(dir, n); err != nil {
-		b.Fatal(err)
-	}
-	tableRoots[n] = dir
-	return dir
-}
-
-// removeTableRoots deletes the generated trees; the last benchmark calls it.
-func removeTableRoots() {
-	for n, dir := range tableRoots {
-		os.RemoveAll(dir)
-		delete(tableRoots, n)
-	}
-}
-
 func reportPerSocket(b *testing.B, sockets int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(sockets), "ns/socket")
 }
@@ -54,10 +24,12 @@ func reportPerSocket(b *testing.B, sockets int) {
 // has no processes, so the /proc/PID/fd walk finds no owner) and drains
 // their metrics, as an HTTP scrape would before encoding them.
 func BenchmarkScrape(b *testing.B) {
-	defer removeTableRoots()
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
-			root := tableRoot(b, n)
+			root := b.TempDir() // once per size: b.Loop runs the body once
+			if err := tables.WriteSyntheticTables(root, n); err != nil {
+				b.Fatal(err)
+			}
 			e, err := NewExporter(Options{ProcRoot: root, MaxSeries: 1000, RouteStates: []tables.State{tables.StateCloseWait, tables.StateEstablished}, Workers: 2}, Names())
 			if err != nil {
 				b.Fatal(err)

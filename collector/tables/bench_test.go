@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -18,32 +16,14 @@ import (
 // benchSizes are the table sizes the benchmarks run at, in lines (sockets).
 var benchSizes = []int{1_000, 10_000, 100_000, 1_000_000}
 
-var tableRoots = map[int]string{}
-
-// tableRoot returns a generated tree with n sockets, made once per run of
-// the benchmark binary in a temporary folder.
-func tableRoot(b *testing.B, n int) string {
-	b.Helper()
-	if root, ok := tableRoots[n]; ok {
-		return root
-	}
-	dir, err := os.MkdirTemp("", "tcpstate-bench-"+strconv.Itoa(n)+"-")
-	if err != nil {
+// syntheticRoot writes a procfs tree with n synthetic sockets. With
+// b.Loop the benchmark body, and so this, runs once per size.
+func syntheticRoot(b *testing.B, n int) string {
+	root := b.TempDir()
+	if err := WriteSyntheticTables(root, n); err != nil {
 		b.Fatal(err)
 	}
-	if err := WriteSyntheticTables(dir, n); err != nil {
-		b.Fatal(err)
-	}
-	tableRoots[n] = dir
-	return dir
-}
-
-// removeTableRoots deletes the generated trees; the last benchmark calls it.
-func removeTableRoots() {
-	for n, dir := range tableRoots {
-		os.RemoveAll(dir)
-		delete(tableRoots, n)
-	}
+	return root
 }
 
 func reportPerSocket(b *testing.B, sockets int) {
@@ -53,10 +33,9 @@ func reportPerSocket(b *testing.B, sockets int) {
 // BenchmarkProcfsTables reads generated /proc/net/tcp and tcp6  The
 // allocations per read stay the same at every size: none per line.
 func BenchmarkProcfsTables(b *testing.B) {
-	defer removeTableRoots()
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
-			src := NewProcfsTables(tableRoot(b, n))
+			src := NewProcfsTables(syntheticRoot(b, n))
 			got := 0
 			count := func(*Socket) { got++ }
 			for b.Loop() {
