@@ -71,6 +71,7 @@ func ownComm(t *testing.T) string {
 // with ages that go on from CLOSE_WAIT, beside a unix socketpair and a UDP
 // socket that never count. Both sources.
 func TestHeldClosedSockets(t *testing.T) {
+	renameSelf(t, fmt.Sprintf("held-%d", os.Getpid()))
 	for _, src := range []string{"procfs", "netlink"} {
 		t.Run(src, func(t *testing.T) {
 			var tables TableSource = NewProcfsTables("/proc")
@@ -80,6 +81,25 @@ func TestHeldClosedSockets(t *testing.T) {
 			testHeldClosed(t, tables)
 		})
 	}
+}
+
+// renameSelf sets this process's name (its comm, which the process
+// families label it with) to name until t ends: a test binary of this
+// package from another checkout, run beside this one on a shared host, has
+// the same name and may hold sockets in state close of its own, which the
+// families would add to this test's. No parallel test runs while a
+// sequential one does, so none sees the name change.
+func renameSelf(t *testing.T, name string) {
+	t.Helper()
+	old := ownComm(t)
+	if err := os.WriteFile("/proc/self/comm", []byte(name), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile("/proc/self/comm", []byte(old), 0); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // heldRoom bounds the exporters of TestHeldClosedSockets far above what a
