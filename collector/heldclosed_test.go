@@ -1,10 +1,16 @@
 package collector
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
 // gauge returns the value of the series of family name whose labels
@@ -69,8 +77,12 @@ func ownComm(t *testing.T) string {
 // 0). The kernel drops all five from its tables while this process keeps
 // their fds: they must count as state close, per process and in the pool,
 // with ages that go on from CLOSE_WAIT, beside a unix socketpair and a UDP
-// socket that never count. Both sources.
+// socket that never count. Both sources. With TCPSTATE_HEAVY=1 (make
+// heavy) it runs beside 42 000 sockets of other processes (holdBusyHost).
 func TestHeldClosedSockets(t *testing.T) {
+	if os.Getenv("TCPSTATE_HEAVY") == "1" {
+		holdBusyHost(t)
+	}
 	renameSelf(t, fmt.Sprintf("held-%d", os.Getpid()))
 	for _, src := range []string{"procfs", "netlink"} {
 		t.Run(src, func(t *testing.T) {
@@ -253,6 +265,114 @@ func testHeldClosed(t *testing.T, tables TableSource) {
 		t.Errorf("after close(): process close = %v, want 0", v)
 	}
 	runtime.KeepAlive(udp)
+}
+
+// holdBusyHost holds, until t ends, 42 000 TCP sockets that are none of
+// the test's, as a busy host does: for each of three loopback addresses
+// (one IPv6) a sockhold server and client, six processes each well under
+// the 20 000 fd limit, with 3 500 established pairs and 7 000 client
+// sockets the server closed, left in CLOSE_WAIT. The 21 000 CLOSE_WAIT
+// sockets are more than any small bound on tracked sockets (the test's was
+// 1 000) and than the kernel-age lookups a reading defers (maxDeferred).
+// Keepalive is off, or unanswered probes would reset some. The helpers
+// exit when their stdin closes, at t's cleanup or when the test binary
+// dies however it dies, and after 10 minutes in any case.
+func holdBusyHost(t *testing.T) {
+	t.Helper()
+	const established, closeWait = 3500, 7000
+	addrs := []string{"127.0.0.2", "127.0.0.3", "::1"}
+	start := time.Now()
+	bin := filepath.Join(t.TempDir(), "sockhold")
+	if err := testutil.Build(map[string]string{bin: "github.com/tcpstate-exporter/tcpstate_exporter/internal/sockhold"}); err != nil {
+		t.Fatal(err)
+	}
+	built := time.Since(start)
+	var clients []*busyHelper
+	for _, a := range addrs {
+		srv := startBusyHelper(t, bin, "serve", "-comm", "busy-srv", "-keepalive=false", "-listen", net.JoinHostPort(a, "0"))
+		srv.wait(t)
+		if len(srv.lines) != 1 {
+			t.Fatalf("sockhold serve printed %q, want one listening line", srv.lines)
+		}
+		target := strings.TrimPrefix(srv.lines[0], "listening ")
+		clients = append(clients, startBusyHelper(t, bin, "connect", "-comm", "busy-cli", "-keepalive=false",
+			"-established", target+"="+strconv.Itoa(established), "-close-wait", target+"="+strconv.Itoa(closeWait)))
+	}
+	for _, c := range clients {
+		c.wait(t)
+		if want := fmt.Sprintf("connected %d refused=0", established+closeWait); !slices.Contains(c.lines, want) {
+			t.Fatalf("sockhold connect printed %q, want %q", c.lines, want)
+		}
+	}
+	t.Logf("holding %d sockets of other processes (%d established, %d CLOSE_WAIT) in %d helpers; sockhold built in %v, all ready in %v",
+		len(addrs)*(2*established+closeWait), 2*len(addrs)*established, len(addrs)*closeWait, 2*len(addrs),
+		built.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// busyHelper is a running sockhold process of holdBusyHost.
+type busyHelper struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	ready chan error
+	lines []string // what it printed before "ready"
+}
+
+// startBusyHelper starts sockhold with args; wait waits for it to be ready.
+func startBusyHelper(t *testing.T, bin string, args ...string) *busyHelper {
+	t.Helper()
+	h := &busyHelper{cmd: exec.Command(bin, append(args, "-stdin", "-hold=10m")...), ready: make(chan error, 1)}
+	stdin, err := h.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := h.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.stdin, h.cmd.Stderr = stdin, os.Stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.release)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				h.ready <- nil
+				_, _ = io.Copy(io.Discard, stdout)
+				return
+			}
+			h.lines = append(h.lines, sc.Text())
+		}
+		h.ready <- fmt.Errorf("sockhold %v ended before it was ready", args)
+	}()
+	return h
+}
+
+func (h *busyHelper) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-h.ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("sockhold %v not ready after a minute", h.cmd.Args[1:])
+	}
+}
+
+// release closes the helper's stdin and waits for it to exit; it kills it
+// (by its pid) after 10 seconds.
+func (h *busyHelper) release() {
+	h.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-done
+	}
 }
 
 // waitGone polls until no table lists the clients' sockets.
