@@ -313,7 +313,12 @@ func (r *snapshotReader) countDeferred(ctx context.Context, s *Snapshot, walk *O
 	}
 	if r.tracker != nil {
 		r.tracker.end(s.TableErr == nil)
-		r.needDumpAges = r.ageOverflow || queryErr != nil
+		// Past its bound the tracker cannot remember the sockets left
+		// out: each would be new, and looked up, at every reading, and
+		// past maxDeferred have no age every other one. Dumped, every
+		// one has its kernel age at every reading.
+		_, untracked := r.tracker.Tracked()
+		r.needDumpAges = r.ageOverflow || queryErr != nil || untracked > 0
 	}
 	clear(r.deferred) // drop the copies' references
 }
