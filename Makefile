@@ -66,7 +66,7 @@ race:
 # Scrape storms over 100 000 held sockets and hostile cardinality (20 000
 # ports); then, under the race detector, the live held-socket test beside
 # 42 000 sockets of other processes (half of them in CLOSE_WAIT), as on a
-# busy host. About 30 s and 40 s. The figures they log are in
+# busy host. About 60 s and 40 s. The figures they log are in
 # docs/reliability.md. ./collector/...: the test may move to a subpackage.
 heavy:
 	TCPSTATE_HEAVY=1 $(GO) test -count=1 -run Heavy -v .
