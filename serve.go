@@ -28,6 +28,14 @@ import (
 // serve serves the metrics until SIGTERM or an interrupt; SIGHUP reloads
 // the config file.
 func serve(o *options, exporter *collector.Exporter, cfg *configHolder, logger log.Logger, slogger *slog.Logger) int {
+	// exporter-toolkit reads the file only once it listens, and its errors
+	// name neither the file nor the flag.
+	if path := *o.webFlags.WebConfigFile; path != "" {
+		if err := web.Validate(path); err != nil {
+			level.Error(logger).Log("msg", "bad --web.config.file; not starting", "err", fmt.Errorf("--web.config.file=%q: %w", path, err))
+			return 1
+		}
+	}
 	level.Info(logger).Log("msg", "enabled collectors", "collectors", strings.Join(o.selection.Enabled(), ","))
 	if o.sampleEvery > 0 && o.maxTracked > 0 {
 		ctx, stop := context.WithCancel(context.Background())
