@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigFilesRefusedWhole: through the binary, a key written twice,
+// and a duplicate name beside another problem, stop the start with every
+// problem named; nothing listens.
+func TestConfigFilesRefusedWhole(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	doc := "pools:\n  - name: search\n    max: 10\n    max: 20\n  - name: search\n    max: 0\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runHostile(t, []string{"--path.procfs=testdata/proc", "--web.listen-address=127.0.0.1:0", "--config.file=" + path})
+	noPanic(t, nil, r)
+	for _, want := range []string{
+		path + `:4: pool "search": max written twice, on lines 3 and 4`,
+		path + `:6: pool "search": max "0": must be a whole number greater than 0`,
+		path + `:5: pool "search": name: duplicate of the pool on line 2`,
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("want %q in:\n%s", want, r.out)
+		}
+	}
+	if r.code != 1 || r.served || strings.Contains(r.out, "Listening on") {
+		t.Errorf("exit %d, served %v; want 1 before listening:\n%s", r.code, r.served, r.out)
+	}
+}
+
+// TestBadWebConfigStopsBeforeListening: a typo in the --web.config.file
+// file, or a certificate it names that is not there, is reported with the
+// file's name, and the exporter never listens.
+func TestBadWebConfigStopsBeforeListening(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ doc, want string }{
+		{"tls_server_confg:\n  cert_file: x.crt\n", "field tls_server_confg not found"},
+		{"tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n", "missing.crt"},
+		{"basic_auth_users:\n  alice: not-a-bcrypt-hash\n", "hashedSecret too short"},
+	} {
+		path := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(path, []byte(c.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := runHostile(t, []string{"--path.procfs=testdata/proc", "--web.listen-address=127.0.0.1:0", "--web.config.file=" + path})
+		noPanic(t, nil, r)
+		named := `--web.config.file="` + path + `"`
+		if r.code != 1 || r.served || strings.Contains(r.out, "Listening on") || !strings.Contains(r.out, named) || !strings.Contains(r.out, c.want) {
+			t.Errorf("%q: exit %d, served %v; want 1, %s and %q before anything listens:\n%s", c.doc, r.code, r.served, named, c.want, r.out)
+		}
+	}
+	// A valid file serves.
+	path := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(path, []byte("http_server_config:\n  http2: false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runHostile(t, []string{"--path.procfs=testdata/proc", "--web.listen-address=127.0.0.1:0", "--web.config.file=" + path}); !r.served || r.code != 0 {
+		t.Errorf("a valid web config: served %v, exit %d:\n%s", r.served, r.code, r.out)
+	}
+}
