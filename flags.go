@@ -80,7 +80,7 @@ func newApp() (*kingpin.Application, *options) {
 	o.selection = collector.AddFlags(app)
 
 	app.Command("serve", "Serve the metrics over HTTP (the default).").Default()
-	topCmd := app.Command("top", "Print the processes holding the most CLOSE_WAIT sockets, per remote endpoint, and exit: the numbers of one scrape, as a table.")
+	topCmd := app.Command("top", "Print the processes holding the most CLOSE_WAIT sockets, per remote endpoint, and exit: the numbers of one scrape, as a table. Exit status: 0; 1 when it cannot run; 2 for a bad command line; 3 when the numbers it printed are incomplete (a collector failed; standard error says which).")
 	intFlag(topCmd.Flag("limit", "Rows to print; 0 prints all.").Default("20"), &o.top.Limit, 0, maxInt, "0 (all) or more")
 	topCmd.Flag("watch", "Refresh the table until interrupted.").BoolVar(&o.top.Watch)
 	durationFlag(topCmd.Flag("interval", "Time between refreshes with --watch; at least 100ms.").Default("2s").IsSetByUser(&o.intervalSet), &o.top.Interval, minWatchInterval, false, "100ms or more")

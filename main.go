@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -181,7 +182,14 @@ func runTop(o *options, exporter *collector.Exporter, cfg *configHolder) int {
 	o.top.Terminal = top.IsTerminal(os.Stdout)
 	if err := top.Run(ctx, exporter, cfg.current, o.top, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
+		if errors.Is(err, top.ErrIncomplete) {
+			return topIncomplete
+		}
 		return 1
 	}
 	return 0
 }
+
+// topIncomplete is top's exit status when it printed numbers that miss
+// something, apart from 1 (it could not run) and 2 (usage).
+const topIncomplete = 3

@@ -63,3 +63,31 @@ func TestBadWebConfigStopsBeforeListening(t *testing.T) {
 		t.Errorf("a valid web config: served %v, exit %d:\n%s", r.served, r.code, r.out)
 	}
 }
+
+// TestTopIncompleteExitsThree: numbers that miss something (here the
+// ephemeral collector finds no sys/net/ipv4 in the tree) are printed,
+// marked, and top exits 3, apart from 0 and from usage errors (2), with
+// the reason on standard error; in JSON too, and with --watch.
+func TestTopIncompleteExitsThree(t *testing.T) {
+	tree := t.TempDir()
+	copyTables(t, tree, "testdata/proc/net/tcp", "testdata/proc/net/tcp6")
+	for _, extra := range [][]string{nil, {"--output=json"}, {"--watch", "--count=2", "--interval=100ms"}} {
+		args := append([]string{"top", "--path.procfs=" + tree}, extra...)
+		stdout, stderr, code := runPiped(t, args...)
+		if code != 3 || !strings.Contains(stderr, "the numbers are incomplete: collectors ephemeral failed") || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: exit %d, want 3 and the failed collector on standard error:\n%s", args, code, stderr)
+		}
+		if !strings.Contains(stdout, "ephemeral") {
+			t.Errorf("%v: the output does not say what is missing:\n%s", args, stdout)
+		}
+	}
+	// The same tree without that collector is complete.
+	if _, stderr, code := runPiped(t, "top", "--path.procfs="+tree, "--no-collector.ephemeral"); code != 0 {
+		t.Errorf("complete numbers: exit %d:\n%s", code, stderr)
+	}
+	// top --help documents the codes.
+	help, _, _ := runPiped(t, "top", "--help")
+	if !strings.Contains(strings.Join(strings.Fields(help), " "), "3 when the numbers it printed are incomplete") {
+		t.Errorf("top --help does not document exit 3:\n%s", help)
+	}
+}
