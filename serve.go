@@ -106,7 +106,11 @@ func reloadHandler(cfg *configHolder, enabled bool) http.Handler {
 			return
 		}
 		if err := cfg.reload("POST /-/reload"); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			status := http.StatusInternalServerError
+			if errors.Is(err, errNoConfigFile) {
+				status = http.StatusBadRequest // nothing failed; there is nothing to do
+			}
+			http.Error(w, err.Error(), status)
 			return
 		}
 		fmt.Fprintln(w, "config reloaded")

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestConfigFilesRefusedWhole: through the binary, a key written twice,
@@ -89,5 +93,40 @@ func TestTopIncompleteExitsThree(t *testing.T) {
 	help, _, _ := runPiped(t, "top", "--help")
 	if !strings.Contains(strings.Join(strings.Fields(help), " "), "3 when the numbers it printed are incomplete") {
 		t.Errorf("top --help does not document exit 3:\n%s", help)
+	}
+}
+
+// TestReloadWithoutConfigFileSaysSo: SIGHUP and POST /-/reload without
+// --config.file say there is none, instead of "config reloaded".
+func TestReloadWithoutConfigFileSaysSo(t *testing.T) {
+	e := startExporter(t, "--path.procfs=testdata/proc", "--web.enable-lifecycle")
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	const want = "no --config.file was given: nothing to reload"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(e.stderr.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling the log, bounded
+	}
+	log := strings.ReplaceAll(e.stderr.String(), `\"`, `"`)
+	if !strings.Contains(log, want) || !strings.Contains(log, "trigger=SIGHUP") || strings.Contains(log, "config reloaded") {
+		t.Errorf("SIGHUP without a config file: want %q and no \"config reloaded\" in:\n%s", want, log)
+	}
+
+	resp, err := http.Post(e.url+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), want) {
+		t.Errorf("POST /-/reload without a config file: %d %q, want 400 and %q", resp.StatusCode, body, want)
+	}
+	// Still serving, with the reload metrics as they were.
+	if code, body := e.get(t, "/metrics"); code != http.StatusOK || !strings.Contains(body, "tcpstate_config_last_reload_successful 1") {
+		t.Errorf("after the reloads: %d\n%s", code, body)
 	}
 }
