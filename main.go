@@ -40,6 +40,7 @@ func main() {
 }
 
 func run(args []string) int {
+	fillVersion()
 	app, o := newApp()
 	app.UsageWriter(os.Stdout)
 	args, err := expandArgFiles(args, 0)
