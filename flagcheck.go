@@ -27,7 +27,12 @@ type textValue struct {
 // textFlag makes f a string flag stored in p; check (if not nil) refuses
 // bad values as the command line is parsed.
 func textFlag(f *kingpin.FlagClause, p *string, check func(string) error) {
-	f.SetValue(&textValue{name: f.Model().Name, p: p, check: check})
+	m := f.Model()
+	if len(m.Default) == 1 {
+		// --help quotes a string's default; kingpin does so only for its own.
+		f.PlaceHolder(strconv.Quote(m.Default[0]))
+	}
+	f.SetValue(&textValue{name: m.Name, p: p, check: check})
 }
 
 func (v *textValue) Set(s string) error {

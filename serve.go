@@ -57,14 +57,13 @@ func serve(o *options, exporter *collector.Exporter, cfg *configHolder, logger l
 	if o.pprof {
 		servePprof(mux)
 	}
-	if o.metricsPath != "/" {
-		landing, err := landingPage(o.metricsPath, o.pprof)
-		if err != nil {
-			level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
-			return 1
-		}
-		mux.Handle("/", landing)
+	// --web.telemetry-path is never "/" (checkTelemetryPath).
+	landing, err := landingPage(o.metricsPath, o.pprof)
+	if err != nil {
+		level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
+		return 1
 	}
+	mux.Handle("/", landing)
 
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	signals := make(chan os.Signal, 1)
