@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +21,10 @@ import (
 // hostileValues are given to every flag that takes a value. A NUL byte
 // cannot travel in argv; it comes through kingpin's @file expansion, as a
 // user's argument file would bring it.
-var hostileValues = []string{"", "rel/dir", "a b", "/-/reload", "/", "-1", "70000", "99999999999999999999", "a\x00b"}
+var hostileValues = []string{"", "rel/dir", "a b", "/-/reload", "/", "-1", "70000", maxInt64, "99999999999999999999", "a\x00b"}
+
+// maxInt64 is a number in range for the flags without a maximum.
+const maxInt64 = "9223372036854775807"
 
 // hostileOutcome is what a value must lead to.
 type hostileOutcome int
@@ -49,11 +54,11 @@ var legitimate = map[string]map[string]hostileOutcome{
 	"process": allBut(runs, "", refused),
 	// Any non-empty string may be a pool's name; none of these is declared.
 	"pool": allBut(failsNamingIt, "", refused),
-	// 70000 is in range.
-	"web.max-requests":                 {"70000": runs},
-	"collector.max-series":             {"70000": runs},
-	"collector.close-wait.max-tracked": {"70000": runs},
-	"limit":                            {"70000": runs},
+	// 70000 and the largest int are in range.
+	"web.max-requests":                 {"70000": runs, maxInt64: runs},
+	"collector.max-series":             {"70000": runs, maxInt64: runs},
+	"collector.close-wait.max-tracked": {"70000": runs, maxInt64: runs},
+	"limit":                            {"70000": runs, maxInt64: runs},
 }
 
 // allBut gives every non-empty, NUL-free hostile value the outcome o, and
@@ -108,13 +113,17 @@ func flagsOf(t *testing.T, cmd []string) (valued, switches []string) {
 
 // hostileRun is how one run ended.
 type hostileRun struct {
-	code   int  // exit status; -1 when it served and was stopped
+	code   int  // exit status
 	served bool // it listened (stopped by SIGTERM after that)
+	scrape int  // the HTTP status of GET /metrics, when it served
 	out    string
 }
 
+// listening is exporter-toolkit's log line once it listens.
+var listening = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
 // runHostile runs the binary with args until it exits or, serving, says
-// "Listening on" (then stops it): at most 10 s.
+// "Listening on" (then scrapes /metrics once and stops it): at most 10 s.
 func runHostile(t *testing.T, args []string) hostileRun {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
@@ -144,11 +153,18 @@ func runHostile(t *testing.T, args []string) hostileRun {
 			return hostileRun{code: code(err), out: text()}
 		case <-time.After(10 * time.Millisecond):
 		}
-		if strings.Contains(out.String(), "Listening on") {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			scrape := 0
+			client := http.Client{Timeout: 10 * time.Second}
+			if resp, err := client.Get("http://" + m[1] + "/metrics"); err == nil {
+				scrape = resp.StatusCode
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case err := <-done:
-				return hostileRun{code: code(err), served: true, out: text()}
+				return hostileRun{code: code(err), served: true, scrape: scrape, out: text()}
 			case <-time.After(5 * time.Second):
 			}
 			break
@@ -262,8 +278,8 @@ func checkHostile(t *testing.T, cmd []string, flag, value string, r hostileRun) 
 			t.Errorf("%s: exit %d (served %v), want 1 and an error quoting %q:\n%s", where, r.code, r.served, value, r.out)
 		}
 	case runs:
-		if cmd == nil && (!r.served || r.code != 0) {
-			t.Errorf("%s: served %v, exit %d; want it to serve and stop cleanly:\n%s", where, r.served, r.code, r.out)
+		if cmd == nil && (!r.served || r.scrape != http.StatusOK || r.code != 0) {
+			t.Errorf("%s: served %v, scrape %d, exit %d; want it to serve, answer a scrape and stop cleanly:\n%s", where, r.served, r.scrape, r.code, r.out)
 		}
 		if cmd != nil && r.code != 0 {
 			t.Errorf("%s: exit %d, want 0:\n%s", where, r.code, r.out)
