@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -59,14 +60,14 @@ type options struct {
 func newApp() (*kingpin.Application, *options) {
 	o := &options{}
 	app := kingpin.New(programName, "Prometheus exporter for TCP socket states by port, process and connection pool.")
-	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
+	textFlag(app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics"), &o.metricsPath, checkTelemetryPath)
 	intFlag(app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; more are answered with 503. 0 means no limit.").Default("40"), &o.maxRequests, 0, maxInt, "0 (no limit) or more")
 	app.Flag("web.enable-lifecycle", "Enable POST /-/reload to reload --config.file.").Default("false").BoolVar(&o.lifecycle)
 	app.Flag("web.enable-pprof", "Serve Go's profiles (/debug/pprof/: heap, CPU, goroutines) beside the metrics and link them on the landing page. Anyone who reaches the port may then read the exporter's memory layout and load its CPU; off by default.").Default("false").BoolVar(&o.pprof)
-	app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(&o.procRoot)
+	textFlag(app.Flag("path.procfs", "procfs mountpoint.").Default("/proc"), &o.procRoot, notEmpty("a directory such as /proc"))
 	app.Flag("config.file", "YAML file declaring connection pools. Without it there are no pool metrics.").Default("").StringVar(&o.configFile)
 	intFlag(app.Flag("collector.max-series", "Most series each per-port, per-process and per-route family keeps; the rest are folded into one \"other\" series per state.").Default("1000"), &o.maxSeries, 1, maxInt, "1 or more")
-	app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,close,established").StringVar(&o.routeStates)
+	textFlag(app.Flag("collector.process.remote-states", "Comma-separated TCP states reported by tcpstate_process_remote_connections.").Default("close_wait,close,established"), &o.routeStates, checkStateList)
 	intFlag(app.Flag("collector.process.workers", "Processes whose /proc/PID/fd are read in parallel.").Default("4"), &o.workers, 1, 1024, "1 to 1024")
 	durationFlag(app.Flag("collector.close-wait.stuck-after", "A socket in CLOSE_WAIT for longer than this counts as stuck (tcpstate_*_close_wait_stuck_sockets).").Default("5m"), &o.stuckAfter, time.Second, false, "1s or more")
 	intFlag(app.Flag("collector.close-wait.max-tracked", "Most CLOSE_WAIT sockets whose first sighting is remembered (about 50 bytes each); beyond it a socket keeps only its kernel age, if the source gives one. Also bounds the routes remembered for sockets the kernel may drop while a process holds them (state close, about 126 bytes each). 0 turns CLOSE_WAIT ages and remembered routes off.").Default("100000"), &o.maxTracked, 0, maxInt, "0 (no ages) or more")
@@ -79,17 +80,17 @@ func newApp() (*kingpin.Application, *options) {
 	o.selection = collector.AddFlags(app)
 
 	app.Command("serve", "Serve the metrics over HTTP (the default).").Default()
-	topCmd := app.Command("top", "Print the processes holding the most CLOSE_WAIT sockets, per remote endpoint, and exit: the numbers of one scrape, as a table.")
+	topCmd := app.Command("top", "Print the processes holding the most CLOSE_WAIT sockets, per remote endpoint, and exit: the numbers of one scrape, as a table. Exit status: 0; 1 when it cannot run; 2 for a bad command line; 3 when the numbers it printed are incomplete (a collector failed; standard error says which).")
 	intFlag(topCmd.Flag("limit", "Rows to print; 0 prints all.").Default("20"), &o.top.Limit, 0, maxInt, "0 (all) or more")
 	topCmd.Flag("watch", "Refresh the table until interrupted.").BoolVar(&o.top.Watch)
 	durationFlag(topCmd.Flag("interval", "Time between refreshes with --watch; at least 100ms.").Default("2s").IsSetByUser(&o.intervalSet), &o.top.Interval, minWatchInterval, false, "100ms or more")
 	intFlag(topCmd.Flag("count", "With --watch, stop after this many refreshes; 0 means never.").Default("0").IsSetByUser(&o.countSet), &o.top.Count, 0, maxInt, "0 (never stop) or more")
 	topCmd.Flag("sockets", "List CLOSE_WAIT sockets one by one, oldest first: pid, process, local and remote address, age and its clock, unread bytes, pool.").BoolVar(&o.top.Sockets)
 	topCmd.Flag("output", "table, or json for scripts (one object per refresh).").Default("table").StringVar(&o.top.Output)
-	topCmd.Flag("process", "Only routes (with --sockets: sockets) whose process name (comm) matches this regexp.").StringVar(&o.topProcess)
-	topCmd.Flag("remote-address", "Only routes (with --sockets: sockets) toward this IP address or CIDR.").StringVar(&o.topAddress)
+	textFlag(topCmd.Flag("process", "Only routes (with --sockets: sockets) whose process name (comm) matches this regexp."), &o.topProcess, notEmpty("a regexp such as ^java$"))
+	textFlag(topCmd.Flag("remote-address", "Only routes (with --sockets: sockets) toward this IP address or CIDR."), &o.topAddress, notEmpty("an IP address or CIDR"))
 	intFlag(topCmd.Flag("remote-port", "Only routes (with --sockets: sockets) toward this port."), &o.topPort, 1, 65535, "a port from 1 to 65535")
-	topCmd.Flag("pool", "Only routes (with --sockets: sockets) that belong to this declared pool.").StringVar(&o.topPool)
+	textFlag(topCmd.Flag("pool", "Only routes (with --sockets: sockets) that belong to this declared pool."), &o.topPool, notEmpty("the name of a pool of --config.file"))
 	// `top --help` lists what top uses: it serves nothing and samples
 	// nothing between its own refreshes. Its pre-action runs before kingpin
 	// writes the help.
@@ -113,6 +114,17 @@ func oneOf(flag, value string, allowed ...string) error {
 		}
 	}
 	return fmt.Errorf("%s=%q: must be one of %s", flag, value, strings.Join(allowed, ", "))
+}
+
+// checkStateList refuses an empty list, which would quietly empty
+// tcpstate_process_remote_connections, and unknown states.
+func checkStateList(s string) error {
+	states := splitList(s)
+	if len(states) == 0 {
+		return errors.New("empty; it takes comma-separated TCP states such as close_wait,established")
+	}
+	_, err := collector.ParseStates(states)
+	return err
 }
 
 func splitList(s string) []string {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -39,11 +40,26 @@ func main() {
 }
 
 func run(args []string) int {
+	fillVersion()
 	app, o := newApp()
 	app.UsageWriter(os.Stdout)
+	args, err := expandArgFiles(args, 0)
+	if err == nil {
+		args = joinNegativeValues(app, args)
+		err = checkNoNUL(args)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, err)
+		return 2
+	}
 	command, err := app.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, nameBadFlag(app, args, err))
+		if named := switchGivenValue(app, args, err); named != nil {
+			err = named
+		} else {
+			err = nameBadFlag(app, args, err)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, err)
 		return 2
 	}
 
@@ -55,7 +71,17 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
 		return 2
 	}
+	if err := oneOf("--collector.tcp.source", o.tcpSource, tables.SourceKinds...); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", programName, err)
+		return 2
+	}
 	isTop := command == "top"
+	if !isTop {
+		if err := checkServeFlags(o); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v (see --help)\n", programName, err)
+			return 2
+		}
+	}
 	if isTop && !o.logLevelSet {
 		// The table is what top is for: log lines would land between its
 		// rows. It says itself why rows are missing; --log.level shows the
@@ -84,10 +110,15 @@ func run(args []string) int {
 // newExporter builds the collectors the flags ask for, with the config
 // file loaded; on failure it returns the exit code instead.
 func newExporter(o *options, logger log.Logger) (*collector.Exporter, *configHolder, int) {
-	states, err := collector.ParseStates(splitList(o.routeStates))
+	states, err := collector.ParseStates(splitList(o.routeStates)) // checked as parsed
 	if err != nil {
 		level.Error(logger).Log("msg", "bad --collector.process.remote-states", "err", err)
 		return nil, nil, 2
+	}
+
+	if err := tables.CheckProcRoot(o.tcpSource, o.procRoot); err != nil {
+		level.Error(logger).Log("msg", "wrong --path.procfs; not starting", "err", err)
+		return nil, nil, 1
 	}
 
 	cfg := &configHolder{path: o.configFile, logger: logger}
@@ -152,7 +183,14 @@ func runTop(o *options, exporter *collector.Exporter, cfg *configHolder) int {
 	o.top.Terminal = top.IsTerminal(os.Stdout)
 	if err := top.Run(ctx, exporter, cfg.current, o.top, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
+		if errors.Is(err, top.ErrIncomplete) {
+			return topIncomplete
+		}
 		return 1
 	}
 	return 0
 }
+
+// topIncomplete is top's exit status when it printed numbers that miss
+// something, apart from 1 (it could not run) and 2 (usage).
+const topIncomplete = 3

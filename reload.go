@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -52,8 +53,17 @@ func (h *configHolder) load() error {
 	return nil
 }
 
+// errNoConfigFile is a reload's answer when the exporter runs without a
+// config file: there is nothing to read again, and saying "reloaded" would
+// let a person believe a file they just edited is in use.
+var errNoConfigFile = errors.New("no --config.file was given: nothing to reload (the exporter runs without pools; restart it with --config.file to declare some)")
+
 // reload loads the config again, keeping the old one if the new one is bad.
 func (h *configHolder) reload(trigger string) error {
+	if h.path == "" {
+		level.Warn(h.logger).Log("msg", "reload asked for, but there is no config file", "trigger", trigger, "err", errNoConfigFile)
+		return errNoConfigFile
+	}
 	if err := h.load(); err != nil {
 		level.Error(h.logger).Log("msg", "config rejected; keeping the previous one", "trigger", trigger, "err", err)
 		return err

@@ -28,6 +28,14 @@ import (
 // serve serves the metrics until SIGTERM or an interrupt; SIGHUP reloads
 // the config file.
 func serve(o *options, exporter *collector.Exporter, cfg *configHolder, logger log.Logger, slogger *slog.Logger) int {
+	// exporter-toolkit reads the file only once it listens, and its errors
+	// name neither the file nor the flag.
+	if path := *o.webFlags.WebConfigFile; path != "" {
+		if err := web.Validate(path); err != nil {
+			level.Error(logger).Log("msg", "bad --web.config.file; not starting", "err", fmt.Errorf("--web.config.file=%q: %w", path, err))
+			return 1
+		}
+	}
 	level.Info(logger).Log("msg", "enabled collectors", "collectors", strings.Join(o.selection.Enabled(), ","))
 	if o.sampleEvery > 0 && o.maxTracked > 0 {
 		ctx, stop := context.WithCancel(context.Background())
@@ -49,14 +57,13 @@ func serve(o *options, exporter *collector.Exporter, cfg *configHolder, logger l
 	if o.pprof {
 		servePprof(mux)
 	}
-	if o.metricsPath != "/" {
-		landing, err := landingPage(o.metricsPath, o.pprof)
-		if err != nil {
-			level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
-			return 1
-		}
-		mux.Handle("/", landing)
+	// --web.telemetry-path is never "/" (checkTelemetryPath).
+	landing, err := landingPage(o.metricsPath, o.pprof)
+	if err != nil {
+		level.Error(logger).Log("msg", "cannot build the landing page", "err", err)
+		return 1
 	}
+	mux.Handle("/", landing)
 
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	signals := make(chan os.Signal, 1)
@@ -98,7 +105,11 @@ func reloadHandler(cfg *configHolder, enabled bool) http.Handler {
 			return
 		}
 		if err := cfg.reload("POST /-/reload"); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			status := http.StatusInternalServerError
+			if errors.Is(err, errNoConfigFile) {
+				status = http.StatusBadRequest // nothing failed; there is nothing to do
+			}
+			http.Error(w, err.Error(), status)
 			return
 		}
 		fmt.Fprintln(w, "config reloaded")

@@ -3,6 +3,7 @@ package top
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -405,6 +406,14 @@ func formatPids(p []int) string {
 
 // Run prints the table once or, with watch, refreshes it.
 func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, o Options, w io.Writer) error {
+	// incomplete says why the last refresh's numbers miss something.
+	var incomplete string
+	done := func() error {
+		if incomplete != "" {
+			return fmt.Errorf("%w: %s", ErrIncomplete, incomplete)
+		}
+		return nil
+	}
 	for i := 0; ; i++ {
 		var render func()
 		if o.Sockets {
@@ -413,6 +422,7 @@ func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, 
 			if err != nil {
 				return err
 			}
+			incomplete = l.Incomplete
 			if o.Output == "json" {
 				if err := l.renderJSON(w); err != nil {
 					return err
@@ -426,6 +436,10 @@ func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, 
 				return err
 			}
 			v.limitRows(o.Limit)
+			incomplete = ""
+			if len(v.Failed) > 0 {
+				incomplete = "collectors " + strings.Join(v.Failed, ", ") + " failed"
+			}
 			if o.Output == "json" {
 				if err := writeJSON(w, v); err != nil {
 					return err
@@ -446,15 +460,21 @@ func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, 
 			render()
 		}
 		if !o.Watch || (o.Count > 0 && i+1 >= o.Count) {
-			return nil
+			return done()
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return done()
 		case <-time.After(o.Interval):
 		}
 	}
 }
+
+// ErrIncomplete is what Run returns when it printed numbers that miss
+// something (a collector failed, a table could not be read): they are not
+// the whole truth, and a script must be able to tell. It reflects the last
+// refresh.
+var ErrIncomplete = errors.New("the numbers are incomplete")
 
 // writeJSON writes one refresh as one indented JSON object.
 func writeJSON(w io.Writer, v any) error {

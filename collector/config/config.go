@@ -122,12 +122,18 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%d: the config must be a mapping with a \"pools\" key", root.Line)
 	}
 	var errs ConfigErrors
+	poolsLine := 0
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
 		if key.Value != "pools" {
 			errs = append(errs, fmt.Errorf("%d: unknown key %q (the only top-level key is \"pools\")", key.Line, key.Value))
 			continue
 		}
+		if poolsLine != 0 {
+			errs = append(errs, fmt.Errorf("%d: \"pools\" written twice, on lines %d and %d (one list holds every pool)", key.Line, poolsLine, key.Line))
+			continue
+		}
+		poolsLine = key.Line
 		if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
 			continue
 		}
@@ -137,17 +143,20 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		seen := map[string]int{}
 		for n, item := range val.Content {
+			// A pool with other problems still has its name checked, so
+			// that one run reports every problem.
 			p, perrs := parsePool(item, n)
-			if len(perrs) > 0 {
-				errs = append(errs, perrs...)
-				continue
+			errs = append(errs, perrs...)
+			if p.Name != "" {
+				if first, dup := seen[p.Name]; dup {
+					errs = append(errs, fmt.Errorf("%d: pool %q: name: duplicate of the pool on line %d", item.Line, p.Name, first))
+					continue
+				}
+				seen[p.Name] = item.Line
 			}
-			if first, dup := seen[p.Name]; dup {
-				errs = append(errs, fmt.Errorf("%d: pool %q: name: duplicate of the pool on line %d", item.Line, p.Name, first))
-				continue
+			if len(perrs) == 0 {
+				cfg.Pools = append(cfg.Pools, p)
 			}
-			seen[p.Name] = item.Line
-			cfg.Pools = append(cfg.Pools, p)
 		}
 	}
 	if len(errs) > 0 {
@@ -157,16 +166,23 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 // parsePool reads one pool, reporting every problem it has, not only the
-// first.
+// first. With problems, the pool returned holds only its name (if it has a
+// single one), for the check of duplicate names.
 func parsePool(node *yaml.Node, index int) (*Pool, []error) {
 	label := fmt.Sprintf("pool #%d", index+1)
 	if node.Kind != yaml.MappingNode {
-		return nil, []error{fmt.Errorf("%d: %s: must be a mapping of name, process, remote_address, remote_port, max", node.Line, label)}
+		return &Pool{}, []error{fmt.Errorf("%d: %s: must be a mapping of name, process, remote_address, remote_port, max", node.Line, label)}
 	}
 	fieldsAt := map[string]*yaml.Node{}
+	keyLine := map[string]int{}
+	twice := map[string]bool{}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k := node.Content[i]
-		fieldsAt[k.Value] = node.Content[i+1]
+		if _, dup := fieldsAt[k.Value]; dup {
+			twice[k.Value] = true
+			continue // the first stays, for the label
+		}
+		fieldsAt[k.Value], keyLine[k.Value] = node.Content[i+1], k.Line
 		if k.Value == "name" {
 			label = fmt.Sprintf("pool %q", node.Content[i+1].Value)
 		}
@@ -178,6 +194,12 @@ func parsePool(node *yaml.Node, index int) (*Pool, []error) {
 		case "name", "process", "remote_address", "remote_port", "max":
 		default:
 			errs = append(errs, fmt.Errorf("%d: %s: unknown field %q (known: name, process, remote_address, remote_port, max)", k.Line, label, k.Value))
+			continue
+		}
+		// A field written twice is refused rather than the last one
+		// winning: which value was meant is the writer's call.
+		if first := keyLine[k.Value]; twice[k.Value] && first != k.Line {
+			errs = append(errs, fmt.Errorf("%d: %s: %s written twice, on lines %d and %d", k.Line, label, k.Value, first, k.Line))
 		}
 	}
 	fail := func(n *yaml.Node, field, format string, args ...any) {
@@ -259,7 +281,10 @@ func parsePool(node *yaml.Node, index int) (*Pool, []error) {
 	if len(errs) > 0 {
 		// In the order of the file's lines.
 		slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(lineOf(a), lineOf(b)) })
-		return nil, errs
+		if twice["name"] {
+			return &Pool{}, errs
+		}
+		return &Pool{Name: p.Name}, errs
 	}
 	return p, nil
 }

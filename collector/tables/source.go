@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +64,37 @@ func NewTableSource(kind, procRoot string, logger log.Logger) (TableSource, erro
 		return procfs, nil
 	}
 	return &fallbackTables{primary: nl, fallback: procfs, logger: logger}, nil
+}
+
+// CheckProcRoot tells whether procRoot can serve the exporter with the
+// table source kind, so that a wrong --path.procfs stops the start instead
+// of serving zeros: procRoot must be a directory the exporter can list (the
+// process walk and the namespaces read its PID folders; a tree without any
+// is valid, as a host whose sockets no process holds), and, unless the
+// source is netlink alone, procRoot/net/tcp must be readable (auto falls
+// back to it).
+func CheckProcRoot(kind, procRoot string) error {
+	f, err := os.Open(procRoot)
+	if err == nil {
+		_, err = f.ReadDir(1)
+		f.Close()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("--path.procfs=%q: cannot list it: %w", procRoot, err)
+	}
+	if kind == SourceNetlink {
+		return nil
+	}
+	path := filepath.Join(procRoot, "net", "tcp")
+	t, err := os.Open(path)
+	if err == nil {
+		_, err = t.Read(make([]byte, 1))
+		t.Close()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("--path.procfs=%q: cannot read %s, the TCP table of --collector.tcp.source=%s: %w", procRoot, path, kind, err)
+	}
+	return nil
 }
 
 // isProcfsMount tells whether path is a mounted procfs.
