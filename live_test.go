@@ -196,7 +196,7 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 	}
 
 	// `top` shows the same numbers, with the pids and the first pool.
-	code, out := runToExit(t, "top", "--config.file="+config, "--limit=0")
+	code, out := runToExit(t, "top", "--no-exporter", "--config.file="+config, "--limit=0")
 	if code != 0 {
 		t.Fatalf("top: exit %d\n%s", code, out)
 	}
@@ -337,7 +337,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 	t.Logf("oldest age after the restart %.2fs, true age %.2fs", m[ages[0]], time.Since(heldSince).Seconds())
 
 	// top --sockets names every socket: its pid, local port and age.
-	code, out := runToExit(t, "top", "--sockets", "--process=^"+comm+"$", "--config.file="+config, "--output=json", "--log.level=error")
+	code, out := runToExit(t, "top", "--no-exporter", "--sockets", "--process=^"+comm+"$", "--config.file="+config, "--output=json", "--log.level=error")
 	if code != 0 {
 		t.Fatalf("top --sockets: exit %d\n%s", code, out)
 	}
@@ -378,7 +378,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 		t.Errorf("local endpoints %v: want %d distinct", locals, old+fresh)
 	}
 	// The table names the same local ports.
-	code, out = runToExit(t, "top", "--sockets", "--remote-port="+port)
+	code, out = runToExit(t, "top", "--no-exporter", "--sockets", "--remote-port="+port)
 	if code != 0 {
 		t.Fatalf("top --sockets: exit %d\n%s", code, out)
 	}
@@ -472,7 +472,7 @@ func TestLiveCloseWaitProcfsAges(t *testing.T) {
 	if got := parseExposition(t, mustGet(t, e))[key]; got < 0.9 || got > 2 {
 		t.Errorf("second scrape a second later: %s = %.2f; want about 1", key, got)
 	}
-	code, out := runToExit(t, "top", "--sockets", "--collector.tcp.source=procfs", "--no-collector.netns", "--process=^tcpst-pf$")
+	code, out := runToExit(t, "top", "--no-exporter", "--sockets", "--collector.tcp.source=procfs", "--no-collector.netns", "--process=^tcpst-pf$")
 	if code != 0 || !strings.Contains(out, "AGE -: the kernel gives no age") {
 		t.Errorf("top --sockets on procfs should say why ages are missing (exit %d):\n%s", code, out)
 	}
@@ -481,7 +481,7 @@ func TestLiveCloseWaitProcfsAges(t *testing.T) {
 // netlinkWorks tells whether sock_diag answers here.
 func netlinkWorks(t *testing.T) bool {
 	t.Helper()
-	code, out := runToExit(t, "top", "--collector.tcp.source=netlink", "--limit=1")
+	code, out := runToExit(t, "top", "--no-exporter", "--collector.tcp.source=netlink", "--limit=1")
 	return code == 0 && !strings.Contains(out, "netlink")
 }
 
