@@ -272,6 +272,24 @@ func TestTopThroughTLSAndBasicAuth(t *testing.T) {
 			}
 		}
 	}
+	// Authenticated, a bad question is answered as one.
+	for _, c := range []struct {
+		method, query string
+		want          int
+		body          string
+	}{{http.MethodGet, "?sockets=maybe", http.StatusBadRequest, `sockets="maybe": it takes 1 or 0`}, {http.MethodPost, "", http.StatusMethodNotAllowed, "use GET"}} {
+		req, _ := http.NewRequest(c.method, base+"/api/v1/top"+c.query, nil)
+		req.SetBasicAuth("prometheus", "s3cret")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || !strings.Contains(string(body), c.body) {
+			t.Errorf("%s /api/v1/top%s: %d %q, want %d %q", c.method, c.query, resp.StatusCode, body, c.want, c.body)
+		}
+	}
 }
 
 // TestTopExporterFlagsAreChecked: a bad --exporter.url or client config is
