@@ -235,6 +235,11 @@ func TestTopThroughTLSAndBasicAuth(t *testing.T) {
 	if v.Source.Kind != "exporter" || len(v.Routes) != 4 {
 		t.Errorf("top with credentials: source %+v, %d routes, want the exporter's 4:\n%s", v.Source, len(v.Routes), out)
 	}
+	// --pool names one of the exporter's pools.
+	code, out = runToExit(t, "top", "--exporter.url="+base, "--exporter.http-config.file="+good, "--pool=nope")
+	if want := `--pool "nope": no such pool in the config file of the exporter at ` + base + ` (declared: search-engine, search-java-v4, db-v6)`; code != 1 || !strings.Contains(out, want) {
+		t.Errorf("--pool=nope: exit %d, want 1 and %q:\n%s", code, want, out)
+	}
 	for _, c := range []struct {
 		name string
 		args []string

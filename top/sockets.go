@@ -83,8 +83,8 @@ func (f Filter) matches(s *SocketReading, pool *PoolReading) bool {
 }
 
 // lookupPool finds the pool the filter names among the reading's declared
-// pools, if it names one.
-func (f Filter) lookupPool(pools []PoolReading) (*PoolReading, error) {
+// pools, if it names one; src tells whose declarations they are.
+func (f Filter) lookupPool(pools []PoolReading, src Source) (*PoolReading, error) {
 	if f.pool == "" {
 		return nil, nil
 	}
@@ -95,10 +95,14 @@ func (f Filter) lookupPool(pools []PoolReading) (*PoolReading, error) {
 		}
 		names = append(names, pools[i].Name)
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("--pool %q: no pools are declared (--config.file)", f.pool)
+	where := "--config.file"
+	if src.Kind == "exporter" {
+		where = "the config file of the exporter at " + src.URL
 	}
-	return nil, fmt.Errorf("--pool %q: no such pool in --config.file (declared: %s)", f.pool, strings.Join(names, ", "))
+	if len(names) == 0 {
+		return nil, fmt.Errorf("--pool %q: no pools are declared (%s)", f.pool, where)
+	}
+	return nil, fmt.Errorf("--pool %q: no such pool in %s (declared: %s)", f.pool, where, strings.Join(names, ", "))
 }
 
 // socketRow is one line of `top --sockets`, and one object of its JSON:
@@ -132,7 +136,7 @@ type socketList struct {
 
 // listSockets filters a reading's dead sockets.
 func listSockets(rd *Reading, src Source, f Filter, limit int) (*socketList, error) {
-	want, err := f.lookupPool(rd.Pools)
+	want, err := f.lookupPool(rd.Pools, src)
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,7 @@ type topView struct {
 // viewRoutes filters a reading's routes and arranges them as the table's
 // rows, worst first.
 func viewRoutes(rd *Reading, src Source, f Filter) (*topView, error) {
-	want, err := f.lookupPool(rd.Pools)
+	want, err := f.lookupPool(rd.Pools, src)
 	if err != nil {
 		return nil, err
 	}
