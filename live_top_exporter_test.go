@@ -324,3 +324,12 @@ func TestTopExporterFlagsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestTelemetryPathCannotTakeTopsEndpoint: the metrics path may not be the
+// path of top's reading; the exporter says so and does not start.
+func TestTelemetryPathCannotTakeTopsEndpoint(t *testing.T) {
+	code, out := runToExit(t, "--path.procfs=testdata/proc", "--web.telemetry-path=/api/v1/top", "--web.listen-address="+testutil.FreeAddr(t))
+	if code != 2 || !strings.Contains(out, "--web.telemetry-path=/api/v1/top is where the exporter serves top's reading") {
+		t.Errorf("exit %d, want 2 and the reason:\n%s", code, out)
+	}
+}
