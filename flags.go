@@ -54,6 +54,10 @@ type options struct {
 	topProcess, topAddress string
 	topPort                int
 	topPool                string
+	// top's source: the running exporter, unless --no-exporter.
+	topExporter                   bool
+	topExporterURL, topHTTPConfig string
+	topExporterURLSet             bool
 }
 
 // newApp declares the command line; parsing it fills the options.
@@ -91,6 +95,9 @@ func newApp() (*kingpin.Application, *options) {
 	textFlag(topCmd.Flag("remote-address", "Only routes (with --sockets: sockets) toward this IP address or CIDR."), &o.topAddress, notEmpty("an IP address or CIDR"))
 	intFlag(topCmd.Flag("remote-port", "Only routes (with --sockets: sockets) toward this port."), &o.topPort, 1, 65535, "a port from 1 to 65535")
 	textFlag(topCmd.Flag("pool", "Only routes (with --sockets: sockets) that belong to this declared pool."), &o.topPool, notEmpty("the name of a pool of --config.file"))
+	topCmd.Flag("exporter", "Take the numbers from the running exporter at --exporter.url (what /metrics serves, with what it remembers), reading the kernel only when none answers; --no-exporter reads the kernel at once.").Default("true").BoolVar(&o.topExporter)
+	textFlag(topCmd.Flag("exporter.url", "Base URL of the running exporter.").Default("http://localhost:9951").IsSetByUser(&o.topExporterURLSet), &o.topExporterURL, notEmpty("a URL such as http://localhost:9951"))
+	textFlag(topCmd.Flag("exporter.http-config.file", "Prometheus HTTP client settings (tls_config, basic_auth, authorization…) for --exporter.url, as in a scrape config."), &o.topHTTPConfig, notEmpty("a file name"))
 	// `top --help` lists what top uses: it serves nothing and samples
 	// nothing between its own refreshes. Its pre-action runs before kingpin
 	// writes the help.

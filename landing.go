@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/tcpstate-exporter/tcpstate_exporter/top"
 )
 
 // landingPage is the page served at /. It links only what the exporter
@@ -19,8 +21,11 @@ func landingPage(metricsPath string, profiles bool) (http.Handler, error) {
 		Name:        programName,
 		Description: "TCP sockets by state, port, process and connection pool",
 		Version:     version.Info(),
-		Links:       []web.LandingLinks{{Address: metricsPath, Text: "Metrics"}},
-		Profiling:   profiling,
+		Links: []web.LandingLinks{
+			{Address: metricsPath, Text: "Metrics"},
+			{Address: top.ReadingPath, Text: "Top", Description: "the routes, pools and dead sockets tcpstate_exporter top shows, as JSON (?sockets=1 lists the sockets)"},
+		},
+		Profiling: profiling,
 	})
 }
 

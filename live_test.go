@@ -195,8 +195,11 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 		}
 	}
 
-	// `top` shows the same numbers, with the pids and the first pool.
-	code, out := runToExit(t, "top", "--config.file="+config, "--limit=0")
+	// `top` shows the same numbers, with the pids and the fullest pool
+	// of each route: the IPv4 route belongs to upstream (16/400) and to
+	// client-v4, full at 10/10, which must not hide behind upstream. Only
+	// this test's client: the host's other routes may add columns (NETNS).
+	code, out := runToExit(t, "top", "--no-exporter", "--config.file="+config, "--limit=0", "--process=^"+client+"$")
 	if code != 0 {
 		t.Fatalf("top: exit %d\n%s", code, out)
 	}
@@ -205,7 +208,7 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 	pid := strconv.Itoa(clientHelper.cmd.Process.Pid)
 	inUse := strconv.Itoa(closeWait4+closeWait6+established4+established6) + "/400" // the pool's, every route
 	for _, want := range [][]string{
-		{client, pid, "127.0.0.2:" + port, strconv.Itoa(closeWait4), strconv.Itoa(established4), "upstream", inUse},
+		{client, pid, "127.0.0.2:" + port, strconv.Itoa(closeWait4), strconv.Itoa(established4), "client-v4(+1)", "10/10", "FULL"},
 		{client, pid, "[::1]:" + port, strconv.Itoa(closeWait6), strconv.Itoa(established6), "upstream", inUse},
 	} {
 		found := false
@@ -220,6 +223,9 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 		if !found {
 			t.Errorf("top has no row %q with an OLDEST of - or under a minute:\n%s", want, out)
 		}
+	}
+	if want := "FULL: pool client-v4 holds 10 connections (7 in CLOSE_WAIT, 3 ESTABLISHED) for a maximum of 10\n"; !strings.Contains(out, want) {
+		t.Errorf("want %q under the table:\n%s", want, out)
 	}
 }
 
@@ -337,7 +343,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 	t.Logf("oldest age after the restart %.2fs, true age %.2fs", m[ages[0]], time.Since(heldSince).Seconds())
 
 	// top --sockets names every socket: its pid, local port and age.
-	code, out := runToExit(t, "top", "--sockets", "--process=^"+comm+"$", "--config.file="+config, "--output=json", "--log.level=error")
+	code, out := runToExit(t, "top", "--no-exporter", "--sockets", "--process=^"+comm+"$", "--config.file="+config, "--output=json", "--log.level=error")
 	if code != 0 {
 		t.Fatalf("top --sockets: exit %d\n%s", code, out)
 	}
@@ -378,7 +384,7 @@ func TestLiveCloseWaitKernelAges(t *testing.T) {
 		t.Errorf("local endpoints %v: want %d distinct", locals, old+fresh)
 	}
 	// The table names the same local ports.
-	code, out = runToExit(t, "top", "--sockets", "--remote-port="+port)
+	code, out = runToExit(t, "top", "--no-exporter", "--sockets", "--remote-port="+port)
 	if code != 0 {
 		t.Fatalf("top --sockets: exit %d\n%s", code, out)
 	}
@@ -486,7 +492,7 @@ func TestLiveCloseWaitProcfsAges(t *testing.T) {
 	if got < least || got > most {
 		t.Errorf("second scrape a second later: %s = %.2f; want between %.2f and %.2f (the clock around the scrapes)", key, got, least, most)
 	}
-	code, out := runToExit(t, "top", "--sockets", "--collector.tcp.source=procfs", "--no-collector.netns", "--process=^tcpst-pf$")
+	code, out := runToExit(t, "top", "--no-exporter", "--sockets", "--collector.tcp.source=procfs", "--no-collector.netns", "--process=^tcpst-pf$")
 	if code != 0 || !strings.Contains(out, "AGE -: the kernel gives no age") {
 		t.Errorf("top --sockets on procfs should say why ages are missing (exit %d):\n%s", code, out)
 	}
@@ -495,7 +501,7 @@ func TestLiveCloseWaitProcfsAges(t *testing.T) {
 // netlinkWorks tells whether sock_diag answers here.
 func netlinkWorks(t *testing.T) bool {
 	t.Helper()
-	code, out := runToExit(t, "top", "--collector.tcp.source=netlink", "--limit=1")
+	code, out := runToExit(t, "top", "--no-exporter", "--collector.tcp.source=netlink", "--limit=1")
 	return code == 0 && !strings.Contains(out, "netlink")
 }
 

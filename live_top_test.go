@@ -35,7 +35,7 @@ func TestLiveTopPoolFullAndRoutePids(t *testing.T) {
 	if err := os.WriteFile(config, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"top", "--config.file=" + config, "--process=^" + comm + "$", "--limit=0"}
+	args := []string{"top", "--no-exporter", "--config.file=" + config, "--process=^" + comm + "$", "--limit=0"}
 	code, out := runToExit(t, args...)
 	if code != 0 {
 		t.Fatalf("top: exit %d\n%s", code, out)

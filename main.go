@@ -178,6 +178,16 @@ func runTop(o *options, exporter *collector.Exporter, cfg *configHolder) int {
 		fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
 		return 2
 	}
+	switch {
+	case o.topExporter:
+		if o.top.Exporter, err = top.NewExporterClient(o.topExporterURL, o.topHTTPConfig); err != nil {
+			fmt.Fprintf(os.Stderr, "%s top: %v\n", programName, err)
+			return 2
+		}
+	case o.topExporterURLSet || o.topHTTPConfig != "":
+		fmt.Fprintf(os.Stderr, "%s top: --exporter.url and --exporter.http-config.file need the exporter (--no-exporter reads the kernel and ignores them)\n", programName)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o.top.Terminal = top.IsTerminal(os.Stdout)

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
+	"github.com/tcpstate-exporter/tcpstate_exporter/top"
 )
 
 // serve serves the metrics until SIGTERM or an interrupt; SIGHUP reloads
@@ -51,9 +52,16 @@ func serve(o *options, exporter *collector.Exporter, cfg *configHolder, logger l
 		cfg,
 	)
 
+	if o.metricsPath == top.ReadingPath {
+		level.Error(logger).Log("msg", "--web.telemetry-path="+o.metricsPath+" is where the exporter serves top's reading; choose another path")
+		return 2
+	}
 	mux := http.NewServeMux()
 	mux.Handle(o.metricsPath, metricsHandler(exporter, self, o.maxRequests, logger))
 	mux.Handle("/-/reload", reloadHandler(cfg, o.lifecycle))
+	// What `top` renders, behind the same web config (TLS, basic auth) as
+	// the metrics: the server's handler checks both.
+	mux.Handle(top.ReadingPath, top.Handler(exporter, cfg.current, o.maxRequests))
 	if o.pprof {
 		servePprof(mux)
 	}

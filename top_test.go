@@ -18,22 +18,28 @@ import (
 )
 
 func TestTopOnFixtureTree(t *testing.T) {
-	code, out := runToExit(t, "top", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml")
+	code, out := runToExit(t, "top", "--no-exporter", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	// The rows are the tcpstate_process_remote_connections series of the
 	// golden exposition, sorted by CLOSE_WAIT; the pids are those that hold
 	// the route's sockets (pid 201, also java, holds only 10.1.2.4's); the
-	// pool is the first declared one that matches, and its use is its
-	// CLOSE_WAIT and ESTABLISHED sockets on every route: 6 + 2 of 8.
-	want := `CLOSE_WAIT 6  ESTABLISHED 5  (1 CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
-  PROCESS  PIDS               REMOTE  CLOSE_WAIT  ESTABLISHED           POOL  IN USE/MAX  OLDEST
-     java   200        10.1.2.3:9000           3            2  search-engine    9/8 FULL       -
-     java   201        10.1.2.4:9000           1            0  search-engine    9/8 FULL       -
-     java   200  [2001:db8::10]:9000           1            0  search-engine    9/8 FULL       -
-  python3   300     192.168.1.1:5432           0            1              -           -       -
+	// pool is the fullest of those the route belongs to, marked (+N) when
+	// there are more, and its use is its CLOSE_WAIT, CLOSE and ESTABLISHED
+	// sockets on every route: 6 + 1 + 2 of 8 for search-engine, 4 + 1 + 2
+	// of 4 for search-java-v4; both full, both named under the table.
+	want := `source: the kernel, read by top itself (--no-exporter)
+top cannot know what a running exporter remembers: the routes and pools of sockets held after a reset (state close) that were dropped before this reading: they count per process only; ages counted from a first sighting before this reading
+CLOSE_WAIT 6  ESTABLISHED 5  (1 CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
+  PROCESS  PIDS               REMOTE  CLOSE_WAIT  CLOSE  ESTABLISHED                POOL  IN USE/MAX  OLDEST
+     java   200        10.1.2.3:9000           3      1            2  search-java-v4(+1)    7/4 FULL       -
+     java   201        10.1.2.4:9000           1      0            0  search-java-v4(+1)    7/4 FULL       -
+     java   200  [2001:db8::10]:9000           1      0            0   search-engine(+1)    9/8 FULL       -
+  python3   300     192.168.1.1:5432           0      0            1                   -           -       -
+POOL (+N): the route belongs to N more pools; the table shows the fullest, FULL lines name every full one, --output json lists them all.
 FULL: pool search-engine holds 9 connections (6 in CLOSE_WAIT, 1 in CLOSE (reset, still held), 2 ESTABLISHED) for a maximum of 8
+FULL: pool search-java-v4 holds 7 connections (4 in CLOSE_WAIT, 1 in CLOSE (reset, still held), 2 ESTABLISHED) for a maximum of 4
 `
 	if out != want {
 		t.Errorf("top printed:\n%s\nwant:\n%s", out, want)
@@ -43,7 +49,7 @@ FULL: pool search-engine holds 9 connections (6 in CLOSE_WAIT, 1 in CLOSE (reset
 // TestTopLimitAndWatch runs top --watch through a pipe: each refresh is
 // appended as plain text, without the escape codes that clear a terminal.
 func TestTopLimitAndWatch(t *testing.T) {
-	stdout, stderr, code := runPiped(t, "top", "--path.procfs=testdata/proc", "--limit=1", "--watch", "--interval=100ms", "--count=3")
+	stdout, stderr, code := runPiped(t, "top", "--no-exporter", "--path.procfs=testdata/proc", "--limit=1", "--watch", "--interval=100ms", "--count=3")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
 	}
@@ -94,7 +100,7 @@ func TestTopWatchOnATerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "top", "--path.procfs=testdata/proc", "--watch", "--interval=100ms", "--count=2")
+	cmd := exec.Command(binary, "top", "--no-exporter", "--path.procfs=testdata/proc", "--watch", "--interval=100ms", "--count=2")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = pts, &stderr
 	if err := cmd.Start(); err != nil {
@@ -120,7 +126,7 @@ func TestTopWatchOnATerminal(t *testing.T) {
 // TestTopHelpListsWhatTopUses: `top --help` leaves out the flags only
 // serving uses; the exporter's own --help keeps them.
 func TestTopHelpListsWhatTopUses(t *testing.T) {
-	stdout, stderr, code := runPiped(t, "top", "--help")
+	stdout, stderr, code := runPiped(t, "top", "--no-exporter", "--help")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s%s", code, stdout, stderr)
 	}
@@ -149,7 +155,7 @@ func TestTopKeepsTheLogOffTheTable(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"top", "--path.procfs=testdata/proc", "--config.file=" + empty}
+	args := []string{"top", "--no-exporter", "--path.procfs=testdata/proc", "--config.file=" + empty}
 	stdout, stderr, code := runPiped(t, args...)
 	if code != 0 || stderr != "" {
 		t.Errorf("top by default: exit %d, standard error %q, want 0 and nothing", code, stderr)
@@ -189,13 +195,13 @@ func TestTopEmptyTableSaysWhy(t *testing.T) {
 		{[]string{"--path.procfs=testdata/proc", "--collector.process.remote-states=time_wait"}, "(no rows: the 6 CLOSE_WAIT sockets are not outbound"},
 	}
 	for _, c := range cases {
-		stdout, stderr, code := runPiped(t, append([]string{"top"}, c.args...)...)
+		stdout, stderr, code := runPiped(t, append([]string{"top", "--no-exporter"}, c.args...)...)
 		if code != 0 || !strings.Contains(stdout, c.want) {
 			t.Errorf("top %v: exit %d, want %q in:\n%s%s", c.args, code, c.want, stdout, stderr)
 		}
 	}
 	// A table with rows gives no such reason.
-	if stdout, _, _ := runPiped(t, "top", "--path.procfs=testdata/proc"); strings.Contains(stdout, "(no rows") {
+	if stdout, _, _ := runPiped(t, "top", "--no-exporter", "--path.procfs=testdata/proc"); strings.Contains(stdout, "(no rows") {
 		t.Errorf("a reason for an empty table under rows:\n%s", stdout)
 	}
 }
@@ -220,31 +226,36 @@ func copyTables(t *testing.T, root string, files ...string) {
 // one: the procfs text has no kernel clock, so a single run knows no age
 // and says why; unread bytes leave out the FIN's sequence number.
 func TestTopSocketsOnFixtureTree(t *testing.T) {
-	code, out := runToExit(t, "top", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--log.level=error")
+	code, out := runToExit(t, "top", "--no-exporter", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--log.level=error")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	want := `CLOSE_WAIT 6
-  PID  PROCESS       STATE                LOCAL               REMOTE  AGE  AGE FROM  RECV-Q           POOL
-  200     java  CLOSE_WAIT       10.0.0.5:40001        10.1.2.3:9000    -         -      15  search-engine
-  200     java  CLOSE_WAIT       10.0.0.5:40002        10.1.2.3:9000    -         -      31  search-engine
-  200     java  CLOSE_WAIT       10.0.0.5:41001        10.1.2.3:9000    -         -      63  search-engine
-  201     java  CLOSE_WAIT       10.0.0.5:40003        10.1.2.4:9000    -         -       0  search-engine
-  200     java  CLOSE_WAIT  [2001:db8::5]:41000  [2001:db8::10]:9000    -         -       0  search-engine
-    -        -  CLOSE_WAIT       10.0.0.5:40008        10.1.2.3:9000    -         -       0  search-engine
+	want := `source: the kernel, read by top itself (--no-exporter)
+top cannot know what a running exporter remembers: the routes and pools of sockets held after a reset (state close) that were dropped before this reading: they count per process only; ages counted from a first sighting before this reading
+CLOSE_WAIT 6
+  PID  PROCESS       STATE                LOCAL               REMOTE  AGE  AGE FROM  RECV-Q               POOL
+  200     java  CLOSE_WAIT       10.0.0.5:40001        10.1.2.3:9000    -         -      15  search-engine(+1)
+  200     java  CLOSE_WAIT       10.0.0.5:40002        10.1.2.3:9000    -         -      31  search-engine(+1)
+  200     java  CLOSE_WAIT       10.0.0.5:41001        10.1.2.3:9000    -         -      63  search-engine(+1)
+  201     java  CLOSE_WAIT       10.0.0.5:40003        10.1.2.4:9000    -         -       0  search-engine(+1)
+  200     java  CLOSE_WAIT  [2001:db8::5]:41000  [2001:db8::10]:9000    -         -       0  search-engine(+1)
+    -        -  CLOSE_WAIT       10.0.0.5:40008        10.1.2.3:9000    -         -       0      search-engine
 AGE -: the kernel gives no age for these sockets (procfs source, or another network namespace) and this run saw them once; --watch counts from now.
 `
 	if out != want {
 		t.Errorf("top --sockets printed:\n%s\nwant:\n%s", out, want)
 	}
 
-	// Filters, the pool column following --pool, and --limit.
-	code, out = runToExit(t, "top", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--log.level=error",
+	// Filters, the pool column following --pool (+1: the sockets belong
+	// to search-engine too), and --limit.
+	code, out = runToExit(t, "top", "--no-exporter", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--log.level=error",
 		"--pool=search-java-v4", "--remote-address=10.1.2.3", "--limit=2")
-	want = `CLOSE_WAIT 6  matching 3
-  PID  PROCESS       STATE           LOCAL         REMOTE  AGE  AGE FROM  RECV-Q            POOL
-  200     java  CLOSE_WAIT  10.0.0.5:40001  10.1.2.3:9000    -         -      15  search-java-v4
-  200     java  CLOSE_WAIT  10.0.0.5:40002  10.1.2.3:9000    -         -      31  search-java-v4
+	want = `source: the kernel, read by top itself (--no-exporter)
+top cannot know what a running exporter remembers: the routes and pools of sockets held after a reset (state close) that were dropped before this reading: they count per process only; ages counted from a first sighting before this reading
+CLOSE_WAIT 6  matching 3
+  PID  PROCESS       STATE           LOCAL         REMOTE  AGE  AGE FROM  RECV-Q                POOL
+  200     java  CLOSE_WAIT  10.0.0.5:40001  10.1.2.3:9000    -         -      15  search-java-v4(+1)
+  200     java  CLOSE_WAIT  10.0.0.5:40002  10.1.2.3:9000    -         -      31  search-java-v4(+1)
 (1 more sockets; --limit shows more)
 AGE -: the kernel gives no age for these sockets (procfs source, or another network namespace) and this run saw them once; --watch counts from now.
 `
@@ -253,7 +264,7 @@ AGE -: the kernel gives no age for these sockets (procfs source, or another netw
 	}
 
 	// The second refresh of --watch has first-seen ages; JSON parses.
-	code, out = runToExit(t, "top", "--sockets", "--path.procfs=testdata/proc", "--log.level=error", "--output=json", "--watch", "--count=2", "--interval=100ms", "--limit=0")
+	code, out = runToExit(t, "top", "--no-exporter", "--sockets", "--path.procfs=testdata/proc", "--log.level=error", "--output=json", "--watch", "--count=2", "--interval=100ms", "--limit=0")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -289,7 +300,7 @@ AGE -: the kernel gives no age for these sockets (procfs source, or another netw
 	}
 
 	for _, bad := range [][]string{{"--pool=nope"}, {"--remote-address=10.0.0.300"}, {"--process=("}, {"--remote-port=70000"}, {"--output=yaml"}} {
-		code, out := runToExit(t, append([]string{"top", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml"}, bad...)...)
+		code, out := runToExit(t, append([]string{"top", "--no-exporter", "--sockets", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml"}, bad...)...)
 		if code == 0 || !strings.Contains(out, strings.SplitN(bad[0], "=", 2)[0]) {
 			t.Errorf("%v: exit %d, want an error naming the flag:\n%s", bad, code, out)
 		}

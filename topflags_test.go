@@ -17,7 +17,7 @@ func TestTopRefusesWhatItWouldIgnore(t *testing.T) {
 		{[]string{"--count=3"}, "--count needs --watch"},
 		{[]string{"--interval=5s"}, "--interval needs --watch"},
 	} {
-		stdout, stderr, code := runPiped(t, append([]string{"top", "--path.procfs=testdata/proc"}, c.args...)...)
+		stdout, stderr, code := runPiped(t, append([]string{"top", "--no-exporter", "--path.procfs=testdata/proc"}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) || stdout != "" {
 			t.Errorf("top %v: exit %d, stdout %q, stderr %q; want 2, nothing and %q", c.args, code, stdout, stderr, c.want)
 		}
@@ -31,13 +31,13 @@ func TestNumbersOutOfSenseAreRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"top", "--limit=-1"}, "--limit=-1: out of range; it takes 0 (all) or more"},
-		{[]string{"top", "--limit=2.5"}, `--limit="2.5": not a whole number`},
-		{[]string{"top", "--watch", "--interval=0s"}, "--interval=0s: out of range; it takes 100ms or more"},
-		{[]string{"top", "--watch", "--interval=99ms"}, "--interval=99ms: out of range"},
-		{[]string{"top", "--watch", "--count=-1"}, "--count=-1: out of range"},
-		{[]string{"top", "--remote-port=0"}, "--remote-port=0: out of range; it takes a port from 1 to 65535"},
-		{[]string{"top", "--remote-port=70000"}, "--remote-port=70000: out of range"},
+		{[]string{"top", "--no-exporter", "--limit=-1"}, "--limit=-1: out of range; it takes 0 (all) or more"},
+		{[]string{"top", "--no-exporter", "--limit=2.5"}, `--limit="2.5": not a whole number`},
+		{[]string{"top", "--no-exporter", "--watch", "--interval=0s"}, "--interval=0s: out of range; it takes 100ms or more"},
+		{[]string{"top", "--no-exporter", "--watch", "--interval=99ms"}, "--interval=99ms: out of range"},
+		{[]string{"top", "--no-exporter", "--watch", "--count=-1"}, "--count=-1: out of range"},
+		{[]string{"top", "--no-exporter", "--remote-port=0"}, "--remote-port=0: out of range; it takes a port from 1 to 65535"},
+		{[]string{"top", "--no-exporter", "--remote-port=70000"}, "--remote-port=70000: out of range"},
 		{[]string{"--collector.max-series=0"}, "--collector.max-series=0: out of range; it takes 1 or more"},
 		{[]string{"--collector.process.workers=0"}, "--collector.process.workers=0: out of range"},
 		{[]string{"--web.max-requests=-1"}, "--web.max-requests=-1: out of range"},
@@ -51,7 +51,7 @@ func TestNumbersOutOfSenseAreRefused(t *testing.T) {
 		}
 	}
 	// The floors themselves are taken.
-	stdout, stderr, code := runPiped(t, "top", "--path.procfs=testdata/proc", "--watch", "--interval=100ms", "--count=1", "--limit=0")
+	stdout, stderr, code := runPiped(t, "top", "--no-exporter", "--path.procfs=testdata/proc", "--watch", "--interval=100ms", "--count=1", "--limit=0")
 	if code != 0 || !strings.Contains(stdout, "PROCESS") {
 		t.Errorf("--interval=100ms --count=1 --limit=0: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -81,7 +81,7 @@ func TestEveryNumericFlagNamesItself(t *testing.T) {
 	if seen < 9 {
 		t.Errorf("found %d numeric flags in --help, want at least 9 (the pattern no longer matches the help?)", seen)
 	}
-	code, out := runToExit(t, "top", "--remote-port=abc")
+	code, out := runToExit(t, "top", "--no-exporter", "--remote-port=abc")
 	if code != 2 || !strings.Contains(out, `--remote-port="abc": not a whole number`) {
 		t.Errorf("--remote-port=abc: exit %d:\n%s", code, out)
 	}
@@ -90,7 +90,7 @@ func TestEveryNumericFlagNamesItself(t *testing.T) {
 // TestTopRoutesHonourFiltersAndJSON: without --sockets, the filters pick
 // routes and --output json writes them, one object per refresh.
 func TestTopRoutesHonourFiltersAndJSON(t *testing.T) {
-	base := []string{"top", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml"}
+	base := []string{"top", "--no-exporter", "--path.procfs=testdata/proc", "--config.file=testdata/config.yml"}
 	for _, c := range []struct {
 		args []string
 		want string // the rows, REMOTE column

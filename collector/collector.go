@@ -167,6 +167,14 @@ type flight struct {
 	// joined counts the scrapes waiting on the reading besides its leader
 	// (guarded by Exporter.mu).
 	joined int
+	// What the reading builds beyond the views: a request that needs more
+	// (top's pids and sockets) waits for it and takes its own.
+	owners, closeWait, routePids bool
+}
+
+// covers tells whether the flight's reading has what req asks for.
+func (f *flight) covers(req snapshot.Request, needsOwners bool) bool {
+	return (f.owners || !(req.WithOwners || needsOwners)) && (f.closeWait || !req.CloseWait) && (f.routePids || req.RoutePids == nil)
 }
 
 // NewExporter builds the named collectors.
@@ -304,23 +312,28 @@ func (e *Exporter) needsOwners() bool {
 // snapshot returns a fresh snapshot. A scrape that arrives while another
 // is reading waits for that reading and shares it. withOwners walks
 // /proc/PID/fd even when no enabled collector needs it, and listCloseWait
-// lists the CLOSE_WAIT sockets (a reading already under way is shared as
-// it is).
+// lists the CLOSE_WAIT sockets (a reading already under way is shared
+// only when it has them).
 func (e *Exporter) snapshot(ctx context.Context, withOwners, listCloseWait bool) *snapshot.Snapshot {
 	return e.read(ctx, snapshot.Request{WithOwners: withOwners, CloseWait: listCloseWait})
 }
 
 // read takes a snapshot with what req asks beyond the enabled views (which
-// it sets), or shares a reading under way.
+// it sets), or shares a reading under way that has what req asks.
 func (e *Exporter) read(ctx context.Context, req snapshot.Request) *snapshot.Snapshot {
+	needsOwners := e.needsOwners()
 	e.mu.Lock()
-	if f := e.inflight; f != nil {
+	for e.inflight != nil {
+		f := e.inflight
 		f.joined++
 		e.mu.Unlock()
 		<-f.done
-		return f.snap
+		if f.covers(req, needsOwners) {
+			return f.snap
+		}
+		e.mu.Lock()
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), owners: req.WithOwners || needsOwners, closeWait: req.CloseWait, routePids: req.RoutePids != nil}
 	e.inflight = f
 	e.mu.Unlock()
 
@@ -331,7 +344,7 @@ func (e *Exporter) read(ctx context.Context, req snapshot.Request) *snapshot.Sna
 		timeout = time.Until(d)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	req.Views, req.WithOwners = e.views, req.WithOwners || e.needsOwners()
+	req.Views, req.WithOwners = e.views, req.WithOwners || needsOwners
 	f.snap = e.reader.Read(rctx, req)
 	cancel()
 	e.readings.Add(1)

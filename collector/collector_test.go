@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -117,5 +118,67 @@ func TestUnknownCollectorIsAnError(t *testing.T) {
 	_, err := NewExporter(fixtureOptions(t), []string{"process", "sockets"})
 	if err == nil || !strings.Contains(err.Error(), "sockets") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestTopReadingWaitsOutAScrapesReading: top's reading needs the route
+// pids and the socket list, which a scrape's reading does not build; one
+// that arrives while a scrape reads waits for it and takes its own instead
+// of sharing it.
+func TestTopReadingWaitsOutAScrapesReading(t *testing.T) {
+	t.Parallel()
+	o := fixtureOptions(t)
+	gate := &gatedTables{inner: tables.NewProcfsTables(o.ProcRoot), started: make(chan struct{}), release: make(chan struct{})}
+	o.Tables = gate
+	e, err := NewExporter(o, Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped := make(chan struct{})
+	go func() { defer close(scraped); render(t, e.Collect) }()
+	<-gate.started
+	type result struct {
+		r   *TopReading
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := e.ReadTop(context.Background(), true)
+		done <- result{r, err}
+	}()
+	// Release the scrape only once ReadTop waits on its reading: poll the
+	// goroutines (bounded) for ReadTop blocked in a channel receive.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		waiting := false
+		for _, g := range strings.Split(stacks, "\n\n") {
+			if strings.Contains(g, "[chan receive") && strings.Contains(g, "(*Exporter).ReadTop") {
+				waiting = true
+			}
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ReadTop never waited on the scrape's reading:\n%s", stacks)
+		}
+		runtime.Gosched()
+	}
+	close(gate.release)
+	<-scraped
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if n := gate.reads.Load(); n != 2 {
+		t.Errorf("tables read %d times, want 2: the scrape's and top's own", n)
+	}
+	if p := res.r.Pids[Route{Process: "java", Netns: "host", Address: "10.1.2.3", Port: "9000"}]; !slices.Equal(p, []int{200}) {
+		t.Errorf("pids of java → 10.1.2.3:9000: %v, want [200] (%v)", p, res.r.Pids)
+	}
+	if len(res.r.Sockets) != 6 {
+		t.Errorf("%d sockets listed, want the fixture's 6 CLOSE_WAIT", len(res.r.Sockets))
 	}
 }

@@ -17,15 +17,19 @@ import (
 // The error, when not nil, says that the listing is incomplete (tables not
 // read completely, or owners not found); the sockets returned are real.
 func (e *Exporter) CloseWaitSockets(ctx context.Context) ([]snapshot.CloseWaitSocket, error) {
-	s := e.snapshot(ctx, true, true)
+	return closeWaitSockets(e.snapshot(ctx, true, true))
+}
+
+// closeWaitSockets names and sorts the dead sockets of a reading that
+// listed them; each socket's Namespace is its netns label ("host" for the
+// exporter's own).
+func closeWaitSockets(s *snapshot.Snapshot) ([]snapshot.CloseWaitSocket, error) {
 	out := slices.Clone(s.CloseWait)
 	for i := range out {
 		if out[i].Owner != owners.NoOwner {
 			out[i].Process = s.OwnerNames[out[i].Owner]
 		}
-		if int(out[i].NetNS) < len(s.Namespaces) {
-			out[i].Namespace = s.Namespaces[out[i].NetNS]
-		}
+		out[i].Namespace = s.NetnsName(out[i].NetNS)
 	}
 	slices.SortFunc(out, func(a, b snapshot.CloseWaitSocket) int {
 		if c := cmp.Compare(b.Age, a.Age); c != 0 {

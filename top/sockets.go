@@ -1,17 +1,16 @@
 package top
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/tcpstate-exporter/tcpstate_exporter/collector/config"
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 )
@@ -65,147 +64,123 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 // matches tells whether s passes the filter; pool is the declared pool
 // named by the filter, or nil.
-func (f Filter) matches(s snapshot.CloseWaitSocket, pool *config.Pool) bool {
+func (f Filter) matches(s *SocketReading, pool *PoolReading) bool {
+	if f == (Filter{}) {
+		return true
+	}
+	remote, _ := netip.ParseAddrPort(s.Remote)
 	switch {
 	case f.process != nil && (s.Process == "" || !f.process.MatchString(s.Process)):
 		return false
-	case f.address.IsValid() && !f.address.Contains(s.Remote.Addr()):
+	case f.address.IsValid() && !(remote.IsValid() && f.address.Contains(remote.Addr())):
 		return false
-	case f.port != 0 && s.Remote.Port() != f.port:
+	case f.port != 0 && remote.Port() != f.port:
 		return false
-	case pool != nil && !pool.Matches(s.Remote, s.Process, s.Process != ""):
+	case pool != nil && !slices.Contains(s.Pools, pool.Name):
 		return false
 	}
 	return true
 }
 
-// lookupPool finds the pool the filter names, if it names one.
-func (f Filter) lookupPool(cfg *config.Config) (*config.Pool, error) {
+// lookupPool finds the pool the filter names among the reading's declared
+// pools, if it names one; src tells whose declarations they are.
+func (f Filter) lookupPool(pools []PoolReading, src Source) (*PoolReading, error) {
 	if f.pool == "" {
 		return nil, nil
 	}
 	var names []string
-	if cfg != nil {
-		for _, p := range cfg.Pools {
-			if p.Name == f.pool {
-				return p, nil
-			}
-			names = append(names, p.Name)
+	for i := range pools {
+		if pools[i].Name == f.pool {
+			return &pools[i], nil
 		}
+		names = append(names, pools[i].Name)
+	}
+	where := "--config.file"
+	if src.Kind == "exporter" {
+		where = "the config file of the exporter at " + src.URL
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("--pool %q: no pools are declared (--config.file)", f.pool)
+		return nil, fmt.Errorf("--pool %q: no pools are declared (%s)", f.pool, where)
 	}
-	return nil, fmt.Errorf("--pool %q: no such pool in --config.file (declared: %s)", f.pool, strings.Join(names, ", "))
+	return nil, fmt.Errorf("--pool %q: no such pool in %s (declared: %s)", f.pool, where, strings.Join(names, ", "))
 }
 
-// socketRow is one line of `top --sockets`, and one object of its JSON.
+// socketRow is one line of `top --sockets`, and one object of its JSON:
+// a socket of the reading, with the pool the table shows (the one --pool
+// names or else the first it belongs to).
 type socketRow struct {
-	Pid     int    `json:"pid,omitempty"`
-	Process string `json:"process,omitempty"`
-	// State is close_wait, or close for a socket the kernel dropped
-	// (reset) that the process still holds: a dead slot all the same.
-	State string `json:"state"`
-	// Local and Remote are "" for a held socket whose route the exporter
-	// never saw (it started after the reset).
-	Local  string `json:"local"`
-	Remote string `json:"remote"`
-	// AgeSeconds is absent when the age is not known.
-	AgeSeconds *float64 `json:"age_seconds,omitempty"`
-	AgeSource  string   `json:"age_source"`
-	Unread     uint64   `json:"unread_bytes"`
-	Pool       string   `json:"pool,omitempty"`
-	Inode      uint64   `json:"inode"`
-	Namespace  string   `json:"netns,omitempty"`
+	SocketReading
+	Pool string `json:"pool"`
 }
 
 // socketList is what one refresh of `top --sockets` shows.
 type socketList struct {
-	Rows []socketRow `json:"sockets"`
+	Time   time.Time   `json:"time"`
+	Source Source      `json:"source"`
+	Rows   []socketRow `json:"sockets"`
 	// Matched counts the sockets that pass the filter; Rows holds at most
 	// --limit of them.
 	Matched int `json:"matched"`
 	// Total counts every CLOSE_WAIT socket, Closed every socket held
-	// after the kernel dropped it (state close).
-	Total  int `json:"close_wait_total"`
-	Closed int `json:"close_total"`
+	// after the kernel dropped it (state close); UnroutedClosed those of
+	// them whose route the reader never saw.
+	Total          int `json:"close_wait_total"`
+	Closed         int `json:"close_total"`
+	UnroutedClosed int `json:"unrouted_close"`
 	// Incomplete says why the listing may miss sockets or owners.
-	Incomplete string `json:"incomplete,omitempty"`
-	// firstSighting counts the rows whose only clock is the exporter's
+	Incomplete string `json:"incomplete"`
+	// firstSighting counts the rows whose only clock is the reader's
 	// first sighting, which this first reading just started.
 	firstSighting int
 }
 
-// listSockets takes one reading and arranges its CLOSE_WAIT sockets. On
-// the first reading an age counted from the exporter's first sighting is
-// zero, and so unknown: only the kernel's ages are shown then.
-func listSockets(socks []snapshot.CloseWaitSocket, readErr error, cfg *config.Config, f Filter, limit int, firstReading bool) (*socketList, error) {
-	want, err := f.lookupPool(cfg)
+// listSockets filters a reading's dead sockets.
+func listSockets(rd *Reading, src Source, f Filter, limit int) (*socketList, error) {
+	want, err := f.lookupPool(rd.Pools, src)
 	if err != nil {
 		return nil, err
 	}
-	l := &socketList{Rows: []socketRow{}}
-	if readErr != nil {
-		l.Incomplete = readErr.Error()
-	}
-	for _, s := range socks {
-		if s.State == tables.StateClose {
-			l.Closed++
-		} else {
+	l := &socketList{Time: rd.Time, Source: src, Rows: []socketRow{}, Incomplete: rd.SocketsIncomplete}
+	for _, s := range rd.Sockets {
+		switch {
+		case s.State != tables.StateClose.String():
 			l.Total++
+		case s.Local == "":
+			l.Closed++
+			l.UnroutedClosed++
+		default:
+			l.Closed++
 		}
 	}
-	for _, s := range socks {
+	for i := range rd.Sockets {
+		s := &rd.Sockets[i]
+		if s.Pools == nil {
+			s.Pools = []string{}
+		}
 		if !f.matches(s, want) {
 			continue
-		}
-		pool := poolOf(cfg, s)
-		if want != nil {
-			pool = want.Name
 		}
 		l.Matched++
 		if limit > 0 && len(l.Rows) >= limit {
 			continue
 		}
-		r := socketRow{Pid: s.Pid, Process: s.Process, State: s.State.String(), Local: endpoint(s.Local), Remote: endpoint(s.Remote),
-			AgeSource: s.AgeSource.String(), Unread: s.Unread, Pool: pool, Inode: s.Inode, Namespace: s.Namespace}
-		if s.AgeSource == snapshot.AgeFirstSeen && firstReading {
-			r.AgeSource = snapshot.AgeNone.String()
+		r := socketRow{SocketReading: *s}
+		if want != nil {
+			r.Pool = want.Name
+		} else if len(s.Pools) > 0 {
+			r.Pool = s.Pools[0]
+		}
+		if s.firstSighting {
 			l.firstSighting++
-		} else if s.AgeSource != snapshot.AgeNone {
-			secs := s.Age.Seconds()
-			r.AgeSeconds = &secs
 		}
 		l.Rows = append(l.Rows, r)
 	}
 	return l, nil
 }
 
-// endpoint prints an address and port, or "" when not known.
-func endpoint(ap netip.AddrPort) string {
-	if !ap.IsValid() {
-		return ""
-	}
-	return ap.String()
-}
-
-// poolOf names the first declared pool a socket belongs to, or "" (the
-// pool families count a socket in every pool it matches; --pool filters by
-// any of them).
-func poolOf(cfg *config.Config, s snapshot.CloseWaitSocket) string {
-	if cfg == nil {
-		return ""
-	}
-	for _, p := range cfg.Pools {
-		if p.Matches(s.Remote, s.Process, s.Process != "") {
-			return p.Name
-		}
-	}
-	return ""
-}
-
 // render writes the list as a table.
 func (l *socketList) render(w io.Writer) {
+	l.Source.render(w)
 	fmt.Fprintf(w, "CLOSE_WAIT %d", l.Total)
 	if l.Closed > 0 {
 		fmt.Fprintf(w, "  CLOSE %d", l.Closed)
@@ -227,6 +202,9 @@ func (l *socketList) render(w io.Writer) {
 		}
 		if r.Pool != "" {
 			pool = r.Pool
+			if n := len(r.Pools) - 1; n > 0 && slices.Contains(r.Pools, r.Pool) {
+				pool += fmt.Sprintf("(+%d)", n)
+			}
 		}
 		if r.AgeSeconds != nil {
 			age = formatAge(time.Duration(*r.AgeSeconds * float64(time.Second)))
@@ -252,7 +230,10 @@ func (l *socketList) render(w io.Writer) {
 		fmt.Fprintln(w, "AGE -: the kernel gives no age for these sockets (procfs source, or another network namespace) and this run saw them once; --watch counts from now.")
 	}
 	if l.Closed > 0 {
-		fmt.Fprintln(w, "STATE CLOSE: the kernel dropped the socket (reset) and no table lists it, but the process still holds its fd: a dead pool slot, as CLOSE_WAIT; its age goes on from CLOSE_WAIT. LOCAL -: its route was never seen by this exporter.")
+		fmt.Fprintln(w, "STATE CLOSE: the kernel dropped the socket (reset) and no table lists it, but the process still holds its fd: a dead pool slot, as CLOSE_WAIT; its age goes on from CLOSE_WAIT. LOCAL -: its route was never seen by this reader.")
+	}
+	if l.UnroutedClosed > 0 && l.Matched != l.Total+l.Closed {
+		fmt.Fprintf(w, "%d CLOSE sockets have no known route, so the filters on remote address, port and pool cannot match them; a running exporter that saw them before the reset knows it.\n", l.UnroutedClosed)
 	}
 	if firstSeenOnly {
 		fmt.Fprintln(w, "AGE FROM first-seen: since this exporter first saw the socket (procfs source or another network namespace); kernel: since the socket last received an ACK.")
@@ -266,11 +247,4 @@ func formatAge(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
-}
-
-// renderJSON writes the list as one JSON object.
-func (l *socketList) renderJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(l)
 }

@@ -22,7 +22,7 @@ func TestTopSocketsShowsHeldClosed(t *testing.T) {
 			Remote: netip.MustParseAddrPort("127.0.0.1:8080"), Age: 30 * time.Second, AgeSource: snapshot.AgeKernel, Inode: 12},
 		{State: tables.StateClose, Pid: 7, Process: "heldclient", Age: 0, AgeSource: snapshot.AgeNone, Inode: 13},
 	}
-	l, err := listSockets(socks, nil, nil, Filter{}, 0, false)
+	l, err := listSockets(&Reading{Sockets: socketsOf(socks, nil, false)}, Source{Kind: "kernel", Fallback: "--no-exporter"}, Filter{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector"
@@ -32,6 +30,10 @@ type Options struct {
 	Sockets bool
 	Filter  Filter
 	Output  string
+	// Exporter is asked for each refresh's reading; nil (--no-exporter):
+	// top reads the kernel itself, as it also does when no exporter
+	// answers.
+	Exporter *ExporterClient
 	// Terminal: standard output is a Terminal, so --watch may clear the
 	// screen; otherwise (a pipe, a file) each refresh is appended as plain
 	// text.
@@ -45,189 +47,143 @@ func IsTerminal(f *os.File) bool {
 }
 
 // topRow is one process's sockets toward one remote endpoint, and one
-// object of the JSON output.
+// object of the JSON output. Every key is always present.
 type topRow struct {
 	Process string `json:"process"`
+	Netns   string `json:"netns"`
 	// Pids hold the route's sockets (a socket held by several processes
 	// counts for its lowest pid).
 	Pids        []int   `json:"pids"`
 	Address     string  `json:"remote_address"`
 	port        string  // the label; "other" for the folded row
-	Port        int     `json:"remote_port,omitempty"`
+	Port        int     `json:"remote_port"`
 	CloseWait   float64 `json:"close_wait"`
+	Close       float64 `json:"close"`
 	Established float64 `json:"established"`
-	// OldestSeconds is the age of the route's oldest CLOSE_WAIT socket;
-	// absent when unknown.
-	OldestSeconds *float64 `json:"oldest_close_wait_seconds,omitempty"`
-	// Pool is the first declared pool the route belongs to, with its
-	// maximum and what the whole pool holds (every route of it).
-	Pool          string `json:"pool,omitempty"`
-	pool          *poolUsage
-	PoolMax       int      `json:"pool_max,omitempty"`
-	PoolInUse     *float64 `json:"pool_in_use,omitempty"`
-	PoolCloseWait *float64 `json:"pool_close_wait,omitempty"`
-	PoolFull      bool     `json:"pool_full,omitempty"`
+	// OldestSeconds is the age of the route's oldest dead socket; null
+	// when unknown.
+	OldestSeconds *float64 `json:"oldest_close_wait_seconds"`
+	// Pool is the pool the table shows: the one --pool names or else the
+	// fullest the route belongs to (the first declared of equals), with
+	// its maximum and what the whole pool holds (every route of it).
+	Pool          string   `json:"pool"`
+	PoolMax       int      `json:"pool_max"`
+	PoolInUse     *float64 `json:"pool_in_use"`
+	PoolCloseWait *float64 `json:"pool_close_wait"`
+	PoolClose     *float64 `json:"pool_close"`
+	PoolFull      bool     `json:"pool_full"`
+	// Pools are every pool the route belongs to, in declared order.
+	Pools []PoolReading `json:"pools"`
 }
 
-// poolUsage is a declared pool's sockets as tcpstate_pool_connections
-// counts them. A pool's connections are in use while ESTABLISHED or
-// CLOSE_WAIT (a CLOSE_WAIT socket keeps its slot until the application
-// closes it); the pool is full when they reach its maximum, as
-// TCPStatePoolSaturated and, for CLOSE_WAIT alone, TCPStatePoolExhausted
-// say.
-type poolUsage struct {
-	closeWait, established float64
-	// closed counts sockets the kernel dropped (reset) while a process
-	// still holds them: they keep their pool slot as CLOSE_WAIT ones do.
-	closed float64
-}
-
-// topView is what one refresh of `top` shows: the same numbers a scrape of
-// /metrics carries, taken from the same collectors, and one object of the
-// JSON output.
+// topView is what one refresh of `top` shows: the numbers of one reading,
+// filtered, and one object of the JSON output.
 type topView struct {
-	Rows                []topRow `json:"routes"`
-	HostCloseWait       *float64 `json:"close_wait_total,omitempty"`
-	HostEstablished     *float64 `json:"established_total,omitempty"`
-	UnresolvedCloseWait float64  `json:"unresolved_close_wait"`
-	Truncated           float64  `json:"series_folded"`
-	Failed              []string `json:"failed_collectors,omitempty"`
+	Time                time.Time `json:"time"`
+	Source              Source    `json:"source"`
+	Rows                []topRow  `json:"routes"`
+	HostCloseWait       *float64  `json:"close_wait_total"`
+	HostEstablished     *float64  `json:"established_total"`
+	UnresolvedCloseWait float64   `json:"unresolved_close_wait"`
+	UnroutedClose       float64   `json:"unrouted_close"`
+	Truncated           float64   `json:"series_folded"`
+	Failed              []string  `json:"failed_collectors"`
 	// Matched counts the routes that pass the filters; Rows holds at most
 	// --limit of them.
 	Matched int `json:"matched"`
 	// collectors lists the collectors that ran, to tell an empty table's
 	// reason.
-	collectors map[string]bool
+	collectors []string
 	filtered   bool
 	total      int // routes before the filters
+	// full are the full pools of the matching routes, in declared order.
+	full []PoolReading
 }
 
-// gatherTop runs one scrape through the exporter and arranges its families
-// as the table's rows, the pids that hold each route's sockets from the
-// same reading.
-//
-// On the first refresh the exporter has seen every socket just once, so
-// only the kernel's ages mean anything yet: withAges is false and OLDEST
-// reads "-" for routes whose ages are all first sightings.
-func gatherTop(ctx context.Context, e *collector.Exporter, cfg *config.Config, f Filter, withAges bool) (*topView, error) {
-	want, err := f.lookupPool(cfg)
+// viewRoutes filters a reading's routes and arranges them as the table's
+// rows, worst first.
+func viewRoutes(rd *Reading, src Source, f Filter) (*topView, error) {
+	want, err := f.lookupPool(rd.Pools, src)
 	if err != nil {
 		return nil, err
 	}
-	families, holders, err := e.GatherRoutes(ctx)
-	if err != nil {
-		return nil, err
+	v := &topView{Time: rd.Time, Source: src, Rows: []topRow{}, HostCloseWait: rd.CloseWaitTotal, HostEstablished: rd.EstablishedTotal,
+		UnresolvedCloseWait: rd.UnresolvedCloseWait, UnroutedClose: rd.UnroutedClose, Truncated: rd.SeriesFolded,
+		Failed: rd.FailedCollectors, collectors: rd.Collectors, filtered: f != (Filter{})}
+	if v.Failed == nil {
+		v.Failed = []string{}
 	}
-	v := &topView{Rows: []topRow{}, collectors: map[string]bool{}, filtered: f != (Filter{})}
-	var hostCW, hostEst float64
-	rows := map[collector.Route]*topRow{}
-	row := func(m *dto.Metric) *topRow {
-		k := collector.Route{Process: label(m, "process"), Address: label(m, "remote_address"), Port: label(m, "remote_port")}
-		r := rows[k]
-		if r == nil {
-			r = &topRow{Process: k.Process, Address: k.Address, port: k.Port, Pids: holders[k]}
-			if r.Pids == nil {
-				r.Pids = []int{} // the folded row: [] in JSON, not null
-			}
-			r.Port, _ = strconv.Atoi(k.Port)
-			rows[k] = r
-		}
-		return r
+	pools := map[string]PoolReading{}
+	for _, p := range rd.Pools {
+		pools[p.Name] = p
 	}
-	pools := map[string]*poolUsage{}
-	for _, fam := range families {
-		for _, m := range fam.GetMetric() {
-			val := m.GetGauge().GetValue()
-			if m.GetCounter() != nil {
-				val = m.GetCounter().GetValue()
-			}
-			switch fam.GetName() {
-			case "tcpstate_process_remote_connections":
-				switch label(m, "state") {
-				case "close_wait":
-					row(m).CloseWait += val
-				case "established":
-					row(m).Established += val
-				}
-			case "tcpstate_process_remote_close_wait_oldest_seconds":
-				// A first sighting at this very reading is 0 and means
-				// nothing yet; a kernel age is right at once.
-				// Rows add up a route's network namespaces (pods): the
-				// oldest of them counts.
-				if withAges || val > 0 {
-					if o := row(m).OldestSeconds; o == nil || val > *o {
-						age := val
-						row(m).OldestSeconds = &age
-					}
-				}
-			case "tcpstate_pool_connections":
-				p := pools[label(m, "pool")]
-				if p == nil {
-					p = &poolUsage{}
-					pools[label(m, "pool")] = p
-				}
-				switch label(m, "state") {
-				case "close_wait":
-					p.closeWait += val
-				case "established":
-					p.established += val
-				case "close":
-					p.closed += val
-				}
-			case "tcpstate_connections":
-				switch label(m, "state") {
-				case "close_wait":
-					hostCW += val
-				case "established":
-					hostEst += val
-				}
-			case "tcpstate_unresolved_sockets":
-				if label(m, "state") == "close_wait" {
-					v.UnresolvedCloseWait += val
-				}
-			case "tcpstate_series_truncated":
-				v.Truncated += val
-			case "tcpstate_scrape_collector_success":
-				v.collectors[label(m, "collector")] = true
-				if val == 0 {
-					v.Failed = append(v.Failed, label(m, "collector"))
-				}
-			}
-		}
-	}
-	if v.collectors["connections"] {
-		v.HostCloseWait, v.HostEstablished = &hostCW, &hostEst
-	}
-	for _, r := range rows {
-		if r.CloseWait == 0 && r.Established == 0 {
-			continue
-		}
+	fullSeen := map[string]bool{}
+	for i := range rd.Routes {
+		rr := &rd.Routes[i]
 		v.total++
-		if !f.matchesRoute(r, want) {
+		if !f.matchesRoute(rr, want) {
 			continue
 		}
-		r.Pool, r.PoolMax = matchPool(cfg, r)
+		r := topRow{Process: rr.Process, Netns: rr.Netns, Pids: rr.Pids, Address: rr.Address, port: rr.Port, CloseWait: rr.CloseWait,
+			Close: rr.Close, Established: rr.Established, OldestSeconds: rr.OldestSeconds, Pools: []PoolReading{}}
+		if r.Pids == nil {
+			r.Pids = []int{}
+		}
+		r.Port, _ = strconv.Atoi(rr.Port)
+		for _, name := range rr.Pools {
+			if p, ok := pools[name]; ok {
+				r.Pools = append(r.Pools, p)
+				if p.Full && !fullSeen[name] {
+					fullSeen[name] = true
+				}
+			}
+		}
+		shown, ok := fullest(r.Pools)
 		if want != nil {
-			r.Pool, r.PoolMax = want.Name, want.Max
+			shown, ok = pools[want.Name], true
 		}
-		if p := pools[r.Pool]; p != nil && r.Pool != "" {
-			inUse, cw := p.closeWait+p.closed+p.established, p.closeWait
-			r.pool, r.PoolInUse, r.PoolCloseWait = p, &inUse, &cw
-			r.PoolFull = inUse >= float64(r.PoolMax)
+		if ok {
+			r.Pool, r.PoolMax, r.PoolInUse, r.PoolCloseWait, r.PoolClose, r.PoolFull = shown.Name, shown.Max, shown.InUse, shown.CloseWait, shown.Close, shown.Full
 		}
-		v.Rows = append(v.Rows, *r)
+		v.Rows = append(v.Rows, r)
+	}
+	for _, p := range rd.Pools {
+		if fullSeen[p.Name] {
+			v.full = append(v.full, p)
+		}
 	}
 	v.Matched = len(v.Rows)
 	slices.SortFunc(v.Rows, func(a, b topRow) int {
 		switch {
-		case a.CloseWait != b.CloseWait:
-			return cmpDesc(a.CloseWait, b.CloseWait)
+		case a.CloseWait+a.Close != b.CloseWait+b.Close:
+			return cmpDesc(a.CloseWait+a.Close, b.CloseWait+b.Close)
 		case a.Established != b.Established:
 			return cmpDesc(a.Established, b.Established)
 		}
-		return strings.Compare(a.Process+" "+a.Address+" "+a.port, b.Process+" "+b.Address+" "+b.port)
+		return strings.Compare(a.Process+" "+a.Address+" "+a.port+" "+a.Netns, b.Process+" "+b.Address+" "+b.port+" "+b.Netns)
 	})
 	return v, nil
+}
+
+// fullest is the pool nearest its maximum (in use over max), the first
+// declared of equals; without counts (the pools collector off), the first.
+func fullest(pools []PoolReading) (PoolReading, bool) {
+	if len(pools) == 0 {
+		return PoolReading{}, false
+	}
+	best := pools[0]
+	ratio := func(p PoolReading) float64 {
+		if p.InUse == nil || p.Max <= 0 {
+			return -1
+		}
+		return *p.InUse / float64(p.Max)
+	}
+	for _, p := range pools[1:] {
+		if ratio(p) > ratio(best) {
+			best = p
+		}
+	}
+	return best, true
 }
 
 func cmpDesc(a, b float64) int {
@@ -237,53 +193,16 @@ func cmpDesc(a, b float64) int {
 	return 1
 }
 
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
-// routeEndpoint is a row's remote endpoint, or false for the folded
-// "other" row.
-func routeEndpoint(r *topRow) (netip.AddrPort, bool) {
-	addr, err := netip.ParseAddr(r.Address)
-	if err != nil {
-		return netip.AddrPort{}, false
-	}
-	port, err := strconv.ParseUint(r.port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(addr, uint16(port)), true
-}
-
-// matchPool names the first declared pool the row's sockets belong to.
-func matchPool(cfg *config.Config, r *topRow) (string, int) {
-	remote, ok := routeEndpoint(r)
-	if cfg == nil || !ok {
-		return "", 0
-	}
-	for _, p := range cfg.Pools {
-		if p.Matches(remote, r.Process, true) {
-			return p.Name, p.Max
-		}
-	}
-	return "", 0
-}
-
 // matchesRoute tells whether a row passes the filter; pool is the declared
 // pool named by the filter, or nil. The folded "other" row passes only an
 // empty filter.
-func (f Filter) matchesRoute(r *topRow, pool *config.Pool) bool {
+func (f Filter) matchesRoute(r *RouteReading, pool *PoolReading) bool {
 	if f == (Filter{}) {
 		return true
 	}
-	remote, ok := routeEndpoint(r)
+	remote := routeRemote(r)
 	switch {
-	case !ok:
+	case !remote.IsValid():
 		return false
 	case f.process != nil && !f.process.MatchString(r.Process):
 		return false
@@ -291,7 +210,7 @@ func (f Filter) matchesRoute(r *topRow, pool *config.Pool) bool {
 		return false
 	case f.port != 0 && remote.Port() != f.port:
 		return false
-	case pool != nil && !pool.Matches(remote, r.Process, true):
+	case pool != nil && !slices.Contains(r.Pools, pool.Name):
 		return false
 	}
 	return true
@@ -306,6 +225,7 @@ func (v *topView) limitRows(limit int) {
 
 // render writes the table of the worst offenders; limitRows has run.
 func (v *topView) render(w io.Writer) {
+	v.Source.render(w)
 	if v.HostCloseWait != nil {
 		fmt.Fprintf(w, "CLOSE_WAIT %.0f  ESTABLISHED %.0f", *v.HostCloseWait, *v.HostEstablished)
 	} else {
@@ -324,9 +244,23 @@ func (v *topView) render(w io.Writer) {
 	if v.Truncated > 0 {
 		fmt.Fprintf(w, "%.0f series folded into \"other\" (--collector.max-series)\n", v.Truncated)
 	}
+	// The CLOSE and NETNS columns appear when they have something to say.
+	withClose, withNetns, morePools := false, false, false
+	for _, r := range v.Rows {
+		withClose = withClose || r.Close > 0
+		withNetns = withNetns || (r.Netns != "" && r.Netns != "host")
+		morePools = morePools || len(r.Pools) > 1
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PROCESS\tPIDS\tREMOTE\tCLOSE_WAIT\tESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\t")
-	var full []*topRow
+	header := "PROCESS\tPIDS\tREMOTE\tCLOSE_WAIT\t"
+	if withClose {
+		header += "CLOSE\t"
+	}
+	header += "ESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\t"
+	if withNetns {
+		header += "NETNS\t"
+	}
+	fmt.Fprintln(tw, header)
 	for i := range v.Rows {
 		r := &v.Rows[i]
 		remote := r.Address + ":" + r.port
@@ -336,21 +270,29 @@ func (v *topView) render(w io.Writer) {
 		pool, use := "-", "-"
 		if r.Pool != "" {
 			pool, use = r.Pool, "?/"+strconv.Itoa(r.PoolMax)
+			if n := len(r.Pools) - 1; n > 0 {
+				pool += fmt.Sprintf("(+%d)", n)
+			}
 			if r.PoolInUse != nil {
 				use = fmt.Sprintf("%.0f/%d", *r.PoolInUse, r.PoolMax)
 			}
 			if r.PoolFull {
 				use += " FULL"
-				if !slices.ContainsFunc(full, func(f *topRow) bool { return f.Pool == r.Pool }) {
-					full = append(full, r)
-				}
 			}
 		}
 		oldest := "-"
 		if r.OldestSeconds != nil {
 			oldest = formatAge(time.Duration(*r.OldestSeconds * float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.Process, formatPids(r.Pids), remote, r.CloseWait, r.Established, pool, use, oldest)
+		line := fmt.Sprintf("%s\t%s\t%s\t%.0f\t", r.Process, formatPids(r.Pids), remote, r.CloseWait)
+		if withClose {
+			line += fmt.Sprintf("%.0f\t", r.Close)
+		}
+		line += fmt.Sprintf("%.0f\t%s\t%s\t%s\t", r.Established, pool, use, oldest)
+		if withNetns {
+			line += r.Netns + "\t"
+		}
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 	if v.Matched == 0 {
@@ -359,13 +301,30 @@ func (v *topView) render(w io.Writer) {
 	if v.Matched > len(v.Rows) {
 		fmt.Fprintf(w, "(%d more rows; --limit shows more)\n", v.Matched-len(v.Rows))
 	}
-	for _, r := range full {
+	if morePools {
+		fmt.Fprintln(w, "POOL (+N): the route belongs to N more pools; the table shows the fullest, FULL lines name every full one, --output json lists them all.")
+	}
+	for _, p := range v.full {
 		closed := ""
-		if r.pool.closed > 0 {
-			closed = fmt.Sprintf(", %.0f in CLOSE (reset, still held)", r.pool.closed)
+		if *p.Close > 0 {
+			closed = fmt.Sprintf(", %.0f in CLOSE (reset, still held)", *p.Close)
 		}
 		fmt.Fprintf(w, "FULL: pool %s holds %.0f connections (%.0f in CLOSE_WAIT%s, %.0f ESTABLISHED) for a maximum of %d\n",
-			r.Pool, *r.PoolInUse, r.pool.closeWait, closed, r.pool.established, r.PoolMax)
+			p.Name, *p.InUse, *p.CloseWait, closed, *p.Established, p.Max)
+	}
+}
+
+// render writes the source line (and what the source cannot know) above
+// a table.
+func (s Source) render(w io.Writer) {
+	switch {
+	case s.Kind == "exporter":
+		fmt.Fprintf(w, "source: the exporter at %s (its numbers are /metrics')\n", s.URL)
+	default:
+		fmt.Fprintf(w, "source: the kernel, read by top itself (%s)\n", s.Fallback)
+		if len(s.Unknown) > 0 {
+			fmt.Fprintf(w, "top cannot know what a running exporter remembers: %s\n", strings.Join(s.Unknown, "; "))
+		}
 	}
 }
 
@@ -374,7 +333,7 @@ func (v *topView) emptyReason() string {
 	switch {
 	case v.filtered && v.total > 0:
 		return "no route matches the filters"
-	case !v.collectors["process"]:
+	case !slices.Contains(v.collectors, "process"):
 		return "the process collector is off; rows need it (--collector.process)"
 	case slices.Contains(v.Failed, "process"):
 		return "the process collector failed; run with --log.level=error to see why"
@@ -414,24 +373,28 @@ func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, 
 		}
 		return nil
 	}
+	rd := &reader{client: o.Exporter, local: e, cfg: cfg}
 	for i := 0; ; i++ {
+		reading, src, err := rd.read(ctx, o.Sockets)
+		if err != nil {
+			return err
+		}
 		var render func()
 		if o.Sockets {
-			socks, readErr := e.CloseWaitSockets(ctx)
-			l, err := listSockets(socks, readErr, cfg(), o.Filter, o.Limit, i == 0)
+			l, err := listSockets(reading, src, o.Filter, o.Limit)
 			if err != nil {
 				return err
 			}
 			incomplete = l.Incomplete
 			if o.Output == "json" {
-				if err := l.renderJSON(w); err != nil {
+				if err := writeJSON(w, l); err != nil {
 					return err
 				}
 			} else {
 				render = func() { l.render(w) }
 			}
 		} else {
-			v, err := gatherTop(ctx, e, cfg(), o.Filter, i > 0)
+			v, err := viewRoutes(reading, src, o.Filter)
 			if err != nil {
 				return err
 			}
@@ -455,7 +418,7 @@ func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, 
 				} else if i > 0 {
 					fmt.Fprintln(w) // a blank line between refreshes
 				}
-				fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", time.Now().Format(time.TimeOnly), o.Interval)
+				fmt.Fprintf(w, "tcpstate_exporter top — %s, every %s\n", reading.Time.Local().Format(time.TimeOnly), o.Interval)
 			}
 			render()
 		}
@@ -476,9 +439,45 @@ func Run(ctx context.Context, e *collector.Exporter, cfg func() *config.Config, 
 // refresh.
 var ErrIncomplete = errors.New("the numbers are incomplete")
 
-// writeJSON writes one refresh as one indented JSON object.
+// reader takes each refresh's reading: from the exporter while one
+// answers, else (for the rest of the run) from the kernel.
+type reader struct {
+	client   *ExporterClient
+	local    *collector.Exporter
+	cfg      func() *config.Config
+	fallback string // why the kernel; "" while the exporter answers
+}
+
+func (r *reader) read(ctx context.Context, withSockets bool) (*Reading, Source, error) {
+	if r.client == nil && r.fallback == "" {
+		r.fallback = "--no-exporter"
+	}
+	if r.fallback == "" {
+		reading, err := r.client.Read(ctx, withSockets)
+		var none errNoExporter
+		switch {
+		case err == nil:
+			return reading, Source{Kind: "exporter", URL: r.client.URL.Redacted(), Unknown: []string{}}, nil
+		case !errors.As(err, &none):
+			return nil, Source{}, fmt.Errorf("the exporter at %s: %w (--no-exporter reads the kernel instead)", r.client.URL.Redacted(), err)
+		}
+		r.fallback = "no exporter answered at " + r.client.URL.Redacted() + ": " + err.Error()
+	}
+	reading, err := Read(ctx, r.local, r.cfg(), withSockets)
+	if err != nil {
+		return nil, Source{}, err
+	}
+	src := Source{Kind: "kernel", Fallback: r.fallback, Unknown: []string{unknownRoutes, unknownAges}}
+	if r.client != nil {
+		src.URL = r.client.URL.Redacted()
+	}
+	if reading.UnroutedClose > 0 {
+		src.Unknown[0] = fmt.Sprintf("the routes and pools of %.0f sockets held after a reset (state close) that were dropped before this reading: they count per process only, in no route or pool", reading.UnroutedClose)
+	}
+	return reading, src, nil
+}
+
+// writeJSON writes one refresh as one JSON object on one line.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return json.NewEncoder(w).Encode(v)
 }

@@ -30,7 +30,8 @@ type CloseWaitSocket struct {
 	Unread uint64
 	Inode  uint64
 	// Namespace names the socket's network namespace when the exporter
-	// reads several ("host" for its own), else "".
+	// reads several ("host" for its own), else "" (top's readings name
+	// it always).
 	Namespace string
 
 	Owner int32

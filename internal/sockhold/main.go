@@ -17,6 +17,10 @@
 //	                    connection the server closed: Recv-Q 1 (the FIN)
 //	-close-wait-unread  the server sends a response first and the client
 //	                    never reads it, like a leaked request: Recv-Q 101
+//	-close-wait-reset   as -close-wait until a line "reset" on standard
+//	                    input (-stdin): then the client writes, the
+//	                    server's side is gone and resets it, and the kernel
+//	                    drops the socket the client still holds (CLOSE)
 //
 // A port may be a range, FROM-TO: `-listen 127.0.0.3:10000-19999` listens on
 // every free port of it (ports in use are skipped and counted), and
@@ -34,6 +38,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -62,11 +67,12 @@ func main() {
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	var listen, closeWait, closeWaitIdle, closeWaitUnread, established targets
+	var listen, closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established targets
 	fs.Var(&listen, "listen", "serve: address to listen on (repeatable; port 0 picks one, and later addresses with port 0 reuse the first port)")
 	fs.Var(&closeWait, "close-wait", "connect: ADDR=N connections the server closes (repeatable)")
 	fs.Var(&closeWaitIdle, "close-wait-idle", "connect: ADDR=N connections the server closes and the client never reads (Recv-Q 1) (repeatable)")
 	fs.Var(&closeWaitUnread, "close-wait-unread", "connect: ADDR=N connections the server answers and closes, the answer never read (repeatable)")
+	fs.Var(&closeWaitReset, "close-wait-reset", "connect: ADDR=N connections the server closes (CLOSE_WAIT) and, when a line \"reset\" arrives on standard input (-stdin), the client writes to: the server's side is gone, so it answers with a reset and the kernel drops the socket while this process still holds it (state close) (repeatable)")
 	fs.Var(&established, "established", "connect: ADDR=N connections kept open (repeatable)")
 	fs.IntVar(&responseBytes, "response-bytes", 100, "serve: bytes sent to a client that sends 'r' before closing")
 	comm := fs.String("comm", "", "process name to set (at most 15 bytes)")
@@ -93,7 +99,7 @@ func main() {
 	case "serve":
 		err = serve(listen, *noAccept)
 	case "connect":
-		err = connect(closeWait, closeWaitIdle, closeWaitUnread, established)
+		err = connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -113,7 +119,15 @@ func fail(format string, args ...any) {
 func waitForRelease(hold time.Duration, watchStdin bool) {
 	done := make(chan struct{}, 1)
 	if watchStdin {
-		go func() { _, _ = io.Copy(io.Discard, os.Stdin); done <- struct{}{} }()
+		go func() {
+			sc := bufio.NewScanner(os.Stdin)
+			for sc.Scan() {
+				if sc.Text() == "reset" {
+					resetHeld()
+				}
+			}
+			done <- struct{}{}
+		}()
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
@@ -134,7 +148,23 @@ var (
 	listenConfig net.ListenConfig
 
 	responseBytes int // -response-bytes
+
+	toReset []net.Conn // -close-wait-reset, written to on "reset"
 )
+
+// resetHeld writes a byte on each -close-wait-reset connection: its
+// server side is closed, so the kernel answers with a reset and drops the
+// socket, which this process keeps open.
+func resetHeld() {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	for _, c := range toReset {
+		if _, err := c.Write([]byte("x")); err != nil {
+			fmt.Fprintf(os.Stderr, "sockhold: reset %s: %v\n", c.LocalAddr(), err)
+		}
+	}
+	toReset = nil
+}
 
 func serve(addrs []string, noAccept bool) error {
 	if len(addrs) == 0 {
@@ -223,11 +253,11 @@ func accept(l net.Listener) {
 	}
 }
 
-func connect(closeWait, closeWaitIdle, closeWaitUnread, established []string) error {
+func connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established []string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	connected, refused := 0, 0
-	open := func(spec string, mode byte, unread bool) error {
+	open := func(spec string, mode byte, unread, reset bool) error {
 		addr, n, err := parseTarget(spec)
 		if err != nil {
 			return err
@@ -260,6 +290,9 @@ func connect(closeWait, closeWaitIdle, closeWaitUnread, established []string) er
 				}
 				keptMu.Lock()
 				kept = append(kept, c)
+				if reset {
+					toReset = append(toReset, c)
+				}
 				keptMu.Unlock()
 				wait := func() error { return nil }
 				switch {
@@ -294,12 +327,12 @@ func connect(closeWait, closeWaitIdle, closeWaitUnread, established []string) er
 		return nil
 	}
 	for _, kind := range []struct {
-		specs  []string
-		mode   byte
-		unread bool
-	}{{closeWait, 'c', false}, {closeWaitIdle, 'c', true}, {closeWaitUnread, 'r', true}, {established, 'k', false}} {
+		specs         []string
+		mode          byte
+		unread, reset bool
+	}{{closeWait, 'c', false, false}, {closeWaitIdle, 'c', true, false}, {closeWaitUnread, 'r', true, false}, {closeWaitReset, 'c', false, true}, {established, 'k', false, false}} {
 		for _, spec := range kind.specs {
-			if err := open(spec, kind.mode, kind.unread); err != nil {
+			if err := open(spec, kind.mode, kind.unread, kind.reset); err != nil {
 				return err
 			}
 		}
