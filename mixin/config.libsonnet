@@ -9,6 +9,16 @@
     // whatever job a site names, and the shipped rule file matches it all.
     tcpstateSelector: '',
 
+    // A global view over several clusters (Thanos Query, Mimir,
+    // VictoriaMetrics), where each cluster's series carry the cluster's
+    // name in clusterLabel (an external label of its Prometheus). With
+    // showMultiCluster, the alerts' summaries and descriptions name the
+    // cluster beside the instance, since instance names repeat from
+    // cluster to cluster. The rules need nothing else: their joins match
+    // on all labels, the cluster label included.
+    showMultiCluster: false,
+    clusterLabel: 'cluster',
+
     // Where runbook_url points: base + '#' + the alert's name in lower case,
     // the anchor of its section in docs/runbooks.md. Point it at a site's
     // own copy, e.g. a wiki page or the file the packages install under

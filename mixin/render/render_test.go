@@ -318,3 +318,35 @@ func TestWriteString(t *testing.T) {
 		})
 	}
 }
+
+// With showMultiCluster, every alert that names its instance names its
+// cluster beside it (instance names repeat from cluster to cluster on a
+// global view), through the configured label; with the defaults no alert
+// mentions a cluster. The expressions are the same either way: their joins
+// match on all labels.
+func TestMultiClusterAlerts(t *testing.T) {
+	t.Parallel()
+	plain := parse(t, render(t, Options{}))
+	multi := parse(t, render(t, Options{Config: `{ showMultiCluster: true, clusterLabel: 'k8s_cluster' }`}))
+	if len(plain) != len(multi) {
+		t.Fatalf("%d rules with the defaults, %d with showMultiCluster", len(plain), len(multi))
+	}
+	where := "{{ $labels.instance }} in cluster {{ $labels.k8s_cluster }}"
+	for i, r := range multi {
+		p := plain[i]
+		if r.Expr != p.Expr || r.For != p.For || !reflect.DeepEqual(r.Labels, p.Labels) {
+			t.Errorf("%s%s: showMultiCluster changed more than the annotations", r.Alert, r.Record)
+		}
+		for _, k := range []string{"summary", "description"} {
+			if strings.Contains(p.Annotations[k], "cluster") {
+				t.Errorf("%s %s mentions a cluster with the defaults: %q", p.Alert, k, p.Annotations[k])
+			}
+			if want := strings.ReplaceAll(p.Annotations[k], "{{ $labels.instance }}", where); r.Annotations[k] != want {
+				t.Errorf("%s %s with showMultiCluster:\n got %q\nwant %q", r.Alert, k, r.Annotations[k], want)
+			}
+		}
+		if r.Alert != "" && !strings.Contains(r.Annotations["summary"], where) {
+			t.Errorf("%s: the summary does not name the cluster: %q", r.Alert, r.Annotations["summary"])
+		}
+	}
+}
