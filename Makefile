@@ -23,6 +23,11 @@ PROMTOOL3_VERSION := v0.316.0
 PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
 VMALERT_TOOL_VERSION := v1.151.0
 VMALERT_TOOL         := .build/vmalert-tool-$(VMALERT_TOOL_VERSION)/vmalert-tool
+# Thanos, for `make fleet-test`; built by e2e/fleet/build-thanos.sh with the
+# newer Go it needs (THANOS_GOTOOLCHAIN, for that build only).
+THANOS_VERSION     := v0.42.5
+THANOS_GOTOOLCHAIN := go1.27.3
+THANOS             := .build/thanos-$(THANOS_VERSION)/thanos
 # jsonnetfmt and jsonnet-lint come from the go-jsonnet that mixin/render/go.mod
 # pins, so the formatter, the linter and the renderer are one version.
 JSONNET_VERSION := $(shell awk '$$1 == "github.com/google/go-jsonnet" { print $$2 }' mixin/render/go.mod)
@@ -52,9 +57,9 @@ run: build
 # tests under the race detector, the rule pack under promtool 2 and 3 and
 # vmalert-tool, the mixin (formatted and linted) and the files generated
 # from it, the dashboards, the incident replay
-# (about 4 minutes of real `for`), the packages, the image run under runc,
-# and the Helm chart.
-test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check docs-check
+# (about 4 minutes of real `for`), the global view over two clusters
+# (Thanos), the packages, the image run under runc, and the Helm chart.
+test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident fleet-test package-test image-test helm-check docs-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -216,6 +221,39 @@ e2e:
 		for p in $$missing; do command -v $$p >/dev/null 2>&1 || { echo "e2e: $$p still missing after apt-get install" >&2; exit 1; }; done; \
 	fi
 	TCPSTATE_E2E=1 $(GO) test -count=1 -v ./e2e/
+
+
+# --- The global view (e2e/fleet_test.go, docs/rules.md) ---------------------
+# Two clusters, each a network namespace with its own exporter, Go net/http
+# client (eu's leaks its pool, us's is healthy), Prometheus (eu: an HA
+# pair) with external_labels {cluster: eu|us} and an instance label that
+# collides, and a Thanos sidecar beside each; on the host's loopback
+# Thanos Query over the sidecars and the Ruler, and Thanos Ruler
+# evaluating the rule pack rendered from the mixin with the multi-cluster
+# _config (every `for` 4s) against Query, sending to a real Alertmanager.
+# The leak must page once, labelled cluster="eu" with eu's numbers; us
+# raises nothing; when us's sidecar goes away, eu's page stays up. About a
+# minute; the first run also builds Thanos (about 4 minutes on 2 cores with
+# the modules downloaded, cached in .build/). Installs Prometheus and
+# Alertmanager when missing (as root).
+FLEET_PACKAGES := prometheus prometheus-alertmanager
+
+.PHONY: fleet-test
+fleet-test: $(THANOS)
+	@missing=; \
+	for p in $(FLEET_PACKAGES); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>&1)" = "install ok installed" ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "fleet-test: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \
+		echo "fleet-test: installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $$missing >/dev/null || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
+	fi
+	TCPSTATE_FLEET=1 TCPSTATE_THANOS=$(abspath $(THANOS)) \
+		$(GO) test -count=1 -v -timeout 10m -run '^TestFleet$$' ./e2e/
+
+$(THANOS):
+	GO=$(GO) THANOS_GOTOOLCHAIN=$(THANOS_GOTOOLCHAIN) e2e/fleet/build-thanos.sh $(THANOS_VERSION) $(THANOS)
 
 
 # --- Packaging (packaging/, docs/install.md) --------------------------------
