@@ -169,8 +169,8 @@ local u = import '../lib/util.libsonnet';
               newHorizon: u.words(u.num(cfg.poolFillingUpNewPoolHorizonMinutes) + 'm'),
             },
             comment=|||
-              The early warning: a pool's CLOSE_WAIT sockets grow toward its
-              maximum. A leak is a trend long before it is an outage, and
+              The early warning: a pool's dead sockets (CLOSE_WAIT and CLOSE) grow
+              toward its maximum. A leak is a trend long before it is an outage, and
               predict_linear sees the trend: it fits a line through the window's
               samples and extends it.
               Horizon 4h: "at this pace the pool is full within 4 hours". A steady
@@ -274,8 +274,8 @@ local u = import '../lib/util.libsonnet';
             vars={ 'for': u.words(cfg.poolSaturatedFor) },
             comment=|||
               The pool has no free slot, healthy or not. With established sockets
-              that is load (requests queue in the client); with CLOSE_WAIT ones it
-              is the leak. The description gives both numbers.
+              that is load (requests queue in the client); with dead ones
+              (CLOSE_WAIT, CLOSE) it is the leak. The description gives both numbers.
               Threshold: the pool's maximum (>=).
               for 10m: a pool sized for the peak may touch its maximum during a
               burst; ten minutes at the ceiling means requests are queueing.
@@ -344,9 +344,9 @@ local u = import '../lib/util.libsonnet';
             'Process {{ $labels.process }} on {{ $labels.instance }} has CLOSE_WAIT sockets to {{ $labels.remote_address }} port {{ $labels.remote_port }} that it never closes.',
             |||
               Process {{ $labels.process }} on {{ $labels.instance }} holds {{ printf "%.0f" $value }} sockets to
-              {{ $labels.remote_address }} port {{ $labels.remote_port }} that have been in CLOSE_WAIT for longer than
-              the exporter's --collector.close-wait.stuck-after (%(stuckAfter)s unless set otherwise), and more than %(threshold)s have
-              been that old for %(for)s. The oldest has been in CLOSE_WAIT for
+              {{ $labels.remote_address }} port {{ $labels.remote_port }} that have been dead (in CLOSE_WAIT, then in CLOSE if the kernel
+              dropped them) for longer than the exporter's --collector.close-wait.stuck-after (%(stuckAfter)s unless set otherwise),
+              and more than %(threshold)s have been that old for %(for)s. The oldest has been dead for
               {{ $route := "" }}{{ range $k, $v := $labels }}{{ if not (match "^(%(notSeries)s)$" $k) }}{{ $route = printf "%s%s=%q," $route $k $v }}{{ end }}{{ end }}{{ with printf "tcpstate_process_remote_close_wait_oldest_seconds{%s}" $route | query }}{{ . | first | value | humanizeDuration }}{{ else }}an unknown time{{ end }}
               (from the kernel's clock where the exporter reads it through netlink, else since the exporter first saw
               the socket, so no longer than it has run; tcpstate_close_wait_age_sockets says which).
@@ -363,7 +363,8 @@ local u = import '../lib/util.libsonnet';
               The same CLOSE_WAIT sockets stay, instead of new ones coming and
               going: a leak, or a pool that never drops connections the server
               closed. Counts cannot tell the two apart; ages can. The exporter
-              counts a socket as stuck once it has been in CLOSE_WAIT for longer
+              counts a socket as stuck once it has been dead (in CLOSE_WAIT, then
+              in CLOSE if the kernel drops it while the process holds it) for longer
               than --collector.close-wait.stuck-after (5m by default), per process
               and remote endpoint, on every host, pools declared or not; the age
               comes from the kernel's clock (netlink source) or, where the kernel
