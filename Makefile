@@ -113,33 +113,45 @@ $(JSONNETFMT) $(JSONNET_LINT) &:
 	GOBIN=$(abspath $(JSONNET_TOOLS)) $(GO) install github.com/google/go-jsonnet/cmd/jsonnet-lint@$(JSONNET_VERSION)
 
 # --- Monitoring mixin (mixin/) ----------------------------------------------
-# The mixin is the source of the rule pack. `make mixin` renders
-# rules/tcpstate_exporter.rules.yml from it with go-jsonnet (mixin/render,
-# its own module), then the PrometheusRule and the Helm chart's copy from
-# that file. RUNBOOK_URL_BASE points every runbook_url at a site's own copy
-# of docs/runbooks.md, e.g.
+# The mixin is the source of the rule pack and the dashboards. `make mixin`
+# renders rules/tcpstate_exporter.rules.yml and dashboards/*.json from it
+# with go-jsonnet (mixin/render, its own module), then the PrometheusRule
+# and the Helm chart's copy from the rule file. RUNBOOK_URL_BASE points
+# every runbook link (rules and dashboards) at a site's own copy of
+# docs/runbooks.md, and MIXIN_CONFIG is a jsonnet object merged into the
+# mixin's _config, e.g.
 #   make mixin RUNBOOK_URL_BASE=https://wiki.example/runbooks.md
-# (for a site's build only: the checked-in files use the mixin's default,
+#   make mixin MIXIN_CONFIG="{ showMultiCluster: true, tcpstateSelector: 'job=\"tcpstate\"' }"
+# (for a site's build only: the checked-in files use the mixin's defaults,
 # and `make mixin-check` fails on anything else).
 RUNBOOK_URL_BASE ?=
+MIXIN_CONFIG     ?=
 MIXIN_RENDER = $(GO) -C mixin/render run . -mixin $(abspath mixin)
+MIXIN_SITE   = $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') $(if $(MIXIN_CONFIG),-config '$(MIXIN_CONFIG)')
 
 .PHONY: mixin mixin-check mixin-lint mixin-fmt
 mixin:
-	$(MIXIN_RENDER) $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') -o $(abspath rules/tcpstate_exporter.rules.yml)
+	$(MIXIN_RENDER) $(MIXIN_SITE) -o $(abspath rules/tcpstate_exporter.rules.yml)
 	@echo "mixin: wrote rules/tcpstate_exporter.rules.yml"
+	$(MIXIN_RENDER) $(MIXIN_SITE) -dashboards $(abspath dashboards)
+	@echo "mixin: wrote dashboards/*.json"
 	$(MAKE) --no-print-directory prometheusrule helm-rules
 
 # Every file generated from the mixin is what it renders with its defaults,
 # and the renderer's tests pass: the YAML reads back as the mixin, the
 # _config knobs reach the rules (promtool 2 and 3 check a site's
-# rendering), the dashboards are the files in dashboards/.
+# rendering), the dashboards render to the files in dashboards/.
 mixin-check: $(PROMTOOL3) mixin-lint
 	cd mixin/render && $(GO) vet ./... && PROMTOOLS=promtool:$(abspath $(PROMTOOL3)) $(GO) test -count=1 ./...
 	@$(MIXIN_RENDER) | diff -u --label 'rules/tcpstate_exporter.rules.yml (committed)' \
 		--label 'rules/tcpstate_exporter.rules.yml (rendered from mixin/)' rules/tcpstate_exporter.rules.yml - \
 		|| { echo "mixin-check: rules/tcpstate_exporter.rules.yml is stale: run \`make mixin\` and commit the result" >&2; exit 1; }
 	@echo "mixin-check: rules/tcpstate_exporter.rules.yml matches mixin/"
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MIXIN_RENDER) -dashboards "$$tmp" || exit 1; \
+	diff -ru --exclude validate "$$tmp" dashboards \
+		|| { echo "mixin-check: dashboards/ differs from what mixin/ renders: run \`make mixin\` and commit the result" >&2; exit 1; }
+	@echo "mixin-check: dashboards/*.json match mixin/"
 	packaging/kubernetes/generate-prometheusrule.sh --check
 	packaging/helm/generate-rules.sh --check
 

@@ -12,10 +12,15 @@
     // A global view over several clusters (Thanos Query, Mimir,
     // VictoriaMetrics), where each cluster's series carry the cluster's
     // name in clusterLabel (an external label of its Prometheus). With
-    // showMultiCluster, the alerts' summaries and descriptions name the
-    // cluster beside the instance, since instance names repeat from
-    // cluster to cluster. The rules need nothing else: their joins match
-    // on all labels, the cluster label included.
+    // showMultiCluster, the dashboards get a cluster variable (first after
+    // the data source, multi-select) that filters every query, and keep
+    // the label in every aggregation, join, legend and drill-down link, so
+    // that no panel adds up two clusters whose instance names collide; the
+    // alerts' summaries and descriptions name the cluster beside the
+    // instance. The rules need nothing else: their joins match on all
+    // labels, the cluster label included. With the defaults nothing
+    // mentions a cluster. tcpstateSelector (above) reaches every
+    // dashboard selector too, variables' included.
     showMultiCluster: false,
     clusterLabel: 'cluster',
 
