@@ -244,8 +244,9 @@ e2e:
 # evaluating the rule pack rendered from the mixin with the multi-cluster
 # _config (every `for` 4s) against Query, sending to a real Alertmanager.
 # The leak must page once, labelled cluster="eu" with eu's numbers; us
-# raises nothing; when us's sidecar goes away, eu's page stays up. About a
-# minute; the first run also builds Thanos (about 4 minutes on 2 cores with
+# raises nothing; every query of the dashboards rendered with
+# showMultiCluster returns, with the cluster variable on eu, eu's series
+# only; when us's sidecar goes away, eu's page stays up. About a minute; the first run also builds Thanos (about 4 minutes on 2 cores with
 # the modules downloaded, cached in .build/). Installs Prometheus and
 # Alertmanager when missing (as root).
 FLEET_PACKAGES := prometheus prometheus-alertmanager

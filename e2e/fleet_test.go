@@ -17,8 +17,8 @@ import (
 	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
-// The global view (make fleet-test): the rule pack on Thanos over two
-// clusters, as a fleet runs it. Each "cluster" is a
+// The global view (make fleet-test): the rule pack and the dashboards on
+// Thanos over two clusters, as a fleet runs them. Each "cluster" is a
 // network namespace with its own exporter, keep-alive server and Go
 // net/http client (incident/goclient), its own Prometheus (eu: an HA pair)
 // with external_labels {cluster: eu|us} and a Thanos sidecar beside each.
@@ -245,8 +245,9 @@ func renderFleetRules(t *testing.T) ruleCopy {
 }
 
 // TestFleet runs the fleet, leaks eu's pool and checks the global view:
-// the page, the recording rules, the silence of the healthy cluster, and
-// what a cluster that leaves the view does to the Ruler.
+// the page, the recording rules, every dashboard query with the cluster
+// variable (fleet_dashboards_test.go), the silence of the healthy cluster,
+// and what a cluster that leaves the view does to the Ruler.
 func TestFleet(t *testing.T) {
 	requireFleet(t)
 	begin := time.Now()
@@ -269,9 +270,7 @@ func TestFleet(t *testing.T) {
 		waitForValue(t, query, fmt.Sprintf(`count(tcpstate_exporter_build_info{cluster=%q,instance=%q})`, c.name, fleetExporter), 1)
 		waitForValue(t, query, fmt.Sprintf(`tcpstate_pool_max_connections{cluster=%q,pool=%q}`, c.name, fleetPool), float64(c.poolMax))
 	}
-	if n := queryNoDedup(t, query, `count(tcpstate_exporter_build_info{cluster="eu"})`); n != 2 {
-		t.Errorf("without deduplication Query sees %v eu exporters, want 2 (one per replica)", n)
-	}
+	waitForNoDedup(t, query, `count(tcpstate_exporter_build_info{cluster="eu"})`, 2)
 	t.Run("rules healthy", func(t *testing.T) {
 		checkRulesHealthy(t, ruler, rules)
 	})
@@ -318,6 +317,10 @@ func TestFleet(t *testing.T) {
 		waitForValue(t, query, fmt.Sprintf(`tcpstate:pool_close_wait_connections:ratio{cluster="eu",pool=%q}`, fleetPool), 1)
 		waitForValue(t, query, fmt.Sprintf(`tcpstate:pool_close_wait_connections:ratio{cluster="us",pool=%q}`, fleetPool), 0)
 		waitForValue(t, query, fmt.Sprintf(`tcpstate:pool_in_use_connections:sum{cluster="us",pool=%q}`, fleetPool), 1)
+	})
+
+	t.Run("dashboards with the cluster variable", func(t *testing.T) {
+		checkFleetDashboards(t, query, renderFleetDashboards(t))
 	})
 
 	t.Run("the healthy cluster raises nothing", func(t *testing.T) {
@@ -373,23 +376,32 @@ func checkFleetPage(t *testing.T, a alert, c *cluster) {
 	}
 }
 
-// queryNoDedup evaluates expr through Query without deduplication and
-// returns its single value.
-func queryNoDedup(t *testing.T, query *process, expr string) float64 {
+// waitForNoDedup polls Query without deduplication until expr has one
+// value, want: eu's replicas, each with its own series.
+func waitForNoDedup(t *testing.T, query *process, expr string, want float64) {
 	t.Helper()
-	r, err := api(query, "/api/v1/query", url.Values{"query": {expr}, "dedup": {"false"}})
-	if err != nil {
-		t.Fatalf("%s: %v", expr, err)
+	deadline := time.Now().Add(startupTimeout)
+	var last string
+	for {
+		r, err := api(query, "/api/v1/query", url.Values{"query": {expr}, "dedup": {"false"}})
+		var q queryResult
+		if err == nil {
+			err = json.Unmarshal(r.Data, &q)
+		}
+		if err == nil {
+			_, vals, err := q.samples()
+			if err == nil && len(vals) == 1 && vals[0] == want {
+				return
+			}
+			last = fmt.Sprintf("values %v (%v)", vals, err)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s without deduplication: want %v within %v; last answer: %s", expr, want, startupTimeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	var q queryResult
-	if err := json.Unmarshal(r.Data, &q); err != nil {
-		t.Fatal(err)
-	}
-	_, vals, err := q.samples()
-	if err != nil || len(vals) != 1 {
-		t.Fatalf("%s without dedup: want one value, got %v (%v)", expr, vals, err)
-	}
-	return vals[0]
 }
 
 // sidecarGone stops c's only sidecar and checks what the docs say about a
