@@ -77,11 +77,14 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// writeDashboards writes each dashboard the mixin renders into dir, under
-// its name in grafanaDashboards.
+// writeDashboards writes each dashboard the mixin renders into dir (made
+// if missing), under its name in grafanaDashboards.
 func writeDashboards(mixinDir string, o Options, dir string) error {
 	dashboards, err := RenderDashboards(mixinDir, o)
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for name, data := range dashboards {
