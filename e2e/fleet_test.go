@@ -21,7 +21,8 @@ import (
 // Thanos over two clusters, as a fleet runs them. Each "cluster" is a
 // network namespace with its own exporter, keep-alive server and Go
 // net/http client (incident/goclient), its own Prometheus (eu: an HA pair)
-// with external_labels {cluster: eu|us} and a Thanos sidecar beside each.
+// with external_labels {cluster: eu|us, prometheus_replica: ...} and a
+// Thanos sidecar beside each.
 // The exporters listen on the same address in both namespaces, so the
 // instance label collides as pod addresses do. On the host's loopback,
 // Thanos Query merges the sidecars (deduplicating eu's pair) and the Ruler,
@@ -98,6 +99,9 @@ func requireFleet(t *testing.T) {
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("the fleet test creates network namespaces: run it as root")
+	}
+	if thanosBin == "" {
+		t.Fatalf("%s is not set: `make fleet-test` builds Thanos and sets it", thanosEnv)
 	}
 	for _, bin := range []string{"prometheus", "prometheus-alertmanager", "ip", thanosBin} {
 		if _, err := exec.LookPath(bin); err != nil {
