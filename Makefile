@@ -23,6 +23,11 @@ PROMTOOL3_VERSION := v0.316.0
 PROMTOOL3         := .build/promtool-$(PROMTOOL3_VERSION)/promtool
 VMALERT_TOOL_VERSION := v1.151.0
 VMALERT_TOOL         := .build/vmalert-tool-$(VMALERT_TOOL_VERSION)/vmalert-tool
+# Thanos, for `make fleet-test`; built by e2e/fleet/build-thanos.sh with the
+# newer Go it needs (THANOS_GOTOOLCHAIN, for that build only).
+THANOS_VERSION     := v0.42.5
+THANOS_GOTOOLCHAIN := go1.27.3
+THANOS             := .build/thanos-$(THANOS_VERSION)/thanos
 # jsonnetfmt and jsonnet-lint come from the go-jsonnet that mixin/render/go.mod
 # pins, so the formatter, the linter and the renderer are one version.
 JSONNET_VERSION := $(shell awk '$$1 == "github.com/google/go-jsonnet" { print $$2 }' mixin/render/go.mod)
@@ -51,9 +56,9 @@ run: build
 # tests under the race detector, the rule pack under promtool 2 and 3 and
 # vmalert-tool, the mixin (formatted and linted) and the files generated
 # from it, the dashboards, the incident replay
-# (about 4 minutes of real `for`), the packages, the image run under runc,
-# and the Helm chart.
-test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident package-test image-test helm-check docs-check
+# (about 4 minutes of real `for`), the global view over two clusters
+# (Thanos), the packages, the image run under runc, and the Helm chart.
+test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident fleet-test package-test image-test helm-check docs-check
 
 unit:
 	$(GO) test -count=1 ./...
@@ -113,33 +118,45 @@ $(JSONNETFMT) $(JSONNET_LINT) &:
 	GOBIN=$(abspath $(JSONNET_TOOLS)) $(GO) install github.com/google/go-jsonnet/cmd/jsonnet-lint@$(JSONNET_VERSION)
 
 # --- Monitoring mixin (mixin/) ----------------------------------------------
-# The mixin is the source of the rule pack. `make mixin` renders
-# rules/tcpstate_exporter.rules.yml from it with go-jsonnet (mixin/render,
-# its own module), then the PrometheusRule and the Helm chart's copy from
-# that file. RUNBOOK_URL_BASE points every runbook_url at a site's own copy
-# of docs/runbooks.md, e.g.
+# The mixin is the source of the rule pack and the dashboards. `make mixin`
+# renders rules/tcpstate_exporter.rules.yml and dashboards/*.json from it
+# with go-jsonnet (mixin/render, its own module), then the PrometheusRule
+# and the Helm chart's copy from the rule file. RUNBOOK_URL_BASE points
+# every runbook link (rules and dashboards) at a site's own copy of
+# docs/runbooks.md, and MIXIN_CONFIG is a jsonnet object merged into the
+# mixin's _config, e.g.
 #   make mixin RUNBOOK_URL_BASE=https://wiki.example/runbooks.md
-# (for a site's build only: the checked-in files use the mixin's default,
+#   make mixin MIXIN_CONFIG="{ showMultiCluster: true, tcpstateSelector: 'job=\"tcpstate\"' }"
+# (for a site's build only: the checked-in files use the mixin's defaults,
 # and `make mixin-check` fails on anything else).
 RUNBOOK_URL_BASE ?=
+MIXIN_CONFIG     ?=
 MIXIN_RENDER = $(GO) -C mixin/render run . -mixin $(abspath mixin)
+MIXIN_SITE   = $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') $(if $(MIXIN_CONFIG),-config '$(MIXIN_CONFIG)')
 
 .PHONY: mixin mixin-check mixin-lint mixin-fmt
 mixin:
-	$(MIXIN_RENDER) $(if $(RUNBOOK_URL_BASE),-runbook-url-base '$(RUNBOOK_URL_BASE)') -o $(abspath rules/tcpstate_exporter.rules.yml)
+	$(MIXIN_RENDER) $(MIXIN_SITE) -o $(abspath rules/tcpstate_exporter.rules.yml)
 	@echo "mixin: wrote rules/tcpstate_exporter.rules.yml"
+	$(MIXIN_RENDER) $(MIXIN_SITE) -dashboards $(abspath dashboards)
+	@echo "mixin: wrote dashboards/*.json"
 	$(MAKE) --no-print-directory prometheusrule helm-rules
 
 # Every file generated from the mixin is what it renders with its defaults,
 # and the renderer's tests pass: the YAML reads back as the mixin, the
 # _config knobs reach the rules (promtool 2 and 3 check a site's
-# rendering), the dashboards are the files in dashboards/.
+# rendering), the dashboards render to the files in dashboards/.
 mixin-check: $(PROMTOOL3) mixin-lint
 	cd mixin/render && $(GO) vet ./... && PROMTOOLS=promtool:$(abspath $(PROMTOOL3)) $(GO) test -count=1 ./...
 	@$(MIXIN_RENDER) | diff -u --label 'rules/tcpstate_exporter.rules.yml (committed)' \
 		--label 'rules/tcpstate_exporter.rules.yml (rendered from mixin/)' rules/tcpstate_exporter.rules.yml - \
 		|| { echo "mixin-check: rules/tcpstate_exporter.rules.yml is stale: run \`make mixin\` and commit the result" >&2; exit 1; }
 	@echo "mixin-check: rules/tcpstate_exporter.rules.yml matches mixin/"
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MIXIN_RENDER) -dashboards "$$tmp" || exit 1; \
+	diff -ru --exclude validate "$$tmp" dashboards \
+		|| { echo "mixin-check: dashboards/ differs from what mixin/ renders: run \`make mixin\` and commit the result" >&2; exit 1; }
+	@echo "mixin-check: dashboards/*.json match mixin/"
 	packaging/kubernetes/generate-prometheusrule.sh --check
 	packaging/helm/generate-rules.sh --check
 
@@ -221,6 +238,40 @@ e2e:
 		for p in $$missing; do command -v $$p >/dev/null 2>&1 || { echo "e2e: $$p still missing after apt-get install" >&2; exit 1; }; done; \
 	fi
 	TCPSTATE_E2E=1 $(GO) test -count=1 -v ./e2e/
+
+
+# --- The global view (e2e/fleet_test.go, docs/rules.md) ---------------------
+# Two clusters, each a network namespace with its own exporter, Go net/http
+# client (eu's leaks its pool, us's is healthy), Prometheus (eu: an HA
+# pair) with external_labels {cluster: eu|us} and an instance label that
+# collides, and a Thanos sidecar beside each; on the host's loopback
+# Thanos Query over the sidecars and the Ruler, and Thanos Ruler
+# evaluating the rule pack rendered from the mixin with the multi-cluster
+# _config (every `for` 4s) against Query, sending to a real Alertmanager.
+# The leak must page once, labelled cluster="eu" with eu's numbers; us
+# raises nothing; every query of the dashboards rendered with
+# showMultiCluster returns, with the cluster variable on eu, eu's series
+# only; when us's sidecar goes away, eu's page stays up. About a minute; the first run also builds Thanos (about 4 minutes on 2 cores with
+# the modules downloaded, cached in .build/). Installs Prometheus and
+# Alertmanager when missing (as root).
+FLEET_PACKAGES := prometheus prometheus-alertmanager
+
+.PHONY: fleet-test
+fleet-test: $(THANOS)
+	@missing=; \
+	for p in $(FLEET_PACKAGES); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>&1)" = "install ok installed" ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "fleet-test: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \
+		echo "fleet-test: installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $$missing >/dev/null || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
+	fi
+	TCPSTATE_FLEET=1 TCPSTATE_THANOS=$(abspath $(THANOS)) \
+		$(GO) test -count=1 -v -timeout 10m -run '^TestFleet$$' ./e2e/
+
+$(THANOS):
+	GO=$(GO) THANOS_GOTOOLCHAIN=$(THANOS_GOTOOLCHAIN) e2e/fleet/build-thanos.sh $(THANOS_VERSION) $(THANOS)
 
 
 # --- Packaging (packaging/, docs/install.md) --------------------------------

@@ -263,3 +263,10 @@ func (e expectedAlert) checkWarning(t *testing.T, a alert) {
 		t.Errorf("%s description does not quote the maximum %d: %q", a.Labels["alertname"], poolMax, desc)
 	}
 }
+
+// all returns every notification received so far.
+func (w *webhook) all() []notification {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.got)
+}

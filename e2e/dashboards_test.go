@@ -73,9 +73,10 @@ var mayBeZero = map[string]string{
 
 // dashboardValues are the values the template variables take in the
 // "selected" pass: the test's job, exporter, client process, its network
-// namespace and pool.
+// namespace and pool; and, for the dashboards rendered with
+// showMultiCluster (the fleet test), the cluster.
 type dashboardValues struct {
-	job, instance, process, netns, pool string
+	job, instance, process, netns, pool, cluster string
 }
 
 // dashboard is the part of a dashboard's JSON the test reads.
@@ -110,9 +111,15 @@ type panelQuery struct {
 
 func readDashboards(t *testing.T) map[string]dashboard {
 	t.Helper()
-	files, err := filepath.Glob(dashboardGlob)
+	return readDashboardsFrom(t, dashboardGlob)
+}
+
+// readDashboardsFrom reads the dashboards the glob names.
+func readDashboardsFrom(t *testing.T, glob string) map[string]dashboard {
+	t.Helper()
+	files, err := filepath.Glob(glob)
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no dashboards at %s (%v)", dashboardGlob, err)
+		t.Fatalf("no dashboards at %s (%v)", glob, err)
 	}
 	out := map[string]dashboard{}
 	for _, f := range files {
@@ -200,13 +207,17 @@ func promRegexp(v string) string {
 // "All" (Grafana's allValue .*), and the test's own job, host, process and
 // pool selected.
 func passes(v dashboardValues) map[string]map[string]string {
-	return map[string]map[string]string{
+	p := map[string]map[string]string{
 		"all": {"job": ".*", "instance": ".*", "process": ".*", "netns": ".*", "pool": ".*"},
 		"selected": {
 			"job": promRegexp(v.job), "instance": promRegexp(v.instance),
 			"process": promRegexp(v.process), "netns": promRegexp(v.netns), "pool": promRegexp(v.pool),
 		},
 	}
+	if v.cluster != "" {
+		p["all"]["cluster"], p["selected"]["cluster"] = ".*", promRegexp(v.cluster)
+	}
+	return p
 }
 
 // checkDashboards runs every panel query of every dashboard, instant and
@@ -284,6 +295,9 @@ var labelValuesQuery = regexp.MustCompile(`^\s*label_values\(\s*(?:(.+?)\s*,\s*)
 func checkVariables(t *testing.T, prom *process, d dashboard, v dashboardValues) {
 	t.Helper()
 	want := map[string]string{"job": v.job, "instance": v.instance, "process": v.process, "netns": v.netns, "pool": v.pool}
+	if v.cluster != "" {
+		want["cluster"] = v.cluster
+	}
 	selected := passes(v)["selected"]
 	for _, variable := range d.Templating.List {
 		switch variable.Type {

@@ -12,6 +12,11 @@
 // incident_test.go replays the incident with real client libraries and the
 // rule file as shipped, its `for` durations real (about 4 minutes): it runs
 // only with TCPSTATE_INCIDENT=1, from `make incident`.
+//
+// fleet_test.go runs the rule pack and the dashboards on a Thanos global
+// view over two clusters (network namespaces): it runs only with
+// TCPSTATE_FLEET=1 and TCPSTATE_THANOS naming a thanos binary, from `make
+// fleet-test`.
 package e2e
 
 import (
@@ -64,12 +69,14 @@ const (
 )
 
 // exporterBin and sockholdBin are built once by TestMain when the test is
-// enabled; incidentServerBin and incidentGoBin when the incident replay is.
-var exporterBin, sockholdBin, incidentServerBin, incidentGoBin string
+// enabled; incidentServerBin and incidentGoBin when the incident replay or
+// the fleet test is, and fleetGoBin and renderBin (the mixin's renderer)
+// for the fleet test.
+var exporterBin, sockholdBin, incidentServerBin, incidentGoBin, fleetGoBin string
 
 func TestMain(m *testing.M) {
-	e2e, incident := os.Getenv(enableEnv) == "1", os.Getenv(incidentEnv) == "1"
-	if !e2e && !incident {
+	e2e, incident, fleet := os.Getenv(enableEnv) == "1", os.Getenv(incidentEnv) == "1", os.Getenv(fleetEnv) == "1"
+	if !e2e && !incident && !fleet {
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "tcpstate-e2e-bin")
@@ -83,14 +90,25 @@ func TestMain(m *testing.M) {
 		sockholdBin = filepath.Join(dir, "sockhold")
 		builds[sockholdBin] = "../internal/sockhold"
 	}
-	if incident {
+	if incident || fleet {
 		// The file name becomes the process name the exporter reports.
 		incidentServerBin = filepath.Join(dir, "incident-srv")
 		incidentGoBin = filepath.Join(dir, goClientComm)
 		builds[incidentServerBin] = "../incident/server"
 		builds[incidentGoBin] = "../incident/goclient"
 	}
-	if err := testutil.Build(builds); err != nil {
+	if fleet {
+		fleetGoBin = filepath.Join(dir, fleetProcess)
+		builds[fleetGoBin] = "../incident/goclient"
+		thanosBin = os.Getenv(thanosEnv)
+	}
+	err = testutil.Build(builds)
+	if err == nil && fleet {
+		// The renderer is a module of its own (mixin/render).
+		renderBin = filepath.Join(dir, "render")
+		err = testutil.BuildIn("../mixin/render", renderBin, ".")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)

@@ -9,6 +9,21 @@
     // whatever job a site names, and the shipped rule file matches it all.
     tcpstateSelector: '',
 
+    // A global view over several clusters (Thanos Query, Mimir,
+    // VictoriaMetrics), where each cluster's series carry the cluster's
+    // name in clusterLabel (an external label of its Prometheus). With
+    // showMultiCluster, the dashboards get a cluster variable (first after
+    // the data source, multi-select) that filters every query, and keep
+    // the label in every aggregation, join, legend and drill-down link, so
+    // that no panel adds up two clusters whose instance names collide; the
+    // alerts' summaries and descriptions name the cluster beside the
+    // instance. The rules need nothing else: their joins match on all
+    // labels, the cluster label included. With the defaults nothing
+    // mentions a cluster. tcpstateSelector (above) reaches every
+    // dashboard selector too, variables' included.
+    showMultiCluster: false,
+    clusterLabel: 'cluster',
+
     // Where runbook_url points: base + '#' + the alert's name in lower case,
     // the anchor of its section in docs/runbooks.md. Point it at a site's
     // own copy, e.g. a wiki page or the file the packages install under

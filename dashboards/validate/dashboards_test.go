@@ -55,6 +55,19 @@ var foreignMetrics = map[string]string{
 // into one series per pod, which then joins each host's namespaces.
 const podInfoDedup = "max by (uid, namespace, pod)"
 
+// clusterZeroRE matches what `or vector(0)` becomes under showMultiCluster
+// (mixin/lib/promql.libsonnet): a zero for each cluster without data.
+func clusterZeroRE(clusterLabel string) *regexp.Regexp {
+	l := regexp.QuoteMeta(clusterLabel)
+	return regexp.MustCompile(` or on \(` + l + `\) \(0 \* count by \(` + l + `\) \(tcpstate_exporter_build_info\{[^}]*\}\)\)`)
+}
+
+// podInfoDedupBy is podInfoDedup in a rendering with showMultiCluster,
+// which keeps the cluster label in every aggregation.
+func podInfoDedupBy(clusterLabel string) string {
+	return "max by (" + clusterLabel + ", uid, namespace, pod)"
+}
+
 // requiredVariables are the template variables every dashboard offers, so
 // links between dashboards can carry them.
 var requiredVariables = []string{"datasource", "job", "instance", "pool", "process"}
@@ -451,6 +464,14 @@ func readDashboards(t *testing.T) (files []string, raws map[string][]byte, uids 
 // where it is. uids maps the uid of every dashboard in the set to its file,
 // so links between dashboards can be checked.
 func checkDashboard(raw []byte, known map[string]bool, uids map[string]string) []string {
+	return checkRendering(raw, known, uids, "")
+}
+
+// checkRendering is checkDashboard for a rendering of the mixin with
+// showMultiCluster and clusterLabel (clusterLabel ""; the defaults): it
+// also requires the cluster variable, and lets the pod look-up keep the
+// cluster label beside the pod's.
+func checkRendering(raw []byte, known map[string]bool, uids map[string]string, clusterLabel string) []string {
 	if !json.Valid(raw) {
 		var v any
 		err := json.Unmarshal(raw, &v)
@@ -515,7 +536,11 @@ func checkDashboard(raw []byte, known map[string]bool, uids map[string]string) [
 			problems = append(problems, checkPromQL(where+" query", expr, known)...)
 		}
 	}
-	for _, name := range requiredVariables {
+	required := requiredVariables
+	if clusterLabel != "" {
+		required = append(slices.Clone(required), "cluster")
+	}
+	for _, name := range required {
 		if !defined[name] {
 			add("variable %q is not defined in templating", name)
 		}
@@ -581,7 +606,7 @@ func checkDashboard(raw []byte, known map[string]bool, uids map[string]string) [
 				continue
 			}
 			problems = append(problems, checkPromQL(twhere, expr, known)...)
-			problems = append(problems, checkPerHost(twhere, title, typ, expr, tg["legendFormat"])...)
+			problems = append(problems, checkPerHost(twhere, title, typ, expr, tg["legendFormat"], clusterLabel)...)
 		}
 	}
 
@@ -619,17 +644,22 @@ var hostLabels = []string{"job", "instance"}
 // checkPerHost requires every aggregation of a query to keep job and
 // instance, and every legend to name the instance, unless the panel's
 // title says it sums hosts. Tables show the labels as columns.
-func checkPerHost(where, title, typ, expr string, legendFormat any) []string {
+func checkPerHost(where, title, typ, expr string, legendFormat any, clusterLabel string) []string {
 	if strings.Contains(title, sumsHosts) {
 		return nil
 	}
 	var out []string
+	if clusterLabel != "" {
+		// The zero a query falls back to, one per cluster, counts exporters
+		// to find the clusters and adds up nothing.
+		expr = clusterZeroRE(clusterLabel).ReplaceAllString(expr, "")
+	}
 	groupings, err := aggregationGroupings(expr)
 	if err != nil {
 		return nil // checkPromQL reports it
 	}
 	for _, g := range groupings {
-		if lost := g.drops(hostLabels); len(lost) > 0 && g.String() != podInfoDedup {
+		if lost := g.drops(hostLabels); len(lost) > 0 && g.String() != podInfoDedup && g.String() != podInfoDedupBy(clusterLabel) {
 			out = append(out, fmt.Sprintf("%s: %s drops %s, so hosts are added up: aggregate by (job, instance, ...) or say %q in the title",
 				where, g, strings.Join(lost, " and "), sumsHosts))
 		}

@@ -16,7 +16,9 @@
 //	    -requests requests, pausing -idle-pause after every -idle-every of
 //	    them so that the server closes the idle connection in between,
 //	    prints "fixed ok N" and exits; it fails if any request fails or
-//	    takes longer than 10 s.
+//	    takes longer than 10 s. With -requests 0 it goes on until standard
+//	    input reaches EOF or -hold elapses: a healthy service beside a
+//	    leaking one (make fleet-test).
 //
 // -keepalive sets the TCP keepalive period of the dialer (0: Go's default,
 // negative: off). See docs/incident.md for why the replay turns it off.
@@ -53,21 +55,21 @@ func main() {
 	flag.StringVar(&o.url, "url", "", "URL of the server")
 	flag.StringVar(&o.mode, "mode", "", "leak or fixed")
 	flag.IntVar(&o.pool, "pool", 20, "MaxConnsPerHost: the pool's maximum")
-	flag.IntVar(&o.requests, "requests", 60, "fixed: requests to send")
+	flag.IntVar(&o.requests, "requests", 60, "fixed: requests to send (0: until standard input reaches EOF or -hold elapses)")
 	flag.DurationVar(&o.pace, "pace", 500*time.Millisecond, "time between requests")
 	flag.DurationVar(&o.wait, "wait", time.Second, "a request waiting this long for a connection means the pool is dry")
 	flag.IntVar(&o.idleEvery, "idle-every", 5, "fixed: pause after this many requests")
 	flag.DurationVar(&o.idlePause, "idle-pause", 3*time.Second, "fixed: pause long enough for the server to close idle connections")
 	flag.DurationVar(&o.keepAlive, "keepalive", 0, "TCP keepalive period (0: Go's default, negative: off)")
-	flag.DurationVar(&o.hold, "hold", 10*time.Minute, "leak: exit after this long at the latest")
+	flag.DurationVar(&o.hold, "hold", 10*time.Minute, "leak, and fixed with -requests 0: exit after this long at the latest")
 	flag.Parse()
 	o.maxLeakTry = 2 * o.pool
 	var err error
 	switch {
 	case o.url == "":
 		err = errors.New("-url is required")
-	case o.pool <= 0 || o.requests <= 0 || o.pace <= 0 || o.wait <= 0 || o.idleEvery <= 0:
-		err = errors.New("-pool, -requests, -pace, -wait and -idle-every must be positive")
+	case o.pool <= 0 || o.requests < 0 || o.pace <= 0 || o.wait <= 0 || o.idleEvery <= 0:
+		err = errors.New("-pool, -pace, -wait and -idle-every must be positive, -requests 0 or more")
 	case o.mode == "leak":
 		err = leak(o)
 	case o.mode == "fixed":
@@ -146,7 +148,18 @@ func leak(o options) error {
 func fixed(o options) error {
 	c := client(o)
 	c.Timeout = 10 * time.Second // a bounded wait, as the runbook asks
-	for i := 1; i <= o.requests; i++ {
+	stop := make(chan struct{})
+	if o.requests == 0 {
+		go func() { holdUntilStdinEOF(o.hold); close(stop) }()
+	}
+	i := 1
+	for ; o.requests == 0 || i <= o.requests; i++ {
+		select {
+		case <-stop:
+			fmt.Println("fixed ok", i-1)
+			return nil
+		default:
+		}
 		// A request that waits this long, with every connection released,
 		// means the fix does not work; a busy machine is slower than -wait.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -161,7 +174,7 @@ func fixed(o options) error {
 			time.Sleep(o.pace)
 		}
 	}
-	fmt.Println("fixed ok", o.requests)
+	fmt.Println("fixed ok", i-1)
 	return nil
 }
 

@@ -27,6 +27,22 @@ func Build(outputs map[string]string) error {
 	return nil
 }
 
+// BuildIn compiles the package pkg of the module in dir (one the main
+// module does not include, such as mixin/render) into out.
+func BuildIn(dir, out, pkg string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	build := exec.Command("go", "build", "-o", abs, pkg)
+	build.Dir = dir
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building %s in %s: %w", pkg, dir, err)
+	}
+	return nil
+}
+
 // FreeAddr returns a loopback address whose port was free when asked.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()

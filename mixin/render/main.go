@@ -15,9 +15,10 @@ func run() int {
 		out      = flag.String("o", "", "write the rule file here instead of standard output")
 		config   = flag.String("config", "", "a jsonnet object merged into _config, e.g. {tcpstateSelector: 'job=\"tcpstate\"'}")
 		runbook  = flag.String("runbook-url-base", "", "replaces _config.runbookURLBase (each runbook_url is this, '#' and the alert's name in lower case)")
+		dashDir  = flag.String("dashboards", "", "write the dashboards (grafanaDashboards), one JSON file each, into this folder instead of the rule file")
 	)
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\nRenders the rule file of the tcpstate_exporter mixin as YAML.\n\n", filepath.Base(os.Args[0]))
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\nRenders the rule file of the tcpstate_exporter mixin as YAML, or its dashboards as JSON.\n\n", filepath.Base(os.Args[0]))
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -25,7 +26,19 @@ func run() int {
 		flag.Usage()
 		return 2
 	}
-	data, err := Render(*mixinDir, Options{Config: *config, RunbookURLBase: *runbook})
+	o := Options{Config: *config, RunbookURLBase: *runbook}
+	if *dashDir != "" {
+		if *out != "" {
+			fmt.Fprintln(os.Stderr, "render: -o and -dashboards exclude each other")
+			return 2
+		}
+		if err := writeDashboards(*mixinDir, o, *dashDir); err != nil {
+			fmt.Fprintln(os.Stderr, "render:", err)
+			return 1
+		}
+		return 0
+	}
+	data, err := Render(*mixinDir, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		return 1
@@ -62,4 +75,22 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// writeDashboards writes each dashboard the mixin renders into dir (made
+// if missing), under its name in grafanaDashboards.
+func writeDashboards(mixinDir string, o Options, dir string) error {
+	dashboards, err := RenderDashboards(mixinDir, o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, data := range dashboards {
+		if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
+			return err
+		}
+	}
+	return nil
 }

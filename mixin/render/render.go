@@ -2,8 +2,9 @@
 // tcpstate_exporter monitoring mixin (mixin/mixin.libsonnet): it evaluates
 // the mixin with go-jsonnet, lays its rule groups out with
 // rulefile.jsonnet, and prints them as YAML for people to read (comments,
-// block scalars). Its own module, so the exporter does not depend on
-// go-jsonnet.
+// block scalars). With -dashboards it writes the mixin's dashboards
+// (dashboards/*.json) instead. Its own module, so the exporter does not
+// depend on go-jsonnet.
 package main
 
 import (
@@ -91,4 +92,30 @@ func Render(mixinDir string, o Options) ([]byte, error) {
 		return nil, fmt.Errorf("reading the layout of render/rulefile.jsonnet: %w", err)
 	}
 	return writeRuleFile(&rf)
+}
+
+// RenderDashboards returns the mixin's dashboards by file name, each as
+// indented JSON with a final newline: the files of dashboards/.
+func RenderDashboards(mixinDir string, o Options) (map[string][]byte, error) {
+	out, err := evaluate(mixinDir, o, "mixin.grafanaDashboards")
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return nil, fmt.Errorf("reading grafanaDashboards: %w", err)
+	}
+	files := map[string][]byte{}
+	for name, d := range raw {
+		if filepath.Base(name) != name || filepath.Ext(name) != ".json" {
+			return nil, fmt.Errorf("grafanaDashboards: %q is not a file name ending in .json", name)
+		}
+		var b bytes.Buffer
+		if err := json.Indent(&b, d, "", "  "); err != nil {
+			return nil, fmt.Errorf("grafanaDashboards[%q]: %w", name, err)
+		}
+		b.WriteByte('\n')
+		files[name] = b.Bytes()
+	}
+	return files, nil
 }

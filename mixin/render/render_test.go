@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,15 +225,12 @@ func TestBadDurationIsRefused(t *testing.T) {
 	}
 }
 
-// grafanaDashboards holds every dashboard in dashboards/, as the file is.
+// The dashboards in dashboards/ are what the mixin renders with its
+// defaults, byte for byte, and there is no other: `make mixin` writes them.
 func TestDashboardsAreTheFiles(t *testing.T) {
 	t.Parallel()
-	out, err := evaluate(mixinDir, Options{}, "mixin.grafanaDashboards")
+	rendered, err := RenderDashboards(mixinDir, Options{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	var dashboards map[string]any
-	if err := json.Unmarshal(out, &dashboards); err != nil {
 		t.Fatal(err)
 	}
 	files, err := filepath.Glob(filepath.Join(mixinDir, "..", "dashboards", "*.json"))
@@ -241,28 +239,18 @@ func TestDashboardsAreTheFiles(t *testing.T) {
 	}
 	var names []string
 	for _, f := range files {
-		names = append(names, filepath.Base(f))
+		name := filepath.Base(f)
+		names = append(names, name)
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want any
-		if err := json.Unmarshal(data, &want); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if !reflect.DeepEqual(dashboards[filepath.Base(f)], want) {
-			t.Errorf("grafanaDashboards[%q] is not dashboards/%s", filepath.Base(f), filepath.Base(f))
+		if !bytes.Equal(rendered[name], data) {
+			t.Errorf("dashboards/%s is not what the mixin renders: run `make mixin`", name)
 		}
 	}
-	got := slices.Sorted(func(yield func(string) bool) {
-		for k := range dashboards {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	if len(names) == 0 || !slices.Equal(got, names) {
-		t.Errorf("grafanaDashboards has %v, dashboards/ has %v", got, names)
+	if got := slices.Sorted(maps.Keys(rendered)); len(names) == 0 || !slices.Equal(got, names) {
+		t.Errorf("the mixin renders %v, dashboards/ has %v", got, names)
 	}
 }
 
@@ -316,5 +304,37 @@ func TestWriteString(t *testing.T) {
 				t.Errorf("%q reads back as %q, want %q", b.String(), got["k"], c.s)
 			}
 		})
+	}
+}
+
+// With showMultiCluster, every alert that names its instance names its
+// cluster beside it (instance names repeat from cluster to cluster on a
+// global view), through the configured label; with the defaults no alert
+// mentions a cluster. The expressions are the same either way: their joins
+// match on all labels.
+func TestMultiClusterAlerts(t *testing.T) {
+	t.Parallel()
+	plain := parse(t, render(t, Options{}))
+	multi := parse(t, render(t, Options{Config: `{ showMultiCluster: true, clusterLabel: 'k8s_cluster' }`}))
+	if len(plain) != len(multi) {
+		t.Fatalf("%d rules with the defaults, %d with showMultiCluster", len(plain), len(multi))
+	}
+	where := "{{ $labels.instance }} in cluster {{ $labels.k8s_cluster }}"
+	for i, r := range multi {
+		p := plain[i]
+		if r.Expr != p.Expr || r.For != p.For || !reflect.DeepEqual(r.Labels, p.Labels) {
+			t.Errorf("%s%s: showMultiCluster changed more than the annotations", r.Alert, r.Record)
+		}
+		for _, k := range []string{"summary", "description"} {
+			if strings.Contains(p.Annotations[k], "cluster") {
+				t.Errorf("%s %s mentions a cluster with the defaults: %q", p.Alert, k, p.Annotations[k])
+			}
+			if want := strings.ReplaceAll(p.Annotations[k], "{{ $labels.instance }}", where); r.Annotations[k] != want {
+				t.Errorf("%s %s with showMultiCluster:\n got %q\nwant %q", r.Alert, k, r.Annotations[k], want)
+			}
+		}
+		if r.Alert != "" && !strings.Contains(r.Annotations["summary"], where) {
+			t.Errorf("%s: the summary does not name the cluster: %q", r.Alert, r.Annotations["summary"])
+		}
 	}
 }
