@@ -134,9 +134,16 @@ func TestOwnerCacheFollowsChanges(t *testing.T) {
 		first = self
 	}
 	check("shared", first, self)
+	// A process whose fds are still changing (the child finishing its start,
+	// this binary's other tests on a busy host) is read again, rightly: walk
+	// until one unchanged walk takes a process from the cache, a few times
+	// at most.
 	w := check("unchanged", first, self)
+	for try := 1; try < 10 && cached.counts > 0 && w.Cached == 0; try++ {
+		w = check("unchanged", first, self)
+	}
 	if cached.counts > 0 && w.Cached == 0 {
-		t.Errorf("second walk took no process from the cache (read %d)", w.Processes)
+		t.Errorf("ten unchanged walks took no process from the cache (read %d)", w.Processes)
 	}
 	// This process lets go of its copies: only the child holds c1 now.
 	c1.Close()
