@@ -62,9 +62,9 @@ const (
 	// request's idiag_ext asks for attribute N with bit N-1.
 	inetDiagInfo = 2
 	extTCPInfo   = 1 << (inetDiagInfo - 1)
-	// inetDiagSkmeminfo is INET_DIAG_SKMEMINFO: u32 sk_meminfo[] indexed
+	// inetDiagSkmeminfo is INET_DIAG_SKMEMINFO (7): u32 sk_meminfo[] indexed
 	// by SK_MEMINFO_* (include/uapi/linux/sock_diag.h).
-	inetDiagSkmeminfo   = 4
+	inetDiagSkmeminfo   = 7
 	extSkmeminfo        = 1 << (inetDiagSkmeminfo - 1)
 	skMeminfoRmemAlloc  = 0
 	skMeminfoFwdAlloc   = 4
