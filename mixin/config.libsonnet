@@ -62,6 +62,8 @@
 
     // The host's shared TCP limits (alerts/hostlimits.libsonnet).
     memoryPressureFor: '10m',
+    // Percent of tcp_mem's max that counts as at max.
+    memoryExhaustedPercent: 98,
     memoryExhaustedFor: '2m',
     // Percent of net.ipv4.tcp_max_orphans.
     orphansHighPercent: 50,

@@ -77,19 +77,25 @@ local u = import '../lib/util.libsonnet';
             cfg.memoryExhaustedFor,
             |||
               tcpstate_memory_bytes%(all)s
-                >= ignoring (threshold) tcpstate_memory_limit_bytes%(max)s
-            ||| % s,
+                >= ignoring (threshold) %(fraction)s * tcpstate_memory_limit_bytes%(max)s
+            ||| % (s { fraction: u.num(cfg.memoryExhaustedPercent / 100) }),
             'TCP memory on {{ $labels.instance }} is exhausted: the kernel drops and resets connections.',
             hostSelector + |||
               TCP sockets on {{ $labels.instance }} hold {{ $value | humanize1024 }}B, at the max threshold of net.ipv4.tcp_mem
-              {{- with printf "tcpstate_memory_limit_bytes{%sthreshold=\"max\"}" $host | query }} ({{ . | first | value | humanize1024 }}B){{ end }}, for %(for)s.
+              (%(percent)s% of it or more:
+              {{- with printf "tcpstate_memory_limit_bytes{%sthreshold=\"max\"}" $host | query }} max {{ . | first | value | humanize1024 }}B{{ end }}), for %(for)s.
               The kernel refuses TCP memory on the whole host: it drops incoming segments and resets connections
               ("TCP: out of memory -- consider tuning tcp_mem"), whichever process they belong to.
             ||| + memoryHolders,
-            vars={ 'for': u.words(cfg.memoryExhaustedFor) },
+            vars={ 'for': u.words(cfg.memoryExhaustedFor), percent: u.num(cfg.memoryExhaustedPercent) },
             comment=|||
               The page. At tcp_mem's max every process on the host loses
-              connections. for 2m: a two-minute spike (a burst the kernel's
+              connections. 98%: the kernel refuses memory once its counter
+              passes max, so a host out of memory sits around max, not above it,
+              and the counter sockstat reads moves in per-CPU batches
+              (net.core.mem_pcpu_rsv, 1 MiB per CPU): 98% of max is "at max"
+              within that noise on any host whose tcp_mem was sized from its RAM.
+              for 2m: a two-minute spike (a burst the kernel's
               pressure mode pushes back below max) never pages; still at max
               after 2 minutes, the page arrives at most 2m + one scrape + one
               evaluation + Alertmanager's group_wait after memory reached max:
