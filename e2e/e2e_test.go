@@ -69,7 +69,7 @@ var exporterBin, sockholdBin, incidentServerBin, incidentGoBin string
 
 func TestMain(m *testing.M) {
 	e2e, incident := os.Getenv(enableEnv) == "1", os.Getenv(incidentEnv) == "1"
-	if !e2e && !incident {
+	if !e2e && !incident && os.Getenv(hostLimitsEnv) != "1" {
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "tcpstate-e2e-bin")
