@@ -76,7 +76,9 @@ var registry = []collectorEntry{
 	{"acceptqueue", true, "Connections waiting for accept() and the accept queue limit, by listening port.", never, newAcceptQueueCollector},
 	{"process", true, "Sockets by process and by process and remote endpoint, and unresolved sockets; walks /proc/PID/fd.", always, newProcessCollector},
 	{"hostlimits", true, "The host's TCP memory and orphans against net.ipv4.tcp_mem and tcp_max_orphans (reads net/sockstat and sys/net/ipv4 under --path.procfs), and orphans by remote endpoint.", never, newHostLimitsCollector},
-	{"memory", true, "TCP socket memory by process and by remote endpoint, and listen drops by local port (asks the netlink dump for each socket's SK_MEMINFO).", always, newMemoryCollector},
+	// Off by default: asking the dump for SK_MEMINFO makes it carry 40 more
+	// bytes per socket and take about 40 % longer (docs/performance.md).
+	{"memory", false, "TCP socket memory by process and by remote endpoint, and listen drops by local port (asks the netlink dump for each socket's SK_MEMINFO: about 40 % more time reading the tables; off by default).", always, newMemoryCollector},
 	{"pools", true, "Sockets of the pools declared in --config.file.", func(o Options) bool {
 		cfg := o.Config()
 		return cfg != nil && cfg.NeedsOwners()
