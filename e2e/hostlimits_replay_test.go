@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,11 +90,13 @@ func TestHostLimitsReplay(t *testing.T) {
 	})
 	t.Logf("listen drops: TCPStateListenDrops for port %s %.1fs after the first connection attempt: %s",
 		dropPort, n.received.Sub(knocked).Seconds(), n.alert("TCPStateListenDrops").Annotations["description"])
-	knocker.stop(t)
-	listener.stop(t)
+	// The knocker keeps going, so that the drop panels have data when the
+	// orphan step checks the dashboards.
 
 	t.Run("memory", func(t *testing.T) { replayMemory(t, prom, hook) })
-	t.Run("orphans", func(t *testing.T) { replayOrphans(t, prom, hook) })
+	t.Run("orphans", func(t *testing.T) { replayOrphans(t, prom, hook, dropPort) })
+	knocker.stop(t)
+	listener.stop(t)
 	hook.checkAllAnnotations(t)
 	t.Logf("replay done in %.0fs", time.Since(begin).Seconds())
 }
@@ -182,7 +185,7 @@ func replayMemory(t *testing.T, prom *process, hook *webhook) {
 	sink.stop(t)
 }
 
-func replayOrphans(t *testing.T, prom *process, hook *webhook) {
+func replayOrphans(t *testing.T, prom *process, hook *webhook, dropPort string) {
 	sink := startClient(t, "hl-sink", []string{debianPython, hostLimitsScript, "sink", "4096"}, "")
 	sinkPort := strings.Fields(sink.waitForLine(t, "ready", startupTimeout))[1]
 	defer sink.stop(t)
@@ -212,6 +215,7 @@ func replayOrphans(t *testing.T, prom *process, hook *webhook) {
 	if want := "peer 127.0.0.1 port " + sinkPort; !strings.Contains(d, want) {
 		t.Errorf("TCPStateOrphansHigh does not name %q: %s", want, d)
 	}
+	checkHostLimitPanels(t, prom, sinkPort, dropPort)
 	// Past the limit: the kernel resets orphans.
 	batch(40)
 	var aborted time.Time
@@ -385,4 +389,52 @@ func lowerSysctl(t *testing.T, name, value string) func() {
 		t.Fatalf("setting %s to %q: %v", name, value, err)
 	}
 	return restore
+}
+
+// checkHostLimitPanels runs the queries of the dashboards' orphan and
+// listen-drop panels (TestEndToEnd makes no orphan and no drop) and
+// requires a value above 0, the orphans' peer port and the dropping port.
+func checkHostLimitPanels(t *testing.T, prom *process, orphanPort, dropPort string) {
+	t.Helper()
+	all := passes(dashboardValues{})["all"]
+	n := 0
+	for file, d := range readDashboards(t) {
+		for _, q := range panelQueries(t, file, d) {
+			if mayBeEmpty[q.panel] != hostLimitsReason && mayBeZero[q.panel] != hostLimitsReason {
+				continue
+			}
+			expr, err := substitute(q.expr, all)
+			if err != nil {
+				t.Fatalf("%s [%s]: %v", q.panel, q.refID, err)
+			}
+			res, warnings, err := instantQuery(prom, expr)
+			if err != nil || len(warnings) > 0 {
+				t.Errorf("%s [%s]: %v %v", q.panel, q.refID, err, warnings)
+				continue
+			}
+			ss, vals, err := res.samples()
+			if err != nil || len(vals) == 0 || slices.Max(vals) <= 0 {
+				t.Errorf("%s [%s]: no value above 0 (%v %v %v):\n%s", q.panel, q.refID, ss, vals, err, expr)
+				continue
+			}
+			for label, port := range map[string]string{"remote_port": orphanPort, "local_port": dropPort} {
+				if !strings.Contains(expr, "tcpstate_orphan_remote_sockets") && label == "remote_port" ||
+					!strings.Contains(expr, "tcpstate_listen_drops_total") && label == "local_port" {
+					continue
+				}
+				found := false
+				for i, s := range ss {
+					found = found || (s.Metric[label] == port && vals[i] > 0)
+				}
+				if !found {
+					t.Errorf("%s [%s]: no series with %s=%q above 0: %v %v", q.panel, q.refID, label, port, ss, vals)
+				}
+			}
+			n++
+		}
+	}
+	if n < 6 {
+		t.Errorf("ran %d queries of the orphan and drop panels, want the 6 of both dashboards", n)
+	}
+	t.Logf("orphans: %d queries of the orphan and listen-drop panels return the replay's peer and port", n)
 }
