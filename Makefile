@@ -57,8 +57,9 @@ run: build
 # vmalert-tool, the mixin (formatted and linted) and the files generated
 # from it, the dashboards, the incident replay
 # (about 4 minutes of real `for`), the global view over two clusters
-# (Thanos), the packages, the image run under runc, and the Helm chart.
-test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident fleet-test package-test image-test helm-check docs-check
+# (Thanos), the packages, the image run under runc, the Helm chart, and
+# last, alone, the host-limit replay (it lowers host-wide sysctls).
+test: style vet tidy-check race fuzz heavy rules-check mixin-check dashboards-check e2e incident fleet-test package-test image-test helm-check docs-check hostlimits-replay
 
 unit:
 	$(GO) test -count=1 ./...
@@ -364,6 +365,34 @@ helm-rules:
 # timeline from the replay's Prometheus.
 INCIDENT_PACKAGES := prometheus prometheus-alertmanager default-jdk-headless libhttpclient-java python3-requests
 INCIDENT_PLOT ?=
+
+# --- Host-limits replay (e2e/hostlimits_replay_test.go, docs/incident.md) ---
+# Drives the host's shared TCP limits for real: a listener that drops, a
+# writer toward a server that stopped reading with net.ipv4.tcp_mem lowered
+# until the kernel reports pressure and memory reaches max, orphans toward
+# it with net.ipv4.tcp_max_orphans lowered until the kernel resets them;
+# each alert (shipped rules, `for:` shortened) checked against the kernel.
+# THESE SYSCTLS ARE HOST-WIDE: the step lowers each only for the seconds it
+# needs and restores it on every exit path (the step, t.Cleanup, a
+# SIGINT/SIGTERM handler, a guard process that outlives a killed test), but
+# while they are low every process on the machine shares them. So this
+# target runs alone and serially: never with `make -j`, never beside other
+# tests (it is the last prerequisite of `make test`, after every other).
+# About a minute. Needs root; installs Prometheus and Alertmanager when missing.
+HOSTLIMITS_PACKAGES := prometheus prometheus-alertmanager python3
+
+.PHONY: hostlimits-replay
+hostlimits-replay:
+	@missing=; \
+	for p in $(HOSTLIMITS_PACKAGES); do [ "$$(dpkg-query -W -f='$${Status}' $$p 2>&1)" = "install ok installed" ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "hostlimits-replay: missing$$missing; install them (apt-get install -y$$missing) or run as root" >&2; exit 1; fi; \
+		echo "hostlimits-replay: installing$$missing from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $$missing >/dev/null || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
+	fi
+	TCPSTATE_HOSTLIMITS=1 $(GO) test -count=1 -v -timeout 6m -run '^TestHostLimitsReplay$$' ./e2e/
 
 .PHONY: incident
 incident:

@@ -166,7 +166,8 @@ func stableExposition(body string) string {
 }
 
 func TestGoldenExposition(t *testing.T) {
-	e := startExporter(t, "--path.procfs=testdata/proc", "--config.file=testdata/config.yml")
+	// --collector.memory is off by default; the golden file shows it too.
+	e := startExporter(t, "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--collector.memory")
 	code, body := e.get(t, "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d\n%s", code, body)

@@ -75,6 +75,10 @@ var registry = []collectorEntry{
 	{"ephemeral", true, "Local ports of the ephemeral range held toward each destination, and the ports usable (reads sys/net/ipv4 under --path.procfs).", never, newEphemeralCollector},
 	{"acceptqueue", true, "Connections waiting for accept() and the accept queue limit, by listening port.", never, newAcceptQueueCollector},
 	{"process", true, "Sockets by process and by process and remote endpoint, and unresolved sockets; walks /proc/PID/fd.", always, newProcessCollector},
+	{"hostlimits", true, "The host's TCP memory and orphans against net.ipv4.tcp_mem and tcp_max_orphans (reads net/sockstat and sys/net/ipv4 under --path.procfs), and orphans by remote endpoint.", never, newHostLimitsCollector},
+	// Off by default: asking the dump for SK_MEMINFO makes it carry 40 more
+	// bytes per socket and take about 40 % longer (docs/performance.md).
+	{"memory", false, "TCP socket memory by process and by remote endpoint, and listen drops by local port (asks the netlink dump for each socket's SK_MEMINFO: about 40 % more time reading the tables; off by default).", always, newMemoryCollector},
 	{"pools", true, "Sockets of the pools declared in --config.file.", func(o Options) bool {
 		cfg := o.Config()
 		return cfg != nil && cfg.NeedsOwners()
@@ -232,6 +236,9 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 			delete(want, c.name)
 		}
 	}
+	// Only the memory view needs each socket's memory: the dump carries it
+	// (40 bytes more per socket) only when it is on.
+	tables.SetMemInfo(o.Tables, e.enabled("memory"))
 	if len(want) > 0 {
 		var unknown []string
 		for n := range want {
@@ -241,6 +248,16 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		return nil, fmt.Errorf("unknown collectors %v (known: %v)", unknown, Names())
 	}
 	return e, nil
+}
+
+// enabled tells whether the named collector is built.
+func (e *Exporter) enabled(name string) bool {
+	for _, c := range e.collectors {
+		if c.entry.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Readings returns how many snapshots have been read.

@@ -43,7 +43,13 @@ var builtinVariables = map[string]string{
 var mayBeEmpty = map[string]string{
 	"tcpstate-overview.json: Ephemeral ports held per destination (of usable)":        portsReplayReason,
 	"tcpstate-drilldown.json: Ephemeral ports held toward each destination vs usable": portsReplayReason,
+	"tcpstate-overview.json: Orphans by peer (top 10)":                                hostLimitsReason,
 }
+
+// hostLimitsReason is why the orphan and listen-drop panels may be empty
+// or 0 here: the held sockets make no orphan and no listener drops.
+// TestHostLimitsReplay (make hostlimits-replay) drives both for real.
+const hostLimitsReason = "the held sockets make no orphan and no listener drops; the host-limits replay drives both"
 
 // portsReplayReason is why the ephemeral-port and accept-queue panels may
 // be empty or 0 here: the held sockets use few ports per destination and
@@ -69,6 +75,9 @@ var mayBeZero = map[string]string{
 	"tcpstate-drilldown.json: Transmit queue bytes in CLOSE_WAIT":             "the client sent nothing unacknowledged on the held sockets",
 	"tcpstate-overview.json: Accept queue fill by listening port":             portsReplayReason,
 	"tcpstate-drilldown.json: Accept queue length vs limit by listening port": portsReplayReason,
+	"tcpstate-overview.json: Listen drops per second by port":                 hostLimitsReason,
+	"tcpstate-overview.json: Orphans vs tcp_max_orphans":                      hostLimitsReason,
+	"tcpstate-drilldown.json: Orphans and listen drops on the host":           hostLimitsReason,
 }
 
 // dashboardValues are the values the template variables take in the

@@ -76,7 +76,7 @@ var exporterBin, sockholdBin, incidentServerBin, incidentGoBin, fleetGoBin strin
 
 func TestMain(m *testing.M) {
 	e2e, incident, fleet := os.Getenv(enableEnv) == "1", os.Getenv(incidentEnv) == "1", os.Getenv(fleetEnv) == "1"
-	if !e2e && !incident && !fleet {
+	if !e2e && !incident && !fleet && os.Getenv(hostLimitsEnv) != "1" {
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "tcpstate-e2e-bin")

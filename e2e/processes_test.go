@@ -117,6 +117,8 @@ func startExporter(t *testing.T, config string) *process {
 	addr := testutil.FreeAddr(t)
 	return startProcess(t, "tcpstate_exporter", addr, "/", exporterBin,
 		"--web.listen-address="+addr, "--config.file="+config,
+		// Off by default (it costs); on here so that its panels are run with data.
+		"--collector.memory",
 		// The test holds its sockets for seconds, not minutes: with a short
 		// stuck-after the stuck panels have data to show.
 		"--collector.close-wait.stuck-after=1s")

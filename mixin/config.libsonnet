@@ -74,5 +74,16 @@
     ephemeralPortsExhaustingFor: '1m',
 
     acceptQueueFullFor: '1m',
+
+    // The host's shared TCP limits (alerts/hostlimits.libsonnet).
+    memoryPressureFor: '10m',
+    // Percent of tcp_mem's max that counts as at max.
+    memoryExhaustedPercent: 98,
+    memoryExhaustedFor: '2m',
+    // Percent of net.ipv4.tcp_max_orphans.
+    orphansHighPercent: 50,
+    orphansHighFor: '10m',
+    listenDropsWindow: '2m',
+    listenDropsFor: '5m',
   },
 }

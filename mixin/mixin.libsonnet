@@ -5,4 +5,5 @@
 (import 'config.libsonnet') +
 (import 'rules/rules.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
+(import 'alerts/hostlimits.libsonnet') +
 (import 'dashboards.libsonnet')

@@ -31,6 +31,9 @@ type NetlinkTables struct {
 	// start); otherwise one dump lists every state and QueryAges looks up
 	// the few new CLOSE_WAIT sockets one by one.
 	AgesInDump bool
+	// MemInfo asks every dump for INET_DIAG_SKMEMINFO, so that each full
+	// socket comes with its memory and drops (40 more bytes per socket).
+	MemInfo bool
 
 	bufs sync.Pool // *[]byte receive buffers
 	seq  atomic.Uint32
@@ -57,11 +60,19 @@ const (
 	closeWaitMask = 1 << StateCloseWait
 	// inetDiagInfo is the INET_DIAG_INFO attribute (struct tcp_info); the
 	// request's idiag_ext asks for attribute N with bit N-1.
-	inetDiagInfo    = 2
-	extTCPInfo      = 1 << (inetDiagInfo - 1)
-	rtaHdrLen       = 4  // struct rtattr
-	lastAckRecvOff  = 56 // tcpi_last_ack_recv in struct tcp_info (include/uapi/linux/tcp.h)
-	lastAckRecvSize = 4
+	inetDiagInfo = 2
+	extTCPInfo   = 1 << (inetDiagInfo - 1)
+	// inetDiagSkmeminfo is INET_DIAG_SKMEMINFO (7): u32 sk_meminfo[] indexed
+	// by SK_MEMINFO_* (include/uapi/linux/sock_diag.h).
+	inetDiagSkmeminfo   = 7
+	extSkmeminfo        = 1 << (inetDiagSkmeminfo - 1)
+	skMeminfoRmemAlloc  = 0
+	skMeminfoFwdAlloc   = 4
+	skMeminfoWmemQueued = 5
+	skMeminfoDrops      = 8
+	rtaHdrLen           = 4  // struct rtattr
+	lastAckRecvOff      = 56 // tcpi_last_ack_recv in struct tcp_info (include/uapi/linux/tcp.h)
+	lastAckRecvSize     = 4
 	// recvBufSize bounds one read. The kernel fills at most 32 KiB of dump
 	// messages per read (less than a page for the first); the margin keeps
 	// a larger datagram from being cut short.
@@ -73,16 +84,22 @@ const (
 // tcpi_last_ack_recv gives their age in CLOSE_WAIT from the kernel's own
 // clock (see Socket.AckAge); the common path stays a plain dump.
 func (n *NetlinkTables) Stream(ctx context.Context, fn func(*Socket)) error {
-	if !n.AgesInDump {
-		return n.dump(ctx, fn, allStatesMask, 0, unix.AF_INET, unix.AF_INET6)
+	var ext uint8
+	if n.MemInfo {
+		ext = extSkmeminfo
 	}
-	if err := n.dump(ctx, fn, allStatesMask&^closeWaitMask, 0, unix.AF_INET, unix.AF_INET6); err != nil {
+	if !n.AgesInDump {
+		return n.dump(ctx, fn, allStatesMask, ext, unix.AF_INET, unix.AF_INET6)
+	}
+	if err := n.dump(ctx, fn, allStatesMask&^closeWaitMask, ext, unix.AF_INET, unix.AF_INET6); err != nil {
 		return err
 	}
-	return n.dump(ctx, fn, closeWaitMask, extTCPInfo, unix.AF_INET, unix.AF_INET6)
+	return n.dump(ctx, fn, closeWaitMask, ext|extTCPInfo, unix.AF_INET, unix.AF_INET6)
 }
 
 func (n *NetlinkTables) SetAgesInDump(on bool) { n.AgesInDump = on }
+
+func (n *NetlinkTables) SetMemInfo(on bool) { n.MemInfo = on }
 
 // queryBatch bounds the lookups sent at once: their answers (about 340
 // bytes each, with tcp_info) must fit the socket's receive buffer.
@@ -416,8 +433,36 @@ func parseDiagMsg(m []byte, family Family, s *Socket) {
 	}
 	s.UID = ne.Uint32(m[64:])
 	s.Inode = uint64(ne.Uint32(m[68:]))
-	if ms, ok := lastAckRecv(m[inetDiagMsgLen:]); ok {
-		s.AckAge, s.HasAckAge = ms, true
+	s.Timer = m[2]
+	parseAttrs(m[inetDiagMsgLen:], s)
+}
+
+// parseAttrs reads the attributes a dump asked for: tcpi_last_ack_recv from
+// struct tcp_info, and the socket's memory from INET_DIAG_SKMEMINFO
+// (time-wait and request minisockets carry neither).
+func parseAttrs(attrs []byte, s *Socket) {
+	ne := binary.NativeEndian
+	for len(attrs) >= rtaHdrLen {
+		l, typ := int(ne.Uint16(attrs[0:])), ne.Uint16(attrs[2:])
+		if l < rtaHdrLen || l > len(attrs) {
+			return
+		}
+		switch {
+		case typ == inetDiagInfo && l >= rtaHdrLen+lastAckRecvOff+lastAckRecvSize:
+			s.AckAge, s.HasAckAge = ne.Uint32(attrs[rtaHdrLen+lastAckRecvOff:]), true
+		case typ == inetDiagSkmeminfo && l >= rtaHdrLen+4*(skMeminfoDrops+1):
+			mi := attrs[rtaHdrLen:]
+			s.Mem = uint64(ne.Uint32(mi[4*skMeminfoRmemAlloc:])) +
+				uint64(ne.Uint32(mi[4*skMeminfoWmemQueued:]))
+			// sk_forward_alloc is an int the kernel keeps non-negative;
+			// a negative one would not be memory held.
+			if fwd := int32(ne.Uint32(mi[4*skMeminfoFwdAlloc:])); fwd > 0 {
+				s.Mem += uint64(fwd)
+			}
+			s.Drops = ne.Uint32(mi[4*skMeminfoDrops:])
+			s.HasMem = true
+		}
+		attrs = attrs[min((l+3)&^3, len(attrs)):]
 	}
 }
 

@@ -53,6 +53,74 @@ type Socket struct {
 	// it (/proc/net/tcp has no column for it).
 	HasBacklog bool
 	Backlog    uint32
+	// Timer is the kernel's timer code (the "tr" column, idiag_timer):
+	// TimerTimeWait marks a time-wait minisocket, which lists the state it
+	// was closed in (TIME_WAIT, or FIN_WAIT2 after tcp_fin_timeout's
+	// hand-over) but is no full socket: no orphan, no memory.
+	Timer uint8
+	// Mem, when HasMem, is the memory the kernel charges the socket: its
+	// receive queue, send queue and forward allocation (SK_MEMINFO
+	// rmem_alloc + wmem_queued + fwd_alloc, what `ss -m` prints as r, w
+	// and f); Drops is its sk_drops (for a listener: the SYNs and
+	// connections it dropped, ListenDrops). Only the netlink source reads
+	// them (INET_DIAG_SKMEMINFO), and only when asked (MemInfoReader).
+	Mem    uint64
+	Drops  uint32
+	HasMem bool
+}
+
+// TimerTimeWait is the timer code of time-wait minisockets (the kernel's
+// get_timewait4_sock and inet_twsk_diag_fill print 3).
+const TimerTimeWait = 3
+
+// IsOrphan tells whether a socket is an orphan as the kernel counts them
+// (net/sockstat "orphan", net.ipv4.tcp_max_orphans): a full socket its
+// process closed (no fd, so inode 0) whose connection is not finished:
+// FIN_WAIT1, FIN_WAIT2, LAST_ACK or CLOSING. Time-wait minisockets (also
+// inode 0, some in FIN_WAIT2) are not.
+func IsOrphan(sk *Socket) bool {
+	if sk.Inode != 0 || sk.Timer == TimerTimeWait {
+		return false
+	}
+	switch sk.State {
+	case StateFinWait1, StateFinWait2, StateLastAck, StateClosing:
+		return true
+	}
+	return false
+}
+
+// QueueMemory is what the procfs tables can say of a socket's memory: the
+// bytes in its queues (unsent or unacknowledged, and received but not
+// read), payload only: not the buffers' overhead nor the forward
+// allocation the kernel charges (netlink's Mem), so it reads lower.
+// A listener's receive queue counts connections, not bytes: 0.
+func QueueMemory(sk *Socket) uint64 {
+	if sk.State == StateListen {
+		return 0
+	}
+	return sk.TxQueue + sk.RxQueue
+}
+
+// MemInfoReader is a table source that can read each socket's memory
+// (INET_DIAG_SKMEMINFO); the wrappers pass it on.
+type MemInfoReader interface {
+	SetMemInfo(on bool)
+}
+
+// SetMemInfo asks src to read each socket's memory, when it can; it tells
+// whether it can (netlink, now).
+func SetMemInfo(src TableSource, on bool) bool {
+	switch s := src.(type) {
+	case *fallbackTables:
+		SetMemInfo(s.fallback, on)
+		return SetMemInfo(s.primary, on) && !s.failed.Load()
+	case *NamespaceTables:
+		return SetMemInfo(s.own, on)
+	case MemInfoReader:
+		s.SetMemInfo(on)
+		return true
+	}
+	return false
 }
 
 // TableSource lists the TCP sockets of both address families. The procfs text
@@ -253,8 +321,8 @@ func parseLine(line []byte, family Family, s *Socket) error {
 	if !ok {
 		return errors.New("missing queues")
 	}
-	f.Next() // tr:tm->when
-	f.Next() // retrnsmt
+	timer, _ := f.Next() // tr:tm->when
+	f.Next()             // retrnsmt
 	uid, ok := f.Next()
 	if !ok {
 		return errors.New("missing uid")
@@ -287,6 +355,11 @@ func parseLine(line []byte, family Family, s *Socket) error {
 		return fmt.Errorf("queues %q: not hex", queues)
 	}
 	s.TxQueue, s.RxQueue = tx, rx
+	if len(timer) >= 2 {
+		if t, ok := parseHex(timer[:2]); ok {
+			s.Timer = uint8(t)
+		}
+	}
 	u, ok := ParseDec(uid)
 	if !ok || u > 1<<32-1 {
 		return fmt.Errorf("uid %q: not a number", uid)

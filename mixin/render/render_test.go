@@ -35,6 +35,13 @@ var siteOptions = Options{
 		ephemeralPortsExhaustingPercent: 90,
 		ephemeralPortsExhaustingFor: '2m',
 		acceptQueueFullFor: '30s',
+		memoryPressureFor: '20m',
+		memoryExhaustedFor: '3m',
+		memoryExhaustedPercent: 95,
+		orphansHighPercent: 40,
+		orphansHighFor: '15m',
+		listenDropsWindow: '3m',
+		listenDropsFor: '10m',
 	}`,
 	RunbookURLBase: "https://wiki.example/ops/tcpstate-runbooks.html",
 }
@@ -150,8 +157,8 @@ func TestConfigKnobs(t *testing.T) {
 			t.Errorf("%s: runbook_url %q, want %q", r.Alert, got, want)
 		}
 	}
-	if alerts != 12 {
-		t.Errorf("%d alerts rendered, want 12", alerts)
+	if alerts != 16 {
+		t.Errorf("%d alerts rendered, want 16", alerts)
 	}
 
 	checks := []struct {
@@ -180,6 +187,17 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStateEphemeralPortsExhausting", "description", "at least 90% of the ports connect() can pick, for 2 minutes."},
 		{"TCPStateAcceptQueueFull", "for", "30s"},
 		{"TCPStateAcceptQueueFull", "description", "queues hold, for 30 seconds."},
+		{"TCPStateMemoryPressure", "for", "20m"},
+		{"TCPStateMemoryPressure", "description", "for 20 minutes."},
+		{"TCPStateMemoryExhausted", "for", "3m"},
+		{"TCPStateMemoryExhausted", "expr", `>= ignoring (threshold) 0.95 * tcpstate_memory_limit_bytes{job="tcpstate-exporter",cluster!="",threshold="max"}`},
+		{"TCPStateMemoryExhausted", "description", "(95% of it or more:"},
+		{"TCPStateOrphansHigh", "expr", ">= 0.4 * tcpstate_orphan_max_sockets{"},
+		{"TCPStateOrphansHigh", "summary", "are at 40% of net.ipv4.tcp_max_orphans."},
+		{"TCPStateOrphansHigh", "description", "for 15 minutes."},
+		{"TCPStateListenDrops", "expr", "[3m]) > 0"},
+		{"TCPStateListenDrops", "for", "10m"},
+		{"TCPStateListenDrops", "description", "in the last 3 minutes, and have kept dropping for 10 minutes"},
 	}
 	for _, c := range checks {
 		r := ruleNamed(t, rules, c.rule)
