@@ -665,7 +665,9 @@ function(g) g.dashboard(
       title: "TCP memory of $process vs the host's",
       description: g.text(|||
         Memory charged for $process's TCP sockets (r + w + f), beside the host's
-        TCP memory and net.ipv4.tcp_mem's pressure and max.
+        TCP memory and net.ipv4.tcp_mem's pressure and max. The $process line
+        needs --collector.memory, off by default for its cost: without it the
+        panel shows the host's lines only.
       |||, runbook='TCPStateMemoryPressure'),
       gridPos: g.grid(0, 82, 12, 8),
       targets: g.targets([
@@ -692,7 +694,7 @@ function(g) g.dashboard(
         them, and a socket with a soft error counts double, so half the limit is
         already close. Right axis: SYNs and completed connections dropped per
         second by the listening sockets of each port (SK_MEMINFO drops; netlink
-        source only).
+        source only, and --collector.memory, off by default for its cost).
       |||, runbook='TCPStateOrphansHigh'),
       gridPos: g.grid(12, 82, 12, 8),
       targets: g.targets([

@@ -1099,6 +1099,9 @@ function(g) g.dashboard(
         Memory charged for each process's TCP sockets: receive queue + send
         queue + forward allocation (ss -tm r + w + f; only queued bytes with the
         procfs source). A large send queue is a writer whose peer does not read.
+        Needs --collector.memory, off by default for its cost (about 40% more
+        time reading the tables, docs/performance.md): without it the panel is
+        empty.
       |||),
       gridPos: g.grid(8, 88, 8, 8),
       targets: g.targets([
@@ -1107,6 +1110,7 @@ function(g) g.dashboard(
       fieldConfig+: {
         defaults+: {
           unit: 'bytes',
+          noValue: 'No TCP memory by process: the exporter runs without --collector.memory (off by default), or the collector fails',
         },
       },
     },
@@ -1115,7 +1119,9 @@ function(g) g.dashboard(
       title: 'TCP memory by peer (top 10)',
       description: g.text(|||
         Memory of the sockets toward each remote address and port, orphans
-        included: the peer that stopped reading is at the top.
+        included: the peer that stopped reading is at the top. Needs
+        --collector.memory, off by default for its cost: without it the panel is
+        empty.
       |||),
       gridPos: g.grid(16, 88, 8, 8),
       targets: g.targets([
@@ -1124,6 +1130,7 @@ function(g) g.dashboard(
       fieldConfig+: {
         defaults+: {
           unit: 'bytes',
+          noValue: 'No TCP memory by peer: the exporter runs without --collector.memory (off by default), or the collector fails',
         },
       },
     },
@@ -1162,7 +1169,9 @@ function(g) g.dashboard(
       title: 'Listen drops per second by port',
       description: g.text(|||
         SYNs and completed connections dropped per second by the listening
-        sockets of each port (SK_MEMINFO drops; netlink source only).
+        sockets of each port (SK_MEMINFO drops; netlink source only). Needs
+        --collector.memory, off by default for its cost: without it the panel is
+        empty.
       |||, runbook='TCPStateListenDrops'),
       gridPos: g.grid(16, 96, 8, 8),
       targets: g.targets([
@@ -1171,6 +1180,7 @@ function(g) g.dashboard(
       fieldConfig+: {
         defaults+: {
           unit: 'ops',
+          noValue: 'No listen drops: the exporter runs without --collector.memory (off by default) or reads procfs, which has no drops',
         },
       },
       links: [
