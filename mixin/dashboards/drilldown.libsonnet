@@ -706,6 +706,17 @@ function(g) g.dashboard(
         defaults+: {
           decimals: 0,
         },
+        overrides: [
+          {
+            matcher: { id: 'byFrameRefID', options: 'C' },
+            properties: [
+              { id: 'unit', value: 'ops' },
+              { id: 'decimals', value: 2 },
+              { id: 'custom.axisPlacement', value: 'right' },
+              { id: 'custom.axisLabel', value: 'listen drops' },
+            ],
+          },
+        ],
       },
       links: [
         g.runbookLink('Runbook: orphans high', 'TCPStateOrphansHigh'),
