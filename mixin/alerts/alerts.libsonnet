@@ -25,18 +25,11 @@ local u = import '../lib/util.libsonnet';
       notTimeWait: u.selector(cfg.tcpstateSelector, 'state!="time_wait"'),
     },
 
-    // Where the alert is: the instance, and on a global view (showMultiCluster)
-    // its cluster too, since instance names repeat from cluster to cluster.
-    local where(text) =
-      if cfg.showMultiCluster
-      then std.strReplace(text, '{{ $labels.instance }}', '{{ $labels.instance }} in cluster {{ $labels.%s }}' % cfg.clusterLabel)
-      else text,
-
     // One alert. The description is a text block whose lines are joined
     // with spaces, as YAML's folded style (>-) reads them; its lines are
     // kept in descriptionLines:: so the rule file can print them as written.
     local alert(name, severity, forDuration, expr, summary, description, vars={}, comment='') = {
-      local descriptionLines = u.lines(where(u.fill(description, vars))),
+      local descriptionLines = u.lines(u.where(cfg, u.fill(description, vars))),
       comment:: comment,
       descriptionLines:: descriptionLines,
       alert: name,
@@ -44,7 +37,7 @@ local u = import '../lib/util.libsonnet';
       'for': forDuration,
       labels: { severity: severity },
       annotations: {
-        summary: where(u.fill(summary, vars)),
+        summary: u.where(cfg, u.fill(summary, vars)),
         description: std.join(' ', descriptionLines),
         runbook_url: cfg.runbookURLBase + '#' + std.asciiLower(name),
       },

@@ -659,5 +659,68 @@ function(g) g.dashboard(
         g.runbookLink('Runbook: accept queue full', 'TCPStateAcceptQueueFull'),
       ],
     },
+    g.row(30, "Host TCP limits and $process's share", 81),
+    g.timeseries {
+      id: 31,
+      title: "TCP memory of $process vs the host's",
+      description: g.text(|||
+        Memory charged for $process's TCP sockets (r + w + f), beside the host's
+        TCP memory and net.ipv4.tcp_mem's pressure and max. The $process line
+        needs --collector.memory, off by default for its cost: without it the
+        panel shows the host's lines only.
+      |||, runbook='TCPStateMemoryPressure'),
+      gridPos: g.grid(0, 82, 12, 8),
+      targets: g.targets([
+        g.target('sum by (job, instance, process) (tcpstate_process_memory_bytes{job=~"$job", instance=~"$instance", process=~"$process", netns=~"$netns"})', '{{process}} · {{instance}}'),
+        g.target('sum by (job, instance) (tcpstate_memory_bytes{job=~"$job", instance=~"$instance"})', 'in use · {{instance}}'),
+        g.target('sum by (job, instance, threshold) (tcpstate_memory_limit_bytes{job=~"$job", instance=~"$instance"})', '{{threshold}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          unit: 'bytes',
+          decimals: 0,
+        },
+      },
+      links: [
+        g.runbookLink('Runbook: TCP memory pressure', 'TCPStateMemoryPressure'),
+      ],
+    },
+    g.timeseries {
+      id: 32,
+      title: 'Orphans and listen drops on the host',
+      description: g.text(|||
+        Sockets closed by their process whose connection is not finished
+        (host-wide) against net.ipv4.tcp_max_orphans; past it the kernel resets
+        them, and a socket with a soft error counts double, so half the limit is
+        already close. Right axis: SYNs and completed connections dropped per
+        second by the listening sockets of each port (SK_MEMINFO drops; netlink
+        source only, and --collector.memory, off by default for its cost).
+      |||, runbook='TCPStateOrphansHigh'),
+      gridPos: g.grid(12, 82, 12, 8),
+      targets: g.targets([
+        g.target('sum by (job, instance) (tcpstate_orphan_sockets{job=~"$job", instance=~"$instance"})', 'orphans · {{instance}}'),
+        g.target('sum by (job, instance) (tcpstate_orphan_max_sockets{job=~"$job", instance=~"$instance"})', 'tcp_max_orphans · {{instance}}'),
+        g.target('sum by (job, instance, local_port) (rate(tcpstate_listen_drops_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))', 'drops/s port {{local_port}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          decimals: 0,
+        },
+        overrides: [
+          {
+            matcher: { id: 'byFrameRefID', options: 'C' },
+            properties: [
+              { id: 'unit', value: 'ops' },
+              { id: 'decimals', value: 2 },
+              { id: 'custom.axisPlacement', value: 'right' },
+              { id: 'custom.axisLabel', value: 'listen drops' },
+            ],
+          },
+        ],
+      },
+      links: [
+        g.runbookLink('Runbook: orphans high', 'TCPStateOrphansHigh'),
+      ],
+    },
   ],
 )

@@ -1068,5 +1068,124 @@ function(g) g.dashboard(
         ],
       },
     },
+    g.row(40, 'Host TCP limits: memory, orphans, listen drops', 87),
+    g.timeseries {
+      id: 41,
+      title: 'TCP memory vs tcp_mem thresholds',
+      description: g.text(|||
+        Memory the kernel charges to TCP sockets (host-wide, /proc/net/sockstat
+        mem) against net.ipv4.tcp_mem's three thresholds: above pressure the
+        kernel shrinks every socket's buffers, at max it drops and resets
+        connections.
+      |||, runbook='TCPStateMemoryPressure'),
+      gridPos: g.grid(0, 88, 8, 8),
+      targets: g.targets([
+        g.target('sum by (job, instance) (tcpstate_memory_bytes{job=~"$job", instance=~"$instance"})', 'in use · {{instance}}'),
+        g.target('sum by (job, instance, threshold) (tcpstate_memory_limit_bytes{job=~"$job", instance=~"$instance"})', '{{threshold}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          unit: 'bytes',
+        },
+      },
+      links: [
+        g.runbookLink('Runbook: TCP memory pressure', 'TCPStateMemoryPressure'),
+      ],
+    },
+    g.timeseries {
+      id: 42,
+      title: 'TCP memory by process (top 10)',
+      description: g.text(|||
+        Memory charged for each process's TCP sockets: receive queue + send
+        queue + forward allocation (ss -tm r + w + f; only queued bytes with the
+        procfs source). A large send queue is a writer whose peer does not read.
+        Needs --collector.memory, off by default for its cost (about 40% more
+        time reading the tables, docs/performance.md): without it the panel is
+        empty.
+      |||),
+      gridPos: g.grid(8, 88, 8, 8),
+      targets: g.targets([
+        g.target('topk(10, sum by (job, instance, process) (tcpstate_process_memory_bytes{job=~"$job", instance=~"$instance"}))', '{{process}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          unit: 'bytes',
+          noValue: 'No TCP memory by process: the exporter runs without --collector.memory (off by default), or the collector fails',
+        },
+      },
+    },
+    g.timeseries {
+      id: 43,
+      title: 'TCP memory by peer (top 10)',
+      description: g.text(|||
+        Memory of the sockets toward each remote address and port, orphans
+        included: the peer that stopped reading is at the top. Needs
+        --collector.memory, off by default for its cost: without it the panel is
+        empty.
+      |||),
+      gridPos: g.grid(16, 88, 8, 8),
+      targets: g.targets([
+        g.target('topk(10, sum by (job, instance, remote_address, remote_port) (tcpstate_remote_memory_bytes{job=~"$job", instance=~"$instance"}))', '{{remote_address}}:{{remote_port}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          unit: 'bytes',
+          noValue: 'No TCP memory by peer: the exporter runs without --collector.memory (off by default), or the collector fails',
+        },
+      },
+    },
+    g.timeseries {
+      id: 44,
+      title: 'Orphans vs tcp_max_orphans',
+      description: g.text(|||
+        Sockets closed by their process whose connection is not finished
+        (host-wide) against net.ipv4.tcp_max_orphans; past it the kernel resets
+        them, and a socket with a soft error counts double, so half the limit is
+        already close.
+      |||, runbook='TCPStateOrphansHigh'),
+      gridPos: g.grid(0, 96, 8, 8),
+      targets: g.targets([
+        g.target('sum by (job, instance) (tcpstate_orphan_sockets{job=~"$job", instance=~"$instance"})', 'orphans · {{instance}}'),
+        g.target('sum by (job, instance) (tcpstate_orphan_max_sockets{job=~"$job", instance=~"$instance"})', 'tcp_max_orphans · {{instance}}'),
+      ]),
+      links: [
+        g.runbookLink('Runbook: orphans high', 'TCPStateOrphansHigh'),
+      ],
+    },
+    g.timeseries {
+      id: 45,
+      title: 'Orphans by peer (top 10)',
+      description: g.text(|||
+        Orphans per remote address and port: one slow or dead peer usually holds
+        most.
+      |||),
+      gridPos: g.grid(8, 96, 8, 8),
+      targets: g.targets([
+        g.target('topk(10, sum by (job, instance, remote_address, remote_port) (tcpstate_orphan_remote_sockets{job=~"$job", instance=~"$instance"}))', '{{remote_address}}:{{remote_port}} · {{instance}}'),
+      ]),
+    },
+    g.timeseries {
+      id: 46,
+      title: 'Listen drops per second by port',
+      description: g.text(|||
+        SYNs and completed connections dropped per second by the listening
+        sockets of each port (SK_MEMINFO drops; netlink source only). Needs
+        --collector.memory, off by default for its cost: without it the panel is
+        empty.
+      |||, runbook='TCPStateListenDrops'),
+      gridPos: g.grid(16, 96, 8, 8),
+      targets: g.targets([
+        g.target('sum by (job, instance, local_port) (rate(tcpstate_listen_drops_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))', '{{local_port}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          unit: 'ops',
+          noValue: 'No listen drops: the exporter runs without --collector.memory (off by default) or reads procfs, which has no drops',
+        },
+      },
+      links: [
+        g.runbookLink('Runbook: listen drops', 'TCPStateListenDrops'),
+      ],
+    },
   ],
 )

@@ -7,6 +7,14 @@
     local parts = std.filter(function(p) p != '', [site, own]);
     if parts == [] then '' else '{' + std.join(',', parts) + '}',
 
+  // Where an alert is: text with every {{ $labels.instance }} followed, on
+  // a global view (_config.showMultiCluster), by its cluster, since
+  // instance names repeat from cluster to cluster.
+  where(cfg, text)::
+    if cfg.showMultiCluster
+    then std.strReplace(text, '{{ $labels.instance }}', '{{ $labels.instance }} in cluster {{ $labels.%s }}' % cfg.clusterLabel)
+    else text,
+
   // A number as PromQL and the descriptions write it: 0.8, not the
   // 0.80000000000000004 of std.toString.
   num(x):: '%g' % x,
