@@ -190,8 +190,8 @@ func TestTopEmptyTableSaysWhy(t *testing.T) {
 		{[]string{"--path.procfs=testdata/proc", "--no-collector.process"}, "(no rows: the process collector is off"},
 		// These trees have no sys/ for the ephemeral collector: without it
 		// the numbers are complete (top exits 0).
-		{[]string{"--path.procfs=" + orphans, "--no-collector.ephemeral"}, "(no rows: the 6 CLOSE_WAIT sockets have no known process"},
-		{[]string{"--path.procfs=" + none, "--no-collector.ephemeral"}, "(no rows: no outbound socket in CLOSE_WAIT or ESTABLISHED has a known process)"},
+		{[]string{"--path.procfs=" + orphans, "--no-collector.ephemeral", "--no-collector.hostlimits"}, "(no rows: the 6 CLOSE_WAIT sockets have no known process"},
+		{[]string{"--path.procfs=" + none, "--no-collector.ephemeral", "--no-collector.hostlimits"}, "(no rows: no outbound socket in CLOSE_WAIT or ESTABLISHED has a known process)"},
 		{[]string{"--path.procfs=testdata/proc", "--collector.process.remote-states=time_wait"}, "(no rows: the 6 CLOSE_WAIT sockets are not outbound"},
 	}
 	for _, c := range cases {
