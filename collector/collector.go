@@ -183,12 +183,6 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 	if o.Tables == nil {
 		o.Tables = tables.NewProcfsTables(o.ProcRoot)
 	}
-	var routes *snapshot.HeldRoutes
-	if o.CloseWait != nil {
-		// The routes of sockets that may end held share the CLOSE_WAIT
-		// tracker's bound.
-		routes = snapshot.NewHeldRoutes(o.CloseWait.MaxTracked)
-	}
 	e := &Exporter{
 		opts:         o,
 		logger:       o.Logger,
@@ -209,7 +203,6 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
 			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck_sockets families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
-	e.reader.Routes = routes
 	want := map[string]bool{}
 	for _, n := range enabled {
 		want[n] = true
