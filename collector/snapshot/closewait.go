@@ -31,7 +31,7 @@ import (
 // never goes backwards between readings, and the socket's addresses, which
 // tell an inode reused by a new socket from the old one and give a held
 // socket its route. A record costs one map entry of 64 bytes (an 8-byte
-// key, a 56-byte record) and the map's overhead: about 85 bytes a socket,
+// key, a 56-byte record) and the map's overhead: about 95 bytes a socket,
 // see TestSocketRecordMemory. A complete reading forgets the records of
 // sockets it neither listed (in CLOSE_WAIT, or as a pool's) nor found held;
 // an incomplete one forgets nothing.
