@@ -30,8 +30,9 @@ import (
 // A record keeps the earliest start either clock has shown, so that an age
 // never goes backwards between readings, and the socket's addresses, which
 // tell an inode reused by a new socket from the old one and give a held
-// socket its route. A record costs one map entry of 64 bytes (an 8-byte
-// key, a 56-byte record) and the map's overhead: about 95 bytes a socket,
+// socket its route. A record costs one map entry of 48 bytes (an 8-byte
+// key, a 40-byte record: the local address is an index into the tracker's
+// few local addresses) and the map's overhead: about 75 bytes a socket,
 // see TestSocketRecordMemory. A complete reading forgets the records of
 // sockets it neither listed (in CLOSE_WAIT, or as a pool's) nor found held;
 // an incomplete one forgets nothing.
@@ -41,7 +42,9 @@ import (
 // CLOSE_WAIT socket has only its kernel age, if the source gives one
 // (counted as untracked), and a new pool socket's route is not remembered
 // (if the kernel drops it, it counts per process only); the sockets already
-// recorded keep theirs.
+// recorded keep theirs. The same holds for a socket whose local address
+// would be the 65 536th distinct one (a host has a few: its own, its
+// pods'); the addresses are forgotten when no record uses them.
 //
 // The reading's methods (begin, observe, see, held, end) are called by one
 // reading at a time, the Reader's; Tracked and Sources may be called from
@@ -54,6 +57,10 @@ type CloseWaitTracker struct {
 
 	records    map[uint64]socketRecord
 	generation uint32
+	// locals are the local addresses of the records, which point into it
+	// (socketRecord.local); localIDs finds them.
+	locals   []netip.Addr
+	localIDs map[netip.Addr]uint16
 	// Counted by the reading under way.
 	untrackedNow, fullNow int
 	counting              [numAgeSources]int
@@ -88,15 +95,17 @@ var ageSourceNames = [numAgeSources]string{AgeNone: "none", AgeFirstSeen: "first
 func (a AgeSource) String() string { return ageSourceNames[a] }
 
 // socketRecord is all the exporter remembers of one socket between
-// readings: 56 bytes, with the addresses in their 16-byte form (flags say
-// which were IPv4) rather than as netip.AddrPort (32 bytes each).
+// readings: 40 bytes, the remote address in its 16-byte form (a flag says
+// whether it was IPv4) rather than as a netip.AddrPort (32 bytes), the
+// local one an index into CloseWaitTracker.locals.
 type socketRecord struct {
-	local, remote [16]byte
+	remote [16]byte
 	// since is when the socket was first known dead (CLOSE_WAIT, or found
 	// held), in unix nanoseconds, by source's clock; 0: not yet.
 	since        int64
 	generation   uint32 // of the last reading that listed it or found it held
 	lport, rport uint16
+	local        uint16
 	netns        uint16
 	family       tables.Family
 	source       AgeSource
@@ -106,8 +115,7 @@ type socketRecord struct {
 type recordFlags uint8
 
 const (
-	local4 recordFlags = 1 << iota // the local address is IPv4
-	remote4
+	remote4 recordFlags = 1 << iota // the remote address is IPv4
 	// closeWait: the last reading that listed the socket listed it in
 	// CLOSE_WAIT (tcpstate_close_wait_tracked_sockets counts these).
 	closeWait
@@ -116,41 +124,48 @@ const (
 	route
 )
 
-// newRecord records a socket's addresses.
-func newRecord(s *tables.Socket) socketRecord {
-	e := socketRecord{local: s.Local.Addr().As16(), remote: s.Remote.Addr().As16(), lport: s.Local.Port(), rport: s.Remote.Port(),
-		netns: s.NetNS, family: s.Family}
-	if s.Local.Addr().Is4() {
-		e.flags |= local4
+// maxLocals bounds the distinct local addresses of the records.
+const maxLocals = 1 << 16
+
+// newRecord records a socket's addresses; false when its local address
+// would be one too many.
+func (t *CloseWaitTracker) newRecord(s *tables.Socket) (socketRecord, bool) {
+	a := s.Local.Addr()
+	id, ok := t.localIDs[a]
+	if !ok {
+		if len(t.locals) >= maxLocals {
+			return socketRecord{}, false
+		}
+		id = uint16(len(t.locals))
+		t.locals = append(t.locals, a)
+		t.localIDs[a] = id
 	}
+	e := socketRecord{remote: s.Remote.Addr().As16(), lport: s.Local.Port(), rport: s.Remote.Port(), local: id, netns: s.NetNS, family: s.Family}
 	if s.Remote.Addr().Is4() {
 		e.flags |= remote4
 	}
-	return e
+	return e, true
 }
 
 // sameSocket tells whether the record is of s, and not of an earlier
 // socket whose inode s reuses.
-func (e *socketRecord) sameSocket(s *tables.Socket) bool {
-	n := newRecord(s)
-	return e.local == n.local && e.remote == n.remote && e.lport == n.lport && e.rport == n.rport &&
-		e.flags&(local4|remote4) == n.flags&(local4|remote4)
+func (t *CloseWaitTracker) sameSocket(e *socketRecord, s *tables.Socket) bool {
+	r := s.Remote.Addr()
+	return e.lport == s.Local.Port() && e.rport == s.Remote.Port() && e.remote == r.As16() &&
+		(e.flags&remote4 != 0) == r.Is4() && t.locals[e.local] == s.Local.Addr()
 }
 
-func addrOf(a [16]byte, is4 bool) netip.Addr {
-	if is4 {
-		return netip.AddrFrom4([4]byte(a[12:]))
+// local and remote return a record's endpoints as the tables gave them.
+func (t *CloseWaitTracker) local(e *socketRecord) netip.AddrPort {
+	return netip.AddrPortFrom(t.locals[e.local], e.lport)
+}
+
+func (t *CloseWaitTracker) remote(e *socketRecord) netip.AddrPort {
+	a := netip.AddrFrom16(e.remote)
+	if e.flags&remote4 != 0 {
+		a = a.Unmap()
 	}
-	return netip.AddrFrom16(a)
-}
-
-// Local and Remote return the socket's endpoints as the tables gave them.
-func (e socketRecord) Local() netip.AddrPort {
-	return netip.AddrPortFrom(addrOf(e.local, e.flags&local4 != 0), e.lport)
-}
-
-func (e socketRecord) Remote() netip.AddrPort {
-	return netip.AddrPortFrom(addrOf(e.remote, e.flags&remote4 != 0), e.rport)
+	return netip.AddrPortFrom(a, e.rport)
 }
 
 // closeWaitSince is when a CLOSE_WAIT socket entered that state, as far as
@@ -163,7 +178,7 @@ type closeWaitSince struct {
 // NewCloseWaitTracker returns a tracker that keeps at most maxTracked
 // records.
 func NewCloseWaitTracker(maxTracked int) *CloseWaitTracker {
-	return &CloseWaitTracker{MaxTracked: maxTracked, clock: time.Now, records: map[uint64]socketRecord{}}
+	return &CloseWaitTracker{MaxTracked: maxTracked, clock: time.Now, records: map[uint64]socketRecord{}, localIDs: map[netip.Addr]uint16{}}
 }
 
 // begin starts a reading: the sockets observe, see and held take until end
@@ -195,7 +210,7 @@ func (t *CloseWaitTracker) observeKnown(s *tables.Socket, in *SockInfo, taken ti
 		return false
 	}
 	e, ok := t.records[s.Inode]
-	if !ok || e.flags&closeWait == 0 || !e.sameSocket(s) {
+	if !ok || e.flags&closeWait == 0 || !t.sameSocket(&e, s) {
 		return false
 	}
 	e.generation = t.generation
@@ -231,15 +246,18 @@ func (t *CloseWaitTracker) observeAs(s *tables.Socket, in *SockInfo, taken time.
 // remember records a CLOSE_WAIT socket's sighting and returns its start.
 func (t *CloseWaitTracker) remember(s *tables.Socket, in *SockInfo, kernel closeWaitSince, nowNanos int64) closeWaitSince {
 	e, ok := t.records[s.Inode]
-	if ok && !e.sameSocket(s) {
+	if ok && !t.sameSocket(&e, s) {
 		ok = false // the inode of a socket gone, reused
 	}
 	if !ok {
-		if len(t.records) >= t.MaxTracked {
+		var room bool
+		if len(t.records) < t.MaxTracked {
+			e, room = t.newRecord(s)
+		}
+		if !room {
 			t.untrackedNow++
 			return kernel
 		}
-		e = newRecord(s)
 	}
 	if e.since == 0 {
 		// Seen dead for the first time: the kernel's clock, when there is
@@ -274,6 +292,10 @@ func (t *CloseWaitTracker) markRoute(e *socketRecord, in *SockInfo) {
 // neither listed nor found held.
 func (t *CloseWaitTracker) end(complete bool) {
 	tracked, routes := 0, 0
+	var used []bool // by local address, when they are to be compacted
+	if complete && len(t.locals) > 64 {
+		used = make([]bool, len(t.locals))
+	}
 	for ino, e := range t.records {
 		if complete && e.generation != t.generation {
 			delete(t.records, ino)
@@ -285,11 +307,47 @@ func (t *CloseWaitTracker) end(complete bool) {
 		if e.flags&route != 0 {
 			routes++
 		}
+		if used != nil {
+			used[e.local] = true
+		}
+	}
+	if used != nil {
+		t.compactLocals(used)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sources, t.untracked, t.full = t.counting, t.untrackedNow, t.fullNow
 	t.tracked, t.routes = tracked, routes
+}
+
+// compactLocals forgets the local addresses no record uses, when they are
+// at least half, and renumbers the records'.
+func (t *CloseWaitTracker) compactLocals(used []bool) {
+	n := 0
+	for _, u := range used {
+		if u {
+			n++
+		}
+	}
+	if n > len(t.locals)/2 {
+		return
+	}
+	newID := make([]uint16, len(t.locals))
+	kept := t.locals[:0]
+	clear(t.localIDs)
+	for i, a := range t.locals {
+		if used[i] {
+			newID[i] = uint16(len(kept))
+			t.localIDs[a] = newID[i]
+			kept = append(kept, a)
+		}
+	}
+	clear(t.locals[len(kept):])
+	t.locals = kept
+	for ino, e := range t.records {
+		e.local = newID[e.local]
+		t.records[ino] = e
+	}
 }
 
 // Tracked returns how many CLOSE_WAIT sockets are tracked, and how many

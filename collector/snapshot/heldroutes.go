@@ -23,12 +23,15 @@ func (t *CloseWaitTracker) see(sk *tables.Socket, in *SockInfo, taken time.Time)
 		return
 	}
 	e, ok := t.records[sk.Inode]
-	if !ok || !e.sameSocket(sk) {
-		if !ok && len(t.records) >= t.MaxTracked {
+	if !ok || !t.sameSocket(&e, sk) {
+		room := ok || len(t.records) < t.MaxTracked
+		if room {
+			e, room = t.newRecord(sk)
+		}
+		if !room {
 			t.fullNow++
 			return
 		}
-		e = newRecord(sk)
 	}
 	if sk.State == tables.StateCloseWait {
 		if in.AgeSource != AgeNone {
@@ -131,7 +134,7 @@ func (r *Reader) countHeld(s *Snapshot, w *owners.OwnerWalk) {
 		in := SockInfo{Dir: Unrouted, Owner: h.Name, pid: h.Pid, Held: true}
 		if r.Tracker != nil {
 			if e, ok := r.Tracker.held(h.Inode, s.Taken); ok {
-				sk.Local, sk.Remote, sk.NetNS, sk.Family = e.Local(), e.Remote(), e.netns, e.family
+				sk.Local, sk.Remote, sk.NetNS, sk.Family = r.Tracker.local(&e), r.Tracker.remote(&e), e.netns, e.family
 				in.Dir = Outbound
 				in.Age, in.AgeSource = time.Duration(max(s.Taken.UnixNano()-e.since, 0)), e.source
 			}

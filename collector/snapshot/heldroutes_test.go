@@ -31,7 +31,7 @@ func TestHeldRoutesBoundAndForget(t *testing.T) {
 	t1 := t0.Add(time.Minute)
 	h.begin()
 	e, ok := h.held(1, t1)
-	if !ok || e.source != AgeKernel || t1.UnixNano()-e.since != int64(70*time.Second) || e.Remote() != a.Remote || e.Local() != a.Local {
+	if !ok || e.source != AgeKernel || t1.UnixNano()-e.since != int64(70*time.Second) || h.remote(&e) != a.Remote || h.local(&e) != a.Local {
 		t.Errorf("held a: %+v %v; want a's route, dead for 70 s by the kernel's clock", e, ok)
 	}
 	h.end(false)
@@ -95,12 +95,12 @@ func TestOneRecordPerSocket(t *testing.T) {
 	t1 := t0.Add(time.Minute)
 	tr.begin()
 	e, ok := tr.held(1, t1)
-	if !ok || e.Local() != out.Local || e.Remote() != out.Remote || e.source != AgeKernel || time.Duration(t1.UnixNano()-e.since) != 65*time.Second {
+	if !ok || tr.local(&e) != out.Local || tr.remote(&e) != out.Remote || e.source != AgeKernel || time.Duration(t1.UnixNano()-e.since) != 65*time.Second {
 		t.Errorf("held outbound: %+v %v; want its route, 65 s dead by the kernel's clock", e, ok)
 	}
 	e, ok = tr.held(3, t1)
-	if !ok || e.Local() != v6.Local || e.Remote() != v6.Remote || e.family != tables.IPv6 || e.source != AgeFirstSeen || time.Duration(t1.UnixNano()-e.since) != time.Minute {
-		t.Errorf("held IPv6: %+v %v (%v → %v); want its route as listed, a minute dead", e, ok, e.Local(), e.Remote())
+	if !ok || tr.local(&e) != v6.Local || tr.remote(&e) != v6.Remote || e.family != tables.IPv6 || e.source != AgeFirstSeen || time.Duration(t1.UnixNano()-e.since) != time.Minute {
+		t.Errorf("held IPv6: %+v %v (%v → %v); want its route as listed, a minute dead", e, ok, tr.local(&e), tr.remote(&e))
 	}
 	if _, ok := tr.held(2, t1); ok {
 		t.Error("an inbound socket's route was kept")
@@ -118,8 +118,8 @@ func TestOneRecordPerSocket(t *testing.T) {
 	in := SockInfo{Dir: Outbound}
 	tr.observe(&reused, &in, t1)
 	tr.end(true)
-	if in.AgeSource != AgeFirstSeen || in.Age != 0 || tr.records[1].Remote() != reused.Remote {
-		t.Errorf("reused inode: age %v %v, record %v; want a new socket", in.Age, in.AgeSource, tr.records[1].Remote())
+	if e := tr.records[1]; in.AgeSource != AgeFirstSeen || in.Age != 0 || tr.remote(&e) != reused.Remote {
+		t.Errorf("reused inode: age %v %v, record %v; want a new socket", in.Age, in.AgeSource, tr.remote(&e))
 	}
 	if _, ok := tr.records[3]; ok {
 		t.Error("a complete reading kept a socket it neither listed nor found held")
@@ -128,21 +128,84 @@ func TestOneRecordPerSocket(t *testing.T) {
 
 func TestRecordAddresses(t *testing.T) {
 	t.Parallel()
+	tr := NewCloseWaitTracker(10)
 	for _, c := range []struct{ local, remote string }{
 		{"10.0.0.5:40000", "10.1.2.3:9000"},
 		{"[::ffff:10.0.0.5]:40000", "[::ffff:10.1.2.3]:9000"},
 		{"[2001:db8::5]:40000", "[2001:db8::1:7]:443"},
 		{"0.0.0.0:0", "[::]:0"},
+		{"10.0.0.5:40001", "[::ffff:10.1.2.3]:9000"},
 	} {
 		s := tables.Socket{Local: netip.MustParseAddrPort(c.local), Remote: netip.MustParseAddrPort(c.remote), Inode: 1}
-		e := newRecord(&s)
-		if e.Local() != s.Local || e.Remote() != s.Remote || !e.sameSocket(&s) {
-			t.Errorf("%s → %s: recorded as %v → %v", s.Local, s.Remote, e.Local(), e.Remote())
+		e, ok := tr.newRecord(&s)
+		if !ok || tr.local(&e) != s.Local || tr.remote(&e) != s.Remote || !tr.sameSocket(&e, &s) {
+			t.Errorf("%s → %s: recorded as %v → %v", s.Local, s.Remote, tr.local(&e), tr.remote(&e))
 		}
-		other := s
-		other.Remote = netip.AddrPortFrom(other.Remote.Addr(), other.Remote.Port()+1)
-		if e.sameSocket(&other) {
-			t.Errorf("%s → %s: taken for %s", s.Local, s.Remote, other.Remote)
+		for _, other := range []tables.Socket{
+			{Local: s.Local, Remote: netip.AddrPortFrom(s.Remote.Addr(), s.Remote.Port()+1)},
+			{Local: netip.AddrPortFrom(netip.MustParseAddr("10.9.9.9"), s.Local.Port()), Remote: s.Remote},
+		} {
+			if tr.sameSocket(&e, &other) {
+				t.Errorf("%s → %s: taken for %s → %s", s.Local, s.Remote, other.Local, other.Remote)
+			}
 		}
+	}
+	if len(tr.locals) != 4 {
+		t.Errorf("%d local addresses kept, want the 4 distinct ones: %v", len(tr.locals), tr.locals)
+	}
+}
+
+// TestRecordLocalsBounded: the local addresses records point to are
+// forgotten with the records; past maxLocals distinct ones a socket is not
+// recorded, and counted as left out.
+func TestRecordLocalsBounded(t *testing.T) {
+	t.Parallel()
+	tr := NewCloseWaitTracker(1 << 20)
+	t0 := time.Unix(1000, 0)
+	sock := func(i int) tables.Socket {
+		s := cwSocket(uint64(i+1), 9000, tables.StateCloseWait)
+		s.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}), 40000)
+		return s
+	}
+	tr.begin()
+	for i := range 1000 {
+		s := sock(i)
+		tr.observe(&s, &SockInfo{Dir: Outbound}, t0)
+	}
+	tr.end(true)
+	// Only the last 10 stay: the other 990 addresses are forgotten, and
+	// the records still name theirs.
+	tr.begin()
+	for i := 990; i < 1000; i++ {
+		s := sock(i)
+		in := SockInfo{Dir: Outbound}
+		tr.observe(&s, &in, t0.Add(time.Second))
+		if in.Age != time.Second {
+			t.Fatalf("socket %d: age %v after the addresses were renumbered, want 1s", i, in.Age)
+		}
+	}
+	tr.end(true)
+	if len(tr.locals) != 10 || len(tr.localIDs) != 10 {
+		t.Fatalf("%d local addresses kept, want 10", len(tr.locals))
+	}
+	for ino, e := range tr.records {
+		if want := sock(int(ino) - 1).Local; tr.local(&e) != want {
+			t.Errorf("inode %d: local %v, want %v", ino, tr.local(&e), want)
+		}
+	}
+	// Full: a new address finds no room.
+	for i := len(tr.locals); i < maxLocals; i++ {
+		a := netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)})
+		tr.localIDs[a] = uint16(len(tr.locals))
+		tr.locals = append(tr.locals, a)
+	}
+	tr.begin()
+	s := sock(2000)
+	s.Local = netip.MustParseAddrPort("10.5.0.1:40000")
+	in := SockInfo{Dir: Outbound}
+	tr.observe(&s, &in, t0)
+	tr.end(false)
+	if _, untracked := tr.Tracked(); untracked != 1 || in.AgeSource != AgeNone || in.routed {
+		t.Errorf("past %d local addresses: untracked %d, age source %v, routed %v; want 1, none, false", maxLocals, untracked, in.AgeSource, in.routed)
 	}
 }
