@@ -260,4 +260,26 @@ func TestReaderKernelAgeModes(t *testing.T) {
 	}
 }
 
+// TestReaderKernelAgesPastTheBound: with more CLOSE_WAIT sockets than the
+// tracker may track, the ones left out keep their kernel age at every
+// reading (every reading dumps the ages), not every other one.
+func TestReaderKernelAgesPastTheBound(t *testing.T) {
+	t.Parallel()
+	src := &agingTables{ackAgeMs: 90_000}
+	for i := range maxDeferred + 100 {
+		src.socks = append(src.socks, cwSocket(uint64(i+1), 9000, tables.StateCloseWait))
+	}
+	tr := NewCloseWaitTracker(50)
+	r := Reader{Tables: src, Tracker: tr, NeedDumpAges: true}
+	for i := range 4 {
+		r.Read(context.Background(), Request{})
+		if got := tr.Sources(); got[AgeKernel] != len(src.socks) || !src.dumps[i] {
+			t.Fatalf("reading %d: sources %v, dumped %v, looked up %d; want every socket's kernel age, dumped", i, got, src.dumps, src.looked)
+		}
+	}
+	if src.looked != 0 {
+		t.Errorf("%d sockets looked up one by one; the dumps have every age", src.looked)
+	}
+}
+
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -309,7 +309,12 @@ func (r *Reader) countDeferred(ctx context.Context, s *Snapshot, walk *owners.Ow
 	}
 	if r.Tracker != nil {
 		r.Tracker.end(s.TableErr == nil)
-		r.NeedDumpAges = r.ageOverflow || queryErr != nil
+		// Past its bound the tracker cannot remember the sockets left
+		// out: each would be new, and looked up, at every reading, and
+		// past maxDeferred have no age every other one. Dumped, every
+		// one has its kernel age at every reading.
+		_, untracked := r.Tracker.Tracked()
+		r.NeedDumpAges = r.ageOverflow || queryErr != nil || untracked > 0
 	}
 	clear(r.deferred) // drop the copies' references
 }
