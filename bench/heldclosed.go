@@ -81,7 +81,7 @@ func (r *report) heldClosedSection() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("## Sockets held after the kernel dropped them: the cost of the detection\n\n")
 	w("The bench process held %d unix sockets beside the TCP connections, so every walk of /proc/PID/fd met them; the exporter tells them from TCP sockets by their `system.sockprotoname` attribute, once per inode. Medians of the whole scrape, ms; peak RSS, MiB.\n\n", r.unixSockets)
-	w("| sockets | %s | peak RSS |", toolNetlinkProc)
+	w("| sockets | in CLOSE_WAIT | %s | peak RSS |", toolNetlinkProc)
 	base := false
 	for _, s := range r.sizes {
 		if len(s.samples[toolBase]) > 0 {
@@ -91,14 +91,14 @@ func (r *report) heldClosedSection() string {
 	if base {
 		w(" %s | peak RSS | time vs base |", toolBase)
 	}
-	w("\n|---:|---:|---:|")
+	w("\n|---:|---:|---:|---:|")
 	if base {
 		w("---:|---:|---:|")
 	}
 	w("\n")
 	for _, s := range r.sizes {
 		v, _ := s.median(toolNetlinkProc)
-		w("| %d | %s | %.1f |", s.sockets, ms(v), float64(s.peakRSS[toolNetlinkProc])/(1<<20))
+		w("| %d | %d | %s | %.1f |", s.sockets, s.closeWait, ms(v), float64(s.peakRSS[toolNetlinkProc])/(1<<20))
 		if base {
 			bv, ok := s.median(toolBase)
 			if ok && bv > 0 {

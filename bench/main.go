@@ -55,13 +55,29 @@ type options struct {
 	benchtime    string
 	nodeExporter string
 	closeWaitPct int
-	limited      bool
+	// closeWaitConns and establishedConns, when either is set, are the
+	// connections held (each two sockets), whatever the host holds
+	// besides: one measurement instead of -sizes.
+	closeWaitConns, establishedConns int
+	limited                          bool
 	// unixSockets are held by the bench process beside the TCP ones;
 	// baseExporter is scraped beside the exporter (A/B); benchstatOut
 	// receives both sides' samples.
 	unixSockets  int
 	baseExporter string
 	benchstatOut string
+}
+
+// fixed tells whether the connections held are given, rather than the
+// sockets on the host.
+func (o *options) fixed() bool { return o.closeWaitConns > 0 || o.establishedConns > 0 }
+
+// connectionsFor returns how many more connections to hold for a size.
+func (b *bench) connectionsFor(size int) int {
+	if b.o.fixed() {
+		return b.o.closeWaitConns + b.o.establishedConns - b.held
+	}
+	return max(0, size-countSockets()) / 2
 }
 
 func run() int {
@@ -75,6 +91,8 @@ func run() int {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime for the Go benchmarks")
 	flag.StringVar(&o.nodeExporter, "node-exporter", "prometheus-node-exporter", "node_exporter binary (Debian's prometheus-node-exporter)")
 	flag.IntVar(&o.closeWaitPct, "close-wait-percent", 1, "share of held connections left in CLOSE_WAIT")
+	flag.IntVar(&o.closeWaitConns, "close-wait-connections", 0, "hold exactly this many connections in CLOSE_WAIT (with -established-connections), whatever the host holds besides, and measure once at that count instead of -sizes")
+	flag.IntVar(&o.establishedConns, "established-connections", 0, "hold exactly this many established connections (with -close-wait-connections), whatever the host holds besides, and measure once instead of -sizes")
 	flag.BoolVar(&o.limited, "limited", true, "at the largest size, also run the exporter under the DaemonSet's CPU and memory limits (a cgroup v1 quota)")
 	flag.IntVar(&o.unixSockets, "unix-sockets", 10000, "unix sockets the bench process holds beside the TCP connections, which every /proc/PID/fd walk meets")
 	flag.StringVar(&o.baseExporter, "base-exporter", "", "an exporter binary built from an earlier commit, scraped in the same rounds as this one (tool \""+toolBase+"\")")
@@ -89,6 +107,14 @@ func run() int {
 		o.sizes = append(o.sizes, n)
 	}
 	slices.Sort(o.sizes)
+	if o.closeWaitConns < 0 || o.establishedConns < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -close-wait-connections and -established-connections must be 0 or more")
+		return 2
+	}
+	if o.fixed() {
+		// The sockets held, both ends of each connection.
+		o.sizes = []int{2 * (o.closeWaitConns + o.establishedConns)}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -118,6 +144,8 @@ type bench struct {
 	helpers []*helper
 	nextIP  int
 	held    int // connections held by helpers
+	// closeWaitHeld of them in CLOSE_WAIT (with -close-wait-connections).
+	closeWaitHeld int
 
 	report report
 }
@@ -156,7 +184,7 @@ func (b *bench) run() error {
 	}
 	if b.o.goBench {
 		b.logf("Go benchmarks on generated tables (go test -bench, -benchtime %s)", b.o.benchtime)
-		out, err := b.command("go", "test", "-run", "^$", "-bench", "ProcfsTables|NetlinkParse|Scrape", "-benchmem", "-benchtime", b.o.benchtime, "./collector/...")
+		out, err := b.command("go", "test", "-run", "^$", "-bench", "ProcfsTables|NetlinkParse|Scrape|TrackedSocket", "-benchmem", "-benchtime", b.o.benchtime, "./collector/...")
 		if err != nil {
 			return fmt.Errorf("go test -bench: %w\n%s", err, out)
 		}
@@ -256,7 +284,7 @@ const perHelper = 15000
 
 // cannotHold says why size sockets cannot be held here, or "".
 func (b *bench) cannotHold(size int) string {
-	conns := max(0, size-countSockets())/2 - b.held
+	conns := b.connectionsFor(size)
 	if conns <= 0 {
 		return ""
 	}
@@ -352,11 +380,21 @@ func (b *bench) addConnections(n int) error {
 	// Clients connect in parallel, two at a time (the machine's cores).
 	errs := make(chan error, len(pairs))
 	sem := make(chan struct{}, 2)
-	for _, p := range pairs {
+	closeWait := make([]int, len(pairs))
+	cwLeft := b.o.closeWaitConns - b.closeWaitHeld
+	for i, p := range pairs {
+		if b.o.fixed() {
+			closeWait[i] = min(p.conns, max(cwLeft, 0))
+			cwLeft -= closeWait[i]
+		} else {
+			closeWait[i] = p.conns * b.o.closeWaitPct / 100
+		}
+	}
+	for i, p := range pairs {
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cw := p.conns * b.o.closeWaitPct / 100
+			cw := closeWait[i]
 			_, err := b.startHelper("connect", "-comm", "bench-client", "-keepalive=false",
 				"-established", fmt.Sprintf("%s=%d", p.addr, p.conns-cw),
 				"-close-wait", fmt.Sprintf("%s=%d", p.addr, cw))
@@ -370,8 +408,9 @@ func (b *bench) addConnections(n int) error {
 		}
 	}
 	if first == nil {
-		for _, p := range pairs {
+		for i, p := range pairs {
 			b.held += p.conns
+			b.closeWaitHeld += closeWait[i]
 		}
 	}
 	return first
@@ -392,7 +431,7 @@ func (b *bench) releaseHelpers() {
 			<-done
 		}
 	}
-	b.helpers, b.held = nil, 0
+	b.helpers, b.held, b.closeWaitHeld = nil, 0, 0
 }
 
 // countSockets counts the lines of both TCP tables, through netlink.
@@ -672,7 +711,7 @@ func (b *bench) roundsFor(sockets int) int {
 }
 
 func (b *bench) measureSize(target int) (*sizeResult, error) {
-	if need := (target - countSockets()) / 2; need > 0 {
+	if need := b.connectionsFor(target); need > 0 {
 		b.logf("holding %d more loopback connections (%d sockets)", need, 2*need)
 		start := time.Now()
 		if err := b.addConnections(need); err != nil {

@@ -409,6 +409,15 @@ func (r *report) goals() []goal {
 			worstPerLine, known = max(worstPerLine, per), true
 		}
 	}
+	// One record per tracked socket (STYLE.md, habit 21): a CLOSE_WAIT
+	// socket's age and route, in the tracker's one map.
+	perTracked, known := 0.0, false
+	for _, l := range r.goBench {
+		if v, ok := l.values["bytes/socket"]; ok && strings.HasPrefix(l.name, "BenchmarkTrackedSocket") {
+			perTracked, known = v, true
+		}
+	}
+	add("heap per tracked CLOSE_WAIT socket, its age and route in one record, 100 000 sockets (go test -bench TrackedSocket)", "≤ 120 bytes", perTracked, known, "%.0f bytes", func(v float64) bool { return v <= 120 })
 	add("allocations per parsed line, both parsers (go test -bench: growth of allocs/op from the smallest table to the largest, per line)", "0", worstPerLine, known, "%.6f", func(v float64) bool { return v < 1e-4 })
 	// Linear growth: the time per socket at the largest size against the
 	// one ten times smaller (below 100 000 sockets the fixed cost of a
@@ -628,15 +637,23 @@ func (r *report) markdown(png string) string {
 	}
 
 	if len(r.goBench) > 0 {
-		w("\n## Go benchmarks on generated tables\n\n`go test -run '^$' -bench 'ProcfsTables|NetlinkParse|Scrape' -benchmem ./collector/...`: tables of N lines generated in a temporary folder (20 listeners; inbound and outbound connections in realistic states; one in ten IPv6). `ProcfsTables` reads both files, `NetlinkParse` parses sock_diag answers already in memory (the exporter's share of a netlink reading), `Scrape` is a whole scrape of every collector from the procfs tree, its metrics drained as an HTTP scrape would.\n\n")
+		var tracked []string
+		w("\n## Go benchmarks on generated tables\n\n`go test -run '^$' -bench 'ProcfsTables|NetlinkParse|Scrape|TrackedSocket' -benchmem ./collector/...`: tables of N lines generated in a temporary folder (20 listeners; inbound and outbound connections in realistic states; one in ten IPv6). `ProcfsTables` reads both files, `NetlinkParse` parses sock_diag answers already in memory (the exporter's share of a netlink reading), `Scrape` is a whole scrape of every collector from the procfs tree, its metrics drained as an HTTP scrape would. `TrackedSocket` ages 100 000 outbound CLOSE_WAIT sockets in the tracker; its bytes per socket are the live heap one record (age and route) costs.\n\n")
 		w("| benchmark | ns/op | ns/socket | B/op | allocs/op | allocs/op per line |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, l := range r.goBench {
+			if v, ok := l.values["bytes/socket"]; ok {
+				tracked = append(tracked, fmt.Sprintf("%s: %.0f bytes per tracked socket, %.0f ns per socket aged", strings.TrimPrefix(l.name, "Benchmark"), v, l.values["ns/socket"]))
+				continue
+			}
 			n := linesOf(l.name)
 			perLine := "–"
 			if n > 0 && !strings.HasPrefix(l.name, "BenchmarkScrape") {
 				perLine = fmt.Sprintf("%.4f", l.values["allocs/op"]/n)
 			}
 			w("| %s | %.0f | %.1f | %.0f | %.0f | %s |\n", strings.TrimPrefix(l.name, "Benchmark"), l.values["ns/op"], l.values["ns/socket"], l.values["B/op"], l.values["allocs/op"], perLine)
+		}
+		if len(tracked) > 0 {
+			w("\n%s.\n", strings.Join(tracked, "; "))
 		}
 	}
 	if len(r.nlCompare) > 0 {

@@ -48,8 +48,10 @@ type Options struct {
 	Workers int
 	// Tables overrides the table source; nil reads procfs under ProcRoot.
 	Tables tables.TableSource
-	// CloseWait, when set, tracks how long sockets stay in CLOSE_WAIT;
-	// StuckAfter is the age from which one counts as stuck.
+	// CloseWait, when set, tracks how long sockets stay in CLOSE_WAIT and
+	// remembers the routes of sockets that may end held; it serves one
+	// Exporter, whose readings never overlap. StuckAfter is the age from
+	// which one counts as stuck.
 	CloseWait  *snapshot.CloseWaitTracker
 	StuckAfter time.Duration
 	Logger     log.Logger
@@ -198,12 +200,6 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 	if o.Tables == nil {
 		o.Tables = tables.NewProcfsTables(o.ProcRoot)
 	}
-	var routes *snapshot.HeldRoutes
-	if o.CloseWait != nil {
-		// The routes of sockets that may end held share the CLOSE_WAIT
-		// tracker's bound.
-		routes = snapshot.NewHeldRoutes(o.CloseWait.MaxTracked)
-	}
 	e := &Exporter{
 		opts:         o,
 		logger:       o.Logger,
@@ -218,13 +214,12 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		readingsDesc: prometheus.NewDesc(namespace+"_snapshot_readings_total",
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
 		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",
-			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (at most --collector.close-wait.max-tracked, about 50 bytes each).", nil, nil),
+			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (in records bounded by --collector.close-wait.max-tracked, 75 to 105 bytes each, shared with remembered routes).", nil, nil),
 		ageSourceDesc: prometheus.NewDesc(namespace+"_close_wait_age_sockets",
 			"CLOSE_WAIT sockets by the clock their age comes from: kernel (time since the socket last received an ACK, read through netlink: right from the first scrape), first_seen (since this exporter first saw it: procfs source, other network namespaces, or a kernel clock restarted by a keepalive probe), none (no age).", []string{"source"}, nil),
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",
 			"Age from which a CLOSE_WAIT socket counts as stuck in the tcpstate_*_close_wait_stuck_sockets families (--collector.close-wait.stuck-after), for dashboards' thresholds.", nil, nil),
 	}
-	e.reader.Routes = routes
 	want := map[string]bool{}
 	for _, n := range enabled {
 		want[n] = true

@@ -1,15 +1,20 @@
 package snapshot
 
 import (
-	"hash/maphash"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/tables"
 )
 
-// CloseWaitTracker tells how long each socket has been in CLOSE_WAIT. Two
-// clocks give a lower bound each, and the tracker reports the larger:
+// CloseWaitTracker remembers, in one record per socket keyed by inode, what
+// the exporter must know of a socket past the reading that listed it: how
+// long it has been in CLOSE_WAIT, and, for an outbound socket that may end
+// held after the kernel drops it (heldroutes.go), its route.
+//
+// A CLOSE_WAIT socket's age has two clocks, each a lower bound, and the
+// tracker reports the larger:
 //
 //   - the kernel's: with the netlink source a CLOSE_WAIT socket carries
 //     tcpi_last_ack_recv (Socket.AckAge), the time since it last received an
@@ -22,28 +27,51 @@ import (
 //     when the exporter restarts. The procfs source and the other network
 //     namespaces (read through /proc/PID/net) have only this one.
 //
-// The tracker remembers, per socket, the earliest start either clock has
-// shown, so that an age never goes backwards between readings, and forgets
-// a socket when it leaves CLOSE_WAIT. A tracked socket costs one map entry
-// (a 16-byte key, a 16-byte value and the map's overhead: about 50 bytes,
-// see TestCloseWaitTrackerMemory); at most MaxTracked sockets are tracked.
-// Beyond that a socket with a kernel age still has that age, the others
-// none.
+// A record keeps the earliest start either clock has shown, so that an age
+// never goes backwards between readings, and the socket's addresses, which
+// tell an inode reused by a new socket from the old one and give a held
+// socket its route. A record costs one map entry of 48 bytes (an 8-byte
+// key, a 40-byte record: the local address is an index into the tracker's
+// few local addresses) and the map's overhead: 75 to 105 bytes a socket,
+// as the map's load varies with the count (73.5 at 100 000, 102 at 36 000;
+// see TestSocketRecordMemory). A complete reading forgets the records of
+// sockets it neither listed (in CLOSE_WAIT, or as a pool's) nor found held;
+// an incomplete one forgets nothing.
+//
+// At most MaxTracked records are kept, CLOSE_WAIT sockets and remembered
+// routes together (--collector.close-wait.max-tracked). Once full, a new
+// CLOSE_WAIT socket has only its kernel age, if the source gives one
+// (counted as untracked), and a new pool socket's route is not remembered
+// (if the kernel drops it, it counts per process only); the sockets already
+// recorded keep theirs. The same holds for a socket whose local address
+// would be the 65 536th distinct one (a host has a few: its own, its
+// pods'); the addresses are forgotten when no record uses them.
+//
+// The reading's methods (begin, observe, see, held, end) are called by one
+// reading at a time, the Reader's; Tracked and Sources may be called from
+// any goroutine.
 type CloseWaitTracker struct {
 	MaxTracked int
-	seed       maphash.Seed
 	// clock reads the time the kernel's ages are counted from (a test
 	// sets it).
 	clock func() time.Time
 
-	mu         sync.Mutex
-	first      map[closeWaitKey]closeWaitEntry
+	records    map[uint64]socketRecord
 	generation uint32
-	untracked  int // CLOSE_WAIT sockets of the last reading left out by the cap
-	sources    [numAgeSources]int
-	// The same, counted by the reading under way.
-	untrackedNow int
-	counting     [numAgeSources]int
+	// locals are the local addresses of the records, which point into it
+	// (socketRecord.local); localIDs finds them.
+	locals   []netip.Addr
+	localIDs map[netip.Addr]uint16
+	// Counted by the reading under way.
+	untrackedNow, fullNow int
+	counting              [numAgeSources]int
+
+	mu sync.Mutex // guards the last complete figures below
+	// tracked counts the records of CLOSE_WAIT sockets, routes the
+	// remembered routes, after the last reading; untracked the CLOSE_WAIT
+	// sockets it left out by the cap, full the routes.
+	tracked, routes, untracked, full int
+	sources                          [numAgeSources]int
 }
 
 // AgeSource says which clock a CLOSE_WAIT socket's age came from.
@@ -67,6 +95,80 @@ var ageSourceNames = [numAgeSources]string{AgeNone: "none", AgeFirstSeen: "first
 // String returns the label value: none, first_seen or kernel.
 func (a AgeSource) String() string { return ageSourceNames[a] }
 
+// socketRecord is all the exporter remembers of one socket between
+// readings: 40 bytes, the remote address in its 16-byte form (a flag says
+// whether it was IPv4) rather than as a netip.AddrPort (32 bytes), the
+// local one an index into CloseWaitTracker.locals.
+type socketRecord struct {
+	remote [16]byte
+	// since is when the socket was first known dead (CLOSE_WAIT, or found
+	// held), in unix nanoseconds, by source's clock; 0: not yet.
+	since        int64
+	generation   uint32 // of the last reading that listed it or found it held
+	lport, rport uint16
+	local        uint16
+	netns        uint16
+	family       tables.Family
+	source       AgeSource
+	flags        recordFlags
+}
+
+type recordFlags uint8
+
+const (
+	remote4 recordFlags = 1 << iota // the remote address is IPv4
+	// closeWait: the last reading that listed the socket listed it in
+	// CLOSE_WAIT (tcpstate_close_wait_tracked_sockets counts these).
+	closeWait
+	// route: an outbound socket in CLOSE_WAIT or of a pool; if the kernel
+	// drops it while a process holds it, its route and pool are known.
+	route
+)
+
+// maxLocals bounds the distinct local addresses of the records.
+const maxLocals = 1 << 16
+
+// newRecord records a socket's addresses; false when its local address
+// would be one too many.
+func (t *CloseWaitTracker) newRecord(s *tables.Socket) (socketRecord, bool) {
+	a := s.Local.Addr()
+	id, ok := t.localIDs[a]
+	if !ok {
+		if len(t.locals) >= maxLocals {
+			return socketRecord{}, false
+		}
+		id = uint16(len(t.locals))
+		t.locals = append(t.locals, a)
+		t.localIDs[a] = id
+	}
+	e := socketRecord{remote: s.Remote.Addr().As16(), lport: s.Local.Port(), rport: s.Remote.Port(), local: id, netns: s.NetNS, family: s.Family}
+	if s.Remote.Addr().Is4() {
+		e.flags |= remote4
+	}
+	return e, true
+}
+
+// sameSocket tells whether the record is of s, and not of an earlier
+// socket whose inode s reuses.
+func (t *CloseWaitTracker) sameSocket(e *socketRecord, s *tables.Socket) bool {
+	r := s.Remote.Addr()
+	return e.lport == s.Local.Port() && e.rport == s.Remote.Port() && e.remote == r.As16() &&
+		(e.flags&remote4 != 0) == r.Is4() && t.locals[e.local] == s.Local.Addr()
+}
+
+// local and remote return a record's endpoints as the tables gave them.
+func (t *CloseWaitTracker) local(e *socketRecord) netip.AddrPort {
+	return netip.AddrPortFrom(t.locals[e.local], e.lport)
+}
+
+func (t *CloseWaitTracker) remote(e *socketRecord) netip.AddrPort {
+	a := netip.AddrFrom16(e.remote)
+	if e.flags&remote4 != 0 {
+		a = a.Unmap()
+	}
+	return netip.AddrPortFrom(a, e.rport)
+}
+
 // closeWaitSince is when a CLOSE_WAIT socket entered that state, as far as
 // the exporter can tell, and which clock said so.
 type closeWaitSince struct {
@@ -74,45 +176,18 @@ type closeWaitSince struct {
 	source AgeSource
 }
 
-// closeWaitKey names a socket by its inode and a hash of its addresses, so
-// that an inode reused by a new socket is not mistaken for the old one.
-type closeWaitKey struct {
-	inode, tuple uint64
-}
-
-type closeWaitEntry struct {
-	since      int64 // unix nanoseconds
-	generation uint32
-	source     AgeSource
-}
-
-// NewCloseWaitTracker returns a tracker that tracks at most maxTracked
-// sockets.
+// NewCloseWaitTracker returns a tracker that keeps at most maxTracked
+// records.
 func NewCloseWaitTracker(maxTracked int) *CloseWaitTracker {
-	return &CloseWaitTracker{MaxTracked: maxTracked, seed: maphash.MakeSeed(), clock: time.Now, first: map[closeWaitKey]closeWaitEntry{}}
+	return &CloseWaitTracker{MaxTracked: maxTracked, clock: time.Now, records: map[uint64]socketRecord{}, localIDs: map[netip.Addr]uint16{}}
 }
 
-func (t *CloseWaitTracker) key(s *tables.Socket) closeWaitKey {
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	l, r := s.Local.Addr().As16(), s.Remote.Addr().As16()
-	h.Write(l[:])
-	h.Write(r[:])
-	var ports [4]byte
-	ports[0], ports[1] = byte(s.Local.Port()>>8), byte(s.Local.Port())
-	ports[2], ports[3] = byte(s.Remote.Port()>>8), byte(s.Remote.Port())
-	h.Write(ports[:])
-	return closeWaitKey{inode: s.Inode, tuple: h.Sum64()}
-}
-
-// begin starts a reading: the sockets observe sees until end are its
-// sockets.
+// begin starts a reading: the sockets observe, see and held take until end
+// are its sockets.
 func (t *CloseWaitTracker) begin() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.generation++
 	t.counting = [numAgeSources]int{}
-	t.untrackedNow = 0
+	t.untrackedNow, t.fullNow = 0, 0
 }
 
 // observe takes one CLOSE_WAIT socket of the reading that began at taken,
@@ -122,34 +197,35 @@ func (t *CloseWaitTracker) begin() {
 // sighting counts from taken, so the sockets first seen by one reading
 // share an age; the kernel's clock is read as the socket streams, a little
 // after taken, so its age may come out short by that much, never long.
-func (t *CloseWaitTracker) observe(s *tables.Socket, taken time.Time) (time.Duration, AgeSource) {
-	return t.observeAs(s, taken, true)
+// An outbound socket's record also keeps its route (in.Dir says which;
+// in.routed is set when it does).
+func (t *CloseWaitTracker) observe(s *tables.Socket, in *SockInfo, taken time.Time) {
+	t.observeAs(s, in, taken, true)
 }
 
 // observeKnown is observe for a socket the tracker already knows: its age
 // needs no kernel reading (the kernel's clock only ever restarts later).
-// A socket it does not know is left alone, uncounted, and ok is false.
-func (t *CloseWaitTracker) observeKnown(s *tables.Socket, taken time.Time) (age time.Duration, src AgeSource, ok bool) {
+// A socket it does not know is left alone, uncounted, and it returns false.
+func (t *CloseWaitTracker) observeKnown(s *tables.Socket, in *SockInfo, taken time.Time) bool {
 	if s.Inode == 0 {
-		return 0, AgeNone, false
+		return false
 	}
-	k := t.key(s)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.first[k]
-	if !ok {
-		return 0, AgeNone, false
+	e, ok := t.records[s.Inode]
+	if !ok || e.flags&closeWait == 0 || !t.sameSocket(&e, s) {
+		return false
 	}
 	e.generation = t.generation
-	t.first[k] = e
+	t.markRoute(&e, in)
+	t.records[s.Inode] = e
 	t.counting[e.source]++
-	return time.Duration(max(taken.UnixNano()-e.since, 0)), e.source, true
+	in.Age, in.AgeSource = time.Duration(max(taken.UnixNano()-e.since, 0)), e.source
+	return true
 }
 
 // observeAs is observe; without remember a socket the tracker does not
 // know yet is not remembered (its kernel age is to come at a later
 // reading), and has an age only from the kernel.
-func (t *CloseWaitTracker) observeAs(s *tables.Socket, taken time.Time, remember bool) (time.Duration, AgeSource) {
+func (t *CloseWaitTracker) observeAs(s *tables.Socket, in *SockInfo, taken time.Time, remember bool) {
 	takenNanos := taken.UnixNano()
 	// The kernel's bound, when there is one: now less the time since the
 	// last ACK received.
@@ -157,31 +233,36 @@ func (t *CloseWaitTracker) observeAs(s *tables.Socket, taken time.Time, remember
 	if s.HasAckAge {
 		kernel = closeWaitSince{t.clock().UnixNano() - int64(s.AckAge)*int64(time.Millisecond), AgeKernel}
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	since := kernel
 	if s.Inode != 0 && remember {
-		since = t.remember(s, kernel, takenNanos)
+		since = t.remember(s, in, kernel, takenNanos)
 	}
 	t.counting[since.source]++
-	if since.source == AgeNone {
-		return 0, AgeNone
+	in.Age, in.AgeSource = 0, since.source
+	if since.source != AgeNone {
+		in.Age = time.Duration(max(takenNanos-since.nanos, 0))
 	}
-	return time.Duration(max(takenNanos-since.nanos, 0)), since.source
 }
 
-// remember records a socket's sighting and returns its start. Called with
-// t.mu held.
-func (t *CloseWaitTracker) remember(s *tables.Socket, kernel closeWaitSince, nowNanos int64) closeWaitSince {
-	k := t.key(s)
-	e, ok := t.first[k]
+// remember records a CLOSE_WAIT socket's sighting and returns its start.
+func (t *CloseWaitTracker) remember(s *tables.Socket, in *SockInfo, kernel closeWaitSince, nowNanos int64) closeWaitSince {
+	e, ok := t.records[s.Inode]
+	if ok && !t.sameSocket(&e, s) {
+		ok = false // the inode of a socket gone, reused
+	}
 	if !ok {
-		if len(t.first) >= t.MaxTracked {
+		var room bool
+		if len(t.records) < t.MaxTracked {
+			e, room = t.newRecord(s)
+		}
+		if !room {
 			t.untrackedNow++
 			return kernel
 		}
-		// Seen for the first time: the kernel's clock, when there is one,
-		// knows better than this reading.
+	}
+	if e.since == 0 {
+		// Seen dead for the first time: the kernel's clock, when there is
+		// one, knows better than this reading.
 		e.since, e.source = nowNanos, AgeFirstSeen
 		if kernel.source == AgeKernel {
 			e.since, e.source = kernel.nanos, AgeKernel
@@ -191,33 +272,99 @@ func (t *CloseWaitTracker) remember(s *tables.Socket, kernel closeWaitSince, now
 		// restarts the kernel's clock, and an age must not go backwards.
 		e.since, e.source = kernel.nanos, AgeKernel
 	}
+	e.flags |= closeWait
 	e.generation = t.generation
-	t.first[k] = e
+	t.markRoute(&e, in)
+	t.records[s.Inode] = e
 	return closeWaitSince{e.since, e.source}
 }
 
-// end closes a reading. complete says whether the reading listed every
-// socket: only a complete one lets the tracker forget the sockets it did
-// not see.
-func (t *CloseWaitTracker) end(complete bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.sources, t.untracked = t.counting, t.untrackedNow
-	if complete {
-		for k, e := range t.first {
-			if e.generation != t.generation {
-				delete(t.first, k)
-			}
-		}
+// markRoute keeps the route of an outbound CLOSE_WAIT socket's record,
+// which remember (heldroutes.go) then need not look up again.
+func (t *CloseWaitTracker) markRoute(e *socketRecord, in *SockInfo) {
+	if in.Dir == Outbound && !in.Held {
+		e.flags |= route
+		in.routed = true
 	}
 }
 
-// Tracked returns how many sockets are tracked, and how many CLOSE_WAIT
-// sockets of the last reading were left out by the cap.
+// end closes a reading. complete says whether the reading listed every
+// socket: only a complete one lets the tracker forget the sockets it
+// neither listed nor found held.
+func (t *CloseWaitTracker) end(complete bool) {
+	tracked, routes := 0, 0
+	var used []bool // by local address, when they are to be compacted
+	if complete && len(t.locals) > 64 {
+		used = make([]bool, len(t.locals))
+	}
+	for ino, e := range t.records {
+		if complete && e.generation != t.generation {
+			delete(t.records, ino)
+			continue
+		}
+		if e.flags&closeWait != 0 {
+			tracked++
+		}
+		if e.flags&route != 0 {
+			routes++
+		}
+		if used != nil {
+			used[e.local] = true
+		}
+	}
+	if used != nil {
+		t.compactLocals(used)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sources, t.untracked, t.full = t.counting, t.untrackedNow, t.fullNow
+	t.tracked, t.routes = tracked, routes
+}
+
+// compactLocals forgets the local addresses no record uses, when they are
+// at least half, and renumbers the records'.
+func (t *CloseWaitTracker) compactLocals(used []bool) {
+	n := 0
+	for _, u := range used {
+		if u {
+			n++
+		}
+	}
+	if n > len(t.locals)/2 {
+		return
+	}
+	newID := make([]uint16, len(t.locals))
+	kept := t.locals[:0]
+	clear(t.localIDs)
+	for i, a := range t.locals {
+		if used[i] {
+			newID[i] = uint16(len(kept))
+			t.localIDs[a] = newID[i]
+			kept = append(kept, a)
+		}
+	}
+	clear(t.locals[len(kept):])
+	t.locals = kept
+	for ino, e := range t.records {
+		e.local = newID[e.local]
+		t.records[ino] = e
+	}
+}
+
+// Tracked returns how many CLOSE_WAIT sockets are tracked, and how many
+// CLOSE_WAIT sockets of the last reading were left out by the cap.
 func (t *CloseWaitTracker) Tracked() (tracked, untracked int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.first), t.untracked
+	return t.tracked, t.untracked
+}
+
+// Remembered returns how many routes are remembered, and how many sockets
+// of the last reading the cap left out.
+func (t *CloseWaitTracker) Remembered() (remembered, full int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.routes, t.full
 }
 
 // Sources returns how many CLOSE_WAIT sockets of the last reading had their

@@ -48,6 +48,8 @@ type SockInfo struct {
 	// Held: a TCP socket a process holds that no table lists (state
 	// CLOSE, heldclosed.go); the views of the kernel's tables skip it.
 	Held bool
+	// routed: the tracker, aging the socket, kept its route too.
+	routed bool
 }
 
 // Tally counts one reading's sockets into a view's families: add sees
@@ -140,12 +142,11 @@ type Reader struct {
 	Owners *owners.SocketOwners
 	// ProcRoot is --path.procfs, for the ephemeral port range.
 	ProcRoot string
-	Tracker  *CloseWaitTracker
-	// Routes remembers the Routes of sockets that may end held; pools
-	// tells which match a pool of config's.
-	Routes *HeldRoutes
-	pools  poolRoutes
-	Config func() *config.Config
+	// Tracker remembers CLOSE_WAIT ages and the routes of sockets that
+	// may end held; pools tells which match a pool of config's.
+	Tracker *CloseWaitTracker
+	pools   poolRoutes
+	Config  func() *config.Config
 
 	classifier classifier
 	ephemeral  EphemeralPorts
@@ -230,9 +231,6 @@ func (r *Reader) Read(ctx context.Context, req Request) *Snapshot {
 		if r.Tracker != nil {
 			r.Tracker.begin()
 		}
-		if r.Routes != nil {
-			r.Routes.begin()
-		}
 		r.pools.reset(cfg)
 		s.TableErr = r.Tables.Stream(ctx, func(sk *tables.Socket) { r.socket(s, walk, sk) })
 		if attempt == 0 && errors.Is(s.TableErr, tables.ErrRestartReading) {
@@ -302,15 +300,12 @@ func (r *Reader) countDeferred(ctx context.Context, s *Snapshot, walk *owners.Ow
 			d.in.Owner, d.in.pid = walk.Lookup(d.sk.Inode)
 		}
 		if d.needsAge {
-			d.in.Age, d.in.AgeSource = r.Tracker.observe(&d.sk, s.Taken)
+			r.Tracker.observe(&d.sk, &d.in, s.Taken)
 		}
 		r.count(s, &d.sk, &d.in)
 	}
 	if walk != nil {
 		r.countHeld(s, walk)
-	}
-	if r.Routes != nil {
-		r.Routes.end(s.TableErr == nil)
 	}
 	if r.Tracker != nil {
 		r.Tracker.end(s.TableErr == nil)
@@ -361,11 +356,9 @@ func (r *Reader) socket(s *Snapshot, walk *owners.OwnerWalk, sk *tables.Socket) 
 			// Dumped without its age, in the namespace netlink reads: a
 			// socket new to the tracker has its age looked up after the
 			// tables; a known one needs none.
-			var known bool
-			in.Age, in.AgeSource, known = r.Tracker.observeKnown(sk, s.Taken)
-			needsAge = !known
+			needsAge = !r.Tracker.observeKnown(sk, in, s.Taken)
 		} else {
-			in.Age, in.AgeSource = r.Tracker.observe(sk, s.Taken)
+			r.Tracker.observe(sk, in, s.Taken)
 		}
 	}
 	if needsOwner || needsAge {
@@ -376,7 +369,7 @@ func (r *Reader) socket(s *Snapshot, walk *owners.OwnerWalk, sk *tables.Socket) 
 		if needsAge {
 			// No room: no age this time, and the next reading dumps the
 			// ages of every CLOSE_WAIT socket.
-			in.Age, in.AgeSource = r.Tracker.observeAs(sk, s.Taken, false)
+			r.Tracker.observeAs(sk, in, s.Taken, false)
 			r.ageOverflow = true
 		}
 	}
