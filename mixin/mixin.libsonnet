@@ -5,4 +5,5 @@
 (import 'config.libsonnet') +
 (import 'rules/rules.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
+(import 'alerts/fds.libsonnet') +
 (import 'dashboards.libsonnet')

@@ -34,6 +34,10 @@ var siteOptions = Options{
 		ephemeralPortsExhaustingPercent: 90,
 		ephemeralPortsExhaustingFor: '2m',
 		acceptQueueFullFor: '30s',
+		processFdsExhaustingHorizonMinutes: 90,
+		processFdsExhaustingNewHorizonMinutes: 30,
+		processFdsExhaustingFor: '10m',
+		processFdsExhaustedFor: '1m',
 	}`,
 	RunbookURLBase: "https://wiki.example/ops/tcpstate-runbooks.html",
 }
@@ -149,8 +153,8 @@ func TestConfigKnobs(t *testing.T) {
 			t.Errorf("%s: runbook_url %q, want %q", r.Alert, got, want)
 		}
 	}
-	if alerts != 12 {
-		t.Errorf("%d alerts rendered, want 12", alerts)
+	if alerts != 14 {
+		t.Errorf("%d alerts rendered, want 14", alerts)
 	}
 
 	checks := []struct {
@@ -179,6 +183,12 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStateEphemeralPortsExhausting", "description", "at least 90% of the ports connect() can pick, for 2 minutes."},
 		{"TCPStateAcceptQueueFull", "for", "30s"},
 		{"TCPStateAcceptQueueFull", "description", "queues hold, for 30 seconds."},
+		{"TCPStateProcessFdsExhausting", "expr", "[1h], 90 * 60)"},
+		{"TCPStateProcessFdsExhausting", "expr", "[10m], 30 * 60)"},
+		{"TCPStateProcessFdsExhausting", "for", "10m"},
+		{"TCPStateProcessFdsExhausting", "description", "has grown for 10 minutes at a pace that reaches the limit within 90 minutes (30 minutes for a process"},
+		{"TCPStateProcessFdsExhausted", "for", "1m"},
+		{"TCPStateProcessFdsExhausted", "description", "open for 1 minute, at its limit"},
 	}
 	for _, c := range checks {
 		r := ruleNamed(t, rules, c.rule)
