@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -100,4 +101,33 @@ func TestLiveProcessFDs(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	check("limit lowered, one fd closed", full, fullPid, 48)
+
+	// top shows the same on the process's route, as numbers in JSON and
+	// marked in the table (over 90% of its limit).
+	code, topOut := runToExit(t, "top", "--process=^"+full+"$", "--output=json", "--log.level=error")
+	if code != 0 {
+		t.Fatalf("top: exit %d\n%s", code, topOut)
+	}
+	var v struct {
+		Routes []struct {
+			Open *float64 `json:"open_fds"`
+			Max  *float64 `json:"max_fds"`
+		} `json:"routes"`
+	}
+	if err := json.Unmarshal([]byte(topOut), &v); err != nil {
+		t.Fatalf("top --output=json: %v\n%s", err, topOut)
+	}
+	wantOpen := float64(countFDs(t, fullPid))
+	if len(v.Routes) == 0 {
+		t.Fatalf("top lists no route of %s:\n%s", full, topOut)
+	}
+	for _, r := range v.Routes {
+		if r.Open == nil || r.Max == nil || *r.Open != wantOpen || *r.Max != 48 {
+			t.Errorf("top route of %s: open_fds %v, max_fds %v, want %v and 48", full, r.Open, r.Max, wantOpen)
+		}
+	}
+	code, topOut = runToExit(t, "top", "--process=^"+full+"$", "--log.level=error")
+	if want := fmt.Sprintf("%.0f/48!", wantOpen); code != 0 || !strings.Contains(topOut, want) {
+		t.Errorf("top: exit %d, want %q in its table:\n%s", code, want, topOut)
+	}
 }

@@ -26,17 +26,45 @@ func TestTopOnFixtureTree(t *testing.T) {
 	// golden exposition, sorted by CLOSE_WAIT; the pids are those that hold
 	// the route's sockets (pid 201, also java, holds only 10.1.2.4's); the
 	// pool is the first declared one that matches, and its use is its
-	// CLOSE_WAIT and ESTABLISHED sockets on every route: 6 + 2 of 8.
+	// CLOSE_WAIT and ESTABLISHED sockets on every route: 6 + 2 of 8. FDS
+	// is the process's pid nearest its limit (java's pid 200: 15 of 16,
+	// marked at 90%), on each of its rows.
 	want := `CLOSE_WAIT 6  ESTABLISHED 5  (1 CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
-  PROCESS  PIDS               REMOTE  CLOSE_WAIT  ESTABLISHED           POOL  IN USE/MAX  OLDEST
-     java   200        10.1.2.3:9000           3            2  search-engine    9/8 FULL       -
-     java   201        10.1.2.4:9000           1            0  search-engine    9/8 FULL       -
-     java   200  [2001:db8::10]:9000           1            0  search-engine    9/8 FULL       -
-  python3   300     192.168.1.1:5432           0            1              -           -       -
+  PROCESS  PIDS               REMOTE  CLOSE_WAIT  ESTABLISHED           POOL  IN USE/MAX  OLDEST     FDS
+     java   200        10.1.2.3:9000           3            2  search-engine    9/8 FULL       -  15/16!
+     java   201        10.1.2.4:9000           1            0  search-engine    9/8 FULL       -  15/16!
+     java   200  [2001:db8::10]:9000           1            0  search-engine    9/8 FULL       -  15/16!
+  python3   300     192.168.1.1:5432           0            1              -           -       -  3/1024
 FULL: pool search-engine holds 9 connections (6 in CLOSE_WAIT, 1 in CLOSE (reset, still held), 2 ESTABLISHED) for a maximum of 8
+FDS: process java has 15 of its 16 file descriptors open (94%); at the limit, accept(), connect() and open() fail with EMFILE
 `
 	if out != want {
 		t.Errorf("top printed:\n%s\nwant:\n%s", out, want)
+	}
+
+	// --output json carries the same fds as numbers on each route.
+	code, out = runToExit(t, "top", "--path.procfs=testdata/proc", "--log.level=error", "--output=json")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var v struct {
+		Routes []struct {
+			Process string   `json:"process"`
+			Open    *float64 `json:"open_fds"`
+			Max     *float64 `json:"max_fds"`
+		} `json:"routes"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	fds := map[string][2]float64{"java": {15, 16}, "python3": {3, 1024}}
+	if len(v.Routes) != 4 {
+		t.Errorf("%d routes, want 4:\n%s", len(v.Routes), out)
+	}
+	for _, r := range v.Routes {
+		if r.Open == nil || r.Max == nil || *r.Open != fds[r.Process][0] || *r.Max != fds[r.Process][1] {
+			t.Errorf("route of %s: open_fds %v, max_fds %v, want %v", r.Process, r.Open, r.Max, fds[r.Process])
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"slices"
@@ -66,6 +67,31 @@ type topRow struct {
 	PoolInUse     *float64 `json:"pool_in_use,omitempty"`
 	PoolCloseWait *float64 `json:"pool_close_wait,omitempty"`
 	PoolFull      bool     `json:"pool_full,omitempty"`
+	// OpenFds and MaxFds are the process's open file descriptors and its
+	// soft limit (tcpstate_process_open_fds and tcpstate_process_max_fds:
+	// its pid nearest the limit; of the namespace nearest it, when the
+	// route spans several); absent when unknown.
+	OpenFds *float64 `json:"open_fds,omitempty"`
+	MaxFds  *float64 `json:"max_fds,omitempty"`
+}
+
+// fdsMarkRatio marks a process's FDS at 90% of its limit, as
+// TCPStateProcessFdsExhausting's gate: near the limit, EMFILE follows.
+const fdsMarkRatio = 0.9
+
+// fdsNear tells whether the row's process is at fdsMarkRatio of its limit.
+func (r *topRow) fdsNear() bool {
+	return r.OpenFds != nil && r.MaxFds != nil && *r.MaxFds > 0 && *r.OpenFds >= fdsMarkRatio**r.MaxFds
+}
+
+// fdUsage is one process name's fds against its limit.
+type fdUsage struct{ open, max float64 }
+
+func (u fdUsage) ratio() float64 {
+	if u.max <= 0 || math.IsInf(u.max, 1) {
+		return 0
+	}
+	return u.open / u.max
 }
 
 // poolUsage is a declared pool's sockets as tcpstate_pool_connections
@@ -134,6 +160,16 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *config.Config, f
 		return r
 	}
 	pools := map[string]*poolUsage{}
+	// fds by process name and namespace, then the nearest namespace.
+	type procNS struct{ process, netns string }
+	fds := map[procNS]*fdUsage{}
+	fd := func(m *dto.Metric) *fdUsage {
+		k := procNS{label(m, "process"), label(m, "netns")}
+		if fds[k] == nil {
+			fds[k] = &fdUsage{}
+		}
+		return fds[k]
+	}
 	for _, fam := range families {
 		for _, m := range fam.GetMetric() {
 			val := m.GetGauge().GetValue()
@@ -159,6 +195,10 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *config.Config, f
 						row(m).OldestSeconds = &age
 					}
 				}
+			case "tcpstate_process_open_fds":
+				fd(m).open = val
+			case "tcpstate_process_max_fds":
+				fd(m).max = val
 			case "tcpstate_pool_connections":
 				p := pools[label(m, "pool")]
 				if p == nil {
@@ -197,6 +237,12 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *config.Config, f
 	if v.collectors["connections"] {
 		v.HostCloseWait, v.HostEstablished = &hostCW, &hostEst
 	}
+	nearest := map[string]fdUsage{}
+	for k, u := range fds {
+		if n, ok := nearest[k.process]; !ok || u.ratio() > n.ratio() || (u.ratio() == n.ratio() && u.open > n.open) {
+			nearest[k.process] = *u
+		}
+	}
 	for _, r := range rows {
 		if r.CloseWait == 0 && r.Established == 0 {
 			continue
@@ -204,6 +250,9 @@ func gatherTop(ctx context.Context, e *collector.Exporter, cfg *config.Config, f
 		v.total++
 		if !f.matchesRoute(r, want) {
 			continue
+		}
+		if u, ok := nearest[r.Process]; ok && !math.IsInf(u.max, 1) {
+			r.OpenFds, r.MaxFds = &u.open, &u.max
 		}
 		r.Pool, r.PoolMax = matchPool(cfg, r)
 		if want != nil {
@@ -324,8 +373,8 @@ func (v *topView) render(w io.Writer) {
 		fmt.Fprintf(w, "%.0f series folded into \"other\" (--collector.max-series)\n", v.Truncated)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PROCESS\tPIDS\tREMOTE\tCLOSE_WAIT\tESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\t")
-	var full []*topRow
+	fmt.Fprintln(tw, "PROCESS\tPIDS\tREMOTE\tCLOSE_WAIT\tESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\tFDS\t")
+	var full, nearFds []*topRow
 	for i := range v.Rows {
 		r := &v.Rows[i]
 		remote := r.Address + ":" + r.port
@@ -349,7 +398,17 @@ func (v *topView) render(w io.Writer) {
 		if r.OldestSeconds != nil {
 			oldest = formatAge(time.Duration(*r.OldestSeconds * float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t\n", r.Process, formatPids(r.Pids), remote, r.CloseWait, r.Established, pool, use, oldest)
+		fdsText := "-"
+		if r.OpenFds != nil && r.MaxFds != nil {
+			fdsText = fmt.Sprintf("%.0f/%.0f", *r.OpenFds, *r.MaxFds)
+			if r.fdsNear() {
+				fdsText += "!"
+				if !slices.ContainsFunc(nearFds, func(f *topRow) bool { return f.Process == r.Process }) {
+					nearFds = append(nearFds, r)
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Process, formatPids(r.Pids), remote, r.CloseWait, r.Established, pool, use, oldest, fdsText)
 	}
 	tw.Flush()
 	if v.Matched == 0 {
@@ -365,6 +424,10 @@ func (v *topView) render(w io.Writer) {
 		}
 		fmt.Fprintf(w, "FULL: pool %s holds %.0f connections (%.0f in CLOSE_WAIT%s, %.0f ESTABLISHED) for a maximum of %d\n",
 			r.Pool, *r.PoolInUse, r.pool.closeWait, closed, r.pool.established, r.PoolMax)
+	}
+	for _, r := range nearFds {
+		fmt.Fprintf(w, "FDS: process %s has %.0f of its %.0f file descriptors open (%.0f%%); at the limit, accept(), connect() and open() fail with EMFILE\n",
+			r.Process, *r.OpenFds, *r.MaxFds, 100**r.OpenFds / *r.MaxFds)
 	}
 }
 
