@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMaxOpenFiles(t *testing.T) {
@@ -46,5 +48,24 @@ func TestParseMaxOpenFiles(t *testing.T) {
 	// This process's own file, as the kernel writes it.
 	if _, err := parseMaxOpenFiles(real); err != nil {
 		t.Errorf("/proc/self/limits: %v", err)
+	}
+}
+
+// BenchmarkMaxOpenFiles reads and parses this process's /proc/PID/limits,
+// as ReadFDUsage does once per process with TCP sockets whose fd count or
+// start time changed (and for every such process at each walk of every
+// process, at most every completeWalkInterval).
+func BenchmarkMaxOpenFiles(b *testing.B) {
+	root, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(root)
+	r := procReader{root: root, rootPath: "/proc"}
+	pid := int32(os.Getpid())
+	for b.Loop() {
+		if _, err := r.maxOpenFiles(pid); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
