@@ -8,8 +8,10 @@ run with Debian's python3 and python3-requests under `prlimit --nofile=N`.
       its idle timeout; the client never closes its side, so each session
       holds one socket in CLOSE_WAIT and one file descriptor. One request
       every PACE_S seconds. At the first failure it prints
-      "first-emfile UNIX_MS ERROR" (when the error is EMFILE, "Too many open
-      files"; "first-failure UNIX_MS ERROR" otherwise) and keeps trying at
+      "first-emfile UNIX_MS LAST_OK_MS ERROR" (when the error is EMFILE,
+      "Too many open files"; "first-failure ..." otherwise), LAST_OK_MS the
+      time of the last request that succeeded (the one that took the last
+      free descriptor), and keeps trying at
       the same pace (each attempt fails), until standard input reaches EOF;
       then prints "leak ok N failed F".
   fd_client.py fixed COMM URL PACE_S
@@ -74,17 +76,19 @@ def leak(url, pace):
     eof = stdin_eof()
     sessions = []  # the leak: every session is kept, none is closed
     ok = failed = 0
+    last_ok = 0
     for _ in paced(pace, eof.is_set):
         s = requests.Session()
         try:
             s.get(url, timeout=5).content
             sessions.append(s)
             ok += 1
+            last_ok = time.time() * 1000
         except (requests.exceptions.RequestException, OSError) as e:
             failed += 1
             if failed == 1:
                 kind = "first-emfile" if is_emfile(e) else "first-failure"
-                print("%s %d %s" % (kind, time.time() * 1000, e), flush=True)
+                print("%s %d %d %s" % (kind, time.time() * 1000, last_ok, e), flush=True)
     print("leak ok %d failed %d" % (ok, failed), flush=True)
     return 0
 
