@@ -214,7 +214,8 @@ func TestLiveCloseWaitOnLoopback(t *testing.T) {
 		found := false
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
-			if len(f) != len(want)+1 || strings.Join(f[:len(want)], " ") != strings.Join(want, " ") {
+			// ... OLDEST FDS
+			if len(f) != len(want)+2 || strings.Join(f[:len(want)], " ") != strings.Join(want, " ") {
 				continue
 			}
 			age, err := time.ParseDuration(f[len(want)])

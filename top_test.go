@@ -32,14 +32,15 @@ func TestTopOnFixtureTree(t *testing.T) {
 	want := `source: the kernel, read by top itself (--no-exporter)
 top cannot know what a running exporter remembers: the routes and pools of sockets held after a reset (state close) that were dropped before this reading: they count per process only; ages counted from a first sighting before this reading
 CLOSE_WAIT 6  ESTABLISHED 5  (1 CLOSE_WAIT sockets have no known process: run as root or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)
-  PROCESS  PIDS               REMOTE  CLOSE_WAIT  CLOSE  ESTABLISHED                POOL  IN USE/MAX  OLDEST
-     java   200        10.1.2.3:9000           3      1            2  search-java-v4(+1)    7/4 FULL       -
-     java   201        10.1.2.4:9000           1      0            0  search-java-v4(+1)    7/4 FULL       -
-     java   200  [2001:db8::10]:9000           1      0            0   search-engine(+1)    9/8 FULL       -
-  python3   300     192.168.1.1:5432           0      0            1                   -           -       -
+  PROCESS  PIDS               REMOTE  CLOSE_WAIT  CLOSE  ESTABLISHED                POOL  IN USE/MAX  OLDEST     FDS
+     java   200        10.1.2.3:9000           3      1            2  search-java-v4(+1)    7/4 FULL       -  15/16!
+     java   201        10.1.2.4:9000           1      0            0  search-java-v4(+1)    7/4 FULL       -  15/16!
+     java   200  [2001:db8::10]:9000           1      0            0   search-engine(+1)    9/8 FULL       -  15/16!
+  python3   300     192.168.1.1:5432           0      0            1                   -           -       -  3/1024
 POOL (+N): the route belongs to N more pools; the table shows the fullest, FULL lines name every full one, --output json lists them all.
 FULL: pool search-engine holds 9 connections (6 in CLOSE_WAIT, 1 in CLOSE (reset, still held), 2 ESTABLISHED) for a maximum of 8
 FULL: pool search-java-v4 holds 7 connections (4 in CLOSE_WAIT, 1 in CLOSE (reset, still held), 2 ESTABLISHED) for a maximum of 4
+FDS: process java has 15 of its 16 file descriptors open (94%); at the limit, accept(), connect() and open() fail with EMFILE
 `
 	if out != want {
 		t.Errorf("top printed:\n%s\nwant:\n%s", out, want)

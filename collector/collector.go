@@ -156,7 +156,7 @@ type Exporter struct {
 	// Logging state: each condition is logged when it starts and when it
 	// ends, not on every scrape.
 	tablesFailing, ownersFailing, deniedWarned bool
-	cgroupsMalformed                           bool
+	cgroupsMalformed, limitsMalformed          bool
 
 	readings atomic.Uint64
 	// capabilities reads the effective capability set (a test may fake it).
@@ -424,6 +424,9 @@ func (e *Exporter) noteSnapshot(s *snapshot.Snapshot) {
 	logTransition(&e.cgroupsMalformed, s.CgroupErr, level.Warn(e.logger),
 		"malformed lines in processes' cgroup files skipped; tcpstate_netns_info may lack a namespace's container or pod",
 		level.Info(e.logger), "processes' cgroup files read cleanly again")
+	logTransition(&e.limitsMalformed, s.FDsErr, level.Warn(e.logger),
+		"malformed /proc/PID/limits: that process has no tcpstate_process_open_fds or tcpstate_process_max_fds series, and the process collector reports success 0",
+		level.Info(e.logger), "processes' limits files read cleanly again")
 	if t := e.opts.CloseWait; t != nil && !e.capWarned {
 		if _, untracked := t.Tracked(); untracked > 0 {
 			e.capWarned = true

@@ -19,6 +19,7 @@ import (
 type processCollector struct {
 	process, route, unresolved, truncated *prometheus.Desc
 	oldest, stuck, unread                 *prometheus.Desc
+	fds                                   fdDescs
 	maxSeries                             int
 	routeStates                           [tables.NumStates]bool
 	stuckAfter                            time.Duration
@@ -39,6 +40,7 @@ func newProcessCollector(o Options) snapshot.View {
 			"Dead-but-held sockets (CLOSE_WAIT, and CLOSE ones the kernel dropped while the process holds them) per holding process, network namespace and remote endpoint that have been dead for longer than --collector.close-wait.stuck-after, by the age of tcpstate_process_remote_close_wait_oldest_seconds.", []string{"process", "netns", "remote_address", "remote_port"}, nil),
 		unread: prometheus.NewDesc(namespace+"_process_remote_close_wait_unread_sockets",
 			"CLOSE_WAIT sockets per holding process, network namespace and remote endpoint with data received and never read (a response nobody consumed: a leaked request), as opposed to idle connections the peer closed, which hold only its FIN.", []string{"process", "netns", "remote_address", "remote_port"}, nil),
+		fds:        newFDDescs(),
 		truncated:  truncatedDesc,
 		maxSeries:  o.MaxSeries,
 		stuckAfter: o.StuckAfter,
@@ -127,6 +129,9 @@ func (t *processTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) e
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_connections")
 	folded = emitRanked(ch, c.unread, t.unread, c.maxSeries, routeLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_unread_sockets")
+	folded = c.fds.emit(s, ch, c.maxSeries)
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_open_fds")
+	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_max_fds")
 	for _, st := range tables.AllStates {
 		ch <- prometheus.MustNewConstMetric(c.unresolved, prometheus.GaugeValue, t.unresolved[st], tables.StateNames[st])
 	}
@@ -136,7 +141,10 @@ func (t *processTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) e
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_oldest_seconds")
 		ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_process_remote_close_wait_stuck_sockets")
 	}
-	return s.TableErr
+	if s.TableErr != nil {
+		return s.TableErr
+	}
+	return s.FDsErr
 }
 
 // ParseStates reads a comma-separated list of state names.

@@ -85,5 +85,13 @@
     orphansHighFor: '10m',
     listenDropsWindow: '2m',
     listenDropsFor: '5m',
+    // Per-process file descriptors (alerts/fds.libsonnet). The horizons are
+    // in minutes: "at this pace the process reaches its limit within".
+    processFdsExhaustingHorizonMinutes: 60,
+    // For a process watched for less than an hour, from the last ten
+    // minutes.
+    processFdsExhaustingNewHorizonMinutes: 20,
+    processFdsExhaustingFor: '5m',
+    processFdsExhaustedFor: '2m',
   },
 }

@@ -6,4 +6,5 @@
 (import 'rules/rules.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
 (import 'alerts/hostlimits.libsonnet') +
+(import 'alerts/fds.libsonnet') +
 (import 'dashboards.libsonnet')

@@ -72,6 +72,12 @@ type RouteReading struct {
 	// Pools names every declared pool the route belongs to, in the order
 	// of the config file.
 	Pools []string `json:"pools"`
+	// OpenFds and MaxFds are the process's open file descriptors and its
+	// soft limit in the route's network namespace
+	// (tcpstate_process_open_fds and tcpstate_process_max_fds: its pid
+	// nearest the limit); null when unknown.
+	OpenFds *float64 `json:"open_fds"`
+	MaxFds  *float64 `json:"max_fds"`
 }
 
 // PoolReading is a declared pool's sockets as tcpstate_pool_connections
@@ -160,6 +166,17 @@ func fromFamilies(families []*dto.MetricFamily, pids map[collector.Route][]int, 
 	}
 	type usage struct{ closeWait, close, established float64 }
 	pools := map[string]*usage{}
+	// fds by process name and namespace, as the fd families label them.
+	type procNS struct{ process, netns string }
+	type fdUsage struct{ open, max *float64 }
+	fds := map[procNS]*fdUsage{}
+	fd := func(m *dto.Metric) *fdUsage {
+		k := procNS{label(m, "process"), label(m, "netns")}
+		if fds[k] == nil {
+			fds[k] = &fdUsage{}
+		}
+		return fds[k]
+	}
 	for _, fam := range families {
 		for _, m := range fam.GetMetric() {
 			val := m.GetGauge().GetValue()
@@ -178,6 +195,12 @@ func fromFamilies(families []*dto.MetricFamily, pids map[collector.Route][]int, 
 				case "established":
 					row(m).Established += val
 				}
+			case "tcpstate_process_open_fds":
+				v := val
+				fd(m).open = &v
+			case "tcpstate_process_max_fds":
+				v := val
+				fd(m).max = &v
 			case "tcpstate_process_connections":
 				if state == "close" {
 					processClose += val
@@ -253,6 +276,9 @@ func fromFamilies(families []*dto.MetricFamily, pids map[collector.Route][]int, 
 			continue
 		}
 		rr.Pools = poolsOf(cfg, routeRemote(rr), rr.Process, true)
+		if u := fds[procNS{rr.Process, rr.Netns}]; u != nil && u.open != nil && u.max != nil {
+			rr.OpenFds, rr.MaxFds = u.open, u.max
+		}
 		r.Routes = append(r.Routes, *rr)
 	}
 	return r

@@ -74,6 +74,20 @@ type topRow struct {
 	PoolFull      bool     `json:"pool_full"`
 	// Pools are every pool the route belongs to, in declared order.
 	Pools []PoolReading `json:"pools"`
+	// OpenFds and MaxFds are the process's open file descriptors and its
+	// soft limit (its pid nearest the limit, in the route's namespace);
+	// null when unknown.
+	OpenFds *float64 `json:"open_fds"`
+	MaxFds  *float64 `json:"max_fds"`
+}
+
+// fdsMarkRatio marks a process's FDS from 90% of its limit, as
+// TCPStateProcessFdsExhausting's gate: near the limit, EMFILE follows.
+const fdsMarkRatio = 0.9
+
+// fdsNear tells whether the row's process is at fdsMarkRatio of its limit.
+func (r *topRow) fdsNear() bool {
+	return r.OpenFds != nil && r.MaxFds != nil && *r.MaxFds > 0 && *r.OpenFds >= fdsMarkRatio**r.MaxFds
 }
 
 // topView is what one refresh of `top` shows: the numbers of one reading,
@@ -125,7 +139,8 @@ func viewRoutes(rd *Reading, src Source, f Filter) (*topView, error) {
 			continue
 		}
 		r := topRow{Process: rr.Process, Netns: rr.Netns, Pids: rr.Pids, Address: rr.Address, port: rr.Port, CloseWait: rr.CloseWait,
-			Close: rr.Close, Established: rr.Established, OldestSeconds: rr.OldestSeconds, Pools: []PoolReading{}}
+			Close: rr.Close, Established: rr.Established, OldestSeconds: rr.OldestSeconds, Pools: []PoolReading{},
+			OpenFds: rr.OpenFds, MaxFds: rr.MaxFds}
 		if r.Pids == nil {
 			r.Pids = []int{}
 		}
@@ -256,10 +271,11 @@ func (v *topView) render(w io.Writer) {
 	if withClose {
 		header += "CLOSE\t"
 	}
-	header += "ESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\t"
+	header += "ESTABLISHED\tPOOL\tIN USE/MAX\tOLDEST\tFDS\t"
 	if withNetns {
 		header += "NETNS\t"
 	}
+	var nearFds []*topRow
 	fmt.Fprintln(tw, header)
 	for i := range v.Rows {
 		r := &v.Rows[i]
@@ -288,7 +304,17 @@ func (v *topView) render(w io.Writer) {
 		if withClose {
 			line += fmt.Sprintf("%.0f\t", r.Close)
 		}
-		line += fmt.Sprintf("%.0f\t%s\t%s\t%s\t", r.Established, pool, use, oldest)
+		fds := "-"
+		if r.OpenFds != nil && r.MaxFds != nil {
+			fds = fmt.Sprintf("%.0f/%.0f", *r.OpenFds, *r.MaxFds)
+			if r.fdsNear() {
+				fds += "!"
+				if !slices.ContainsFunc(nearFds, func(f *topRow) bool { return f.Process == r.Process && f.Netns == r.Netns }) {
+					nearFds = append(nearFds, r)
+				}
+			}
+		}
+		line += fmt.Sprintf("%.0f\t%s\t%s\t%s\t%s\t", r.Established, pool, use, oldest, fds)
 		if withNetns {
 			line += r.Netns + "\t"
 		}
@@ -311,6 +337,14 @@ func (v *topView) render(w io.Writer) {
 		}
 		fmt.Fprintf(w, "FULL: pool %s holds %.0f connections (%.0f in CLOSE_WAIT%s, %.0f ESTABLISHED) for a maximum of %d\n",
 			p.Name, *p.InUse, *p.CloseWait, closed, *p.Established, p.Max)
+	}
+	for _, r := range nearFds {
+		in := ""
+		if r.Netns != "" && r.Netns != "host" {
+			in = " in netns " + r.Netns
+		}
+		fmt.Fprintf(w, "FDS: process %s%s has %.0f of its %.0f file descriptors open (%.0f%%); at the limit, accept(), connect() and open() fail with EMFILE\n",
+			r.Process, in, *r.OpenFds, *r.MaxFds, 100**r.OpenFds / *r.MaxFds)
 	}
 }
 

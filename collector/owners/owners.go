@@ -42,6 +42,9 @@ type OwnerWalk struct {
 	Processes int
 	// Cached counts the processes whose sockets came from the cache.
 	Cached int
+	// fds holds the open fds of each process with socket fds, counted
+	// when its fd folder was read (or the cache's count, unchanged since).
+	fds map[int32]int64
 	// Held lists, sorted by inode, the TCP sockets processes hold that no
 	// table listed (FindHeld).
 	Held []HeldSocket
@@ -130,6 +133,10 @@ type procState struct {
 	start  uint64   // start time, in clock ticks after boot
 	fds    int64    // its fd count
 	inodes []uint64 // its socket fds: after a reading, only those in the TCP tables
+	// maxFiles is its soft limit on open files, read at this start time
+	// and fd count when maxKnown (see ReadFDUsage).
+	maxFiles int64
+	maxKnown bool
 }
 
 // Walk reads (or takes from the cache) every process's socket fds and
@@ -161,7 +168,7 @@ func (o *SocketOwners) Walk(ctx context.Context) (*OwnerWalk, error) {
 		o.last = now
 		o.protos.renew()
 	}
-	w := &OwnerWalk{pidName: map[int32]int32{}}
+	w := &OwnerWalk{pidName: map[int32]int32{}, fds: map[int32]int64{}}
 	wk := &walk{
 		owners: o, ctx: ctx, caching: caching, useCache: useCache,
 		w:       w,

@@ -118,6 +118,9 @@ func (wk *walk) visit(r *procReader, pid int32, force bool) {
 			st = &procState{}
 			o.procs[pid] = st
 		}
+		if st.start != start || st.fds != fds {
+			st.maxKnown = false // the limit is read again when asked
+		}
 		st.start, st.fds = start, fds
 		st.inodes = append(st.inodes[:0], inodes...)
 		if force {
@@ -128,6 +131,9 @@ func (wk *walk) visit(r *procReader, pid int32, force bool) {
 				return !missing && !wk.w.index.isListed(ino) && !wk.w.isHeld(ino)
 			})
 		}
+	}
+	if len(inodes) > 0 {
+		wk.w.fds[pid] = r.nfds
 	}
 	wk.claim(pid, comm, inodes, force)
 }
@@ -145,6 +151,9 @@ func (wk *walk) claimCached(r *procReader, pid int32, st *procState) {
 	wk.mu.Lock()
 	defer wk.mu.Unlock()
 	wk.w.Cached++
+	if len(st.inodes) > 0 {
+		wk.w.fds[pid] = st.fds // unchanged since it was read
+	}
 	wk.claim(pid, comm, st.inodes, false)
 }
 

@@ -22,6 +22,10 @@ type procReader struct {
 	link   [64]byte
 	small  [512]byte
 	inodes []uint64
+	// nfds is the number of fds the last sockets call listed.
+	nfds int64
+	// limits holds a /proc/PID/limits file (about 1.3 KB).
+	limits []byte
 	// rootPath and protos tell TCP sockets from the others; without
 	// protos every socket fd is kept. classify, when set, asks the
 	// protocol of its inodes (readKind) as they are met.
@@ -66,6 +70,7 @@ func (r *procReader) sockets(pid int32) ([]uint64, error) {
 		r.dirent = make([]byte, 32<<10)
 	}
 	r.inodes = r.inodes[:0]
+	r.nfds = 0
 	for {
 		n, err := unix.Getdents(dfd, r.dirent)
 		if err == unix.EINTR {
@@ -80,6 +85,7 @@ func (r *procReader) sockets(pid int32) ([]uint64, error) {
 		for b := r.dirent[:n]; len(b) >= direntNameOffset; {
 			name, reclen := direntName(b)
 			if len(name) > 0 && name[0] != '.' {
+				r.nfds++
 				// The name is NUL-terminated in the buffer: hand it to
 				// readlinkat as it is.
 				m, err := readlinkat(dfd, &b[direntNameOffset], r.link[:])
@@ -117,6 +123,38 @@ func (r *procReader) startTime(pid int32) (uint64, error) {
 	v, ok := tables.ParseDec(tok)
 	if !ok {
 		return 0, errors.New("malformed stat")
+	}
+	return v, nil
+}
+
+// maxOpenFiles reads the process's soft limit on open files from
+// /proc/PID/limits.
+func (r *procReader) maxOpenFiles(pid int32) (int64, error) {
+	fd, err := openat(r.root, r.at(pid, "limits"), unix.O_RDONLY)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	if r.limits == nil {
+		r.limits = make([]byte, 4096)
+	}
+	n := 0
+	for n < len(r.limits) {
+		m, err := unix.Read(fd, r.limits[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, errnoErr(err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	v, err := parseMaxOpenFiles(r.limits[:n])
+	if err != nil {
+		return 0, fmt.Errorf("%s/%d/limits: %w", r.rootPath, pid, err)
 	}
 	return v, nil
 }

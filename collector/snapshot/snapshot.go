@@ -101,6 +101,12 @@ type Snapshot struct {
 	// Namespaced tells whether the source reads several namespaces.
 	Namespaced bool
 
+	// FDs lists, by pid, the open fds and the limit of every process
+	// that owns a socket (when the owners were walked); FDsErr names the
+	// malformed /proc/PID/limits files, whose processes are left out.
+	FDs    []ProcessFDs
+	FDsErr error
+
 	// Held counts the TCP sockets held by processes that no table listed.
 	Held int
 
@@ -162,6 +168,7 @@ type Reader struct {
 	NeedDumpAges            bool
 	listCloseWait           bool
 	routePids               *RoutePids
+	fdPids                  fdPids
 }
 
 // deferredSocket is a socket set aside until its owner or kernel age is
@@ -232,6 +239,7 @@ func (r *Reader) Read(ctx context.Context, req Request) *Snapshot {
 			r.Tracker.begin()
 		}
 		r.pools.reset(cfg)
+		r.fdPids.reset()
 		s.TableErr = r.Tables.Stream(ctx, func(sk *tables.Socket) { r.socket(s, walk, sk) })
 		if attempt == 0 && errors.Is(s.TableErr, tables.ErrRestartReading) {
 			continue
@@ -306,6 +314,11 @@ func (r *Reader) countDeferred(ctx context.Context, s *Snapshot, walk *owners.Ow
 	}
 	if walk != nil {
 		r.countHeld(s, walk)
+		start := time.Now()
+		if s.OwnersErr == nil {
+			r.readFDs(ctx, s, walk)
+		}
+		s.OwnersDuration += time.Since(start)
 	}
 	if r.Tracker != nil {
 		r.Tracker.end(s.TableErr == nil)
@@ -382,6 +395,9 @@ func (r *Reader) count(s *Snapshot, sk *tables.Socket, in *SockInfo) {
 		t.Add(sk, in)
 	}
 	r.remember(s, sk, in)
+	if in.Owner != owners.NoOwner {
+		r.fdPids.add(in.pid, ProcessKey{in.Owner, sk.NetNS})
+	}
 	if r.listCloseWait && (sk.State == tables.StateCloseWait || in.Held) {
 		s.CloseWait = append(s.CloseWait, closeWaitSocketOf(sk, in))
 	}

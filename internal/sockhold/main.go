@@ -22,6 +22,12 @@
 //	                    server's side is gone and resets it, and the kernel
 //	                    drops the socket the client still holds (CLOSE)
 //
+// With -fill ADDR, connect then opens connections to ADDR (kept open, as
+// -established) until the process runs out of file descriptors (EMFILE),
+// prints "filled N" and holds them: a process at its limit. With -stdin,
+// each line "fill" fills again (after `prlimit --pid` raised the limit),
+// and each line "close" closes the connection opened last.
+//
 // A port may be a range, FROM-TO: `-listen 127.0.0.3:10000-19999` listens on
 // every free port of it (ports in use are skipped and counted), and
 // `-established 127.0.0.3:10000-19999=1` opens N connections to each port
@@ -75,6 +81,7 @@ func main() {
 	fs.Var(&closeWaitReset, "close-wait-reset", "connect: ADDR=N connections the server closes (CLOSE_WAIT) and, when a line \"reset\" arrives on standard input (-stdin), the client writes to: the server's side is gone, so it answers with a reset and the kernel drops the socket while this process still holds it (state close) (repeatable)")
 	fs.Var(&established, "established", "connect: ADDR=N connections kept open (repeatable)")
 	fs.IntVar(&responseBytes, "response-bytes", 100, "serve: bytes sent to a client that sends 'r' before closing")
+	fill := fs.String("fill", "", "connect: ADDR to open connections to, kept open, until the process runs out of file descriptors (EMFILE); with -stdin, each input line \"fill\" does it again")
 	comm := fs.String("comm", "", "process name to set (at most 15 bytes)")
 	noAccept := fs.Bool("no-accept", false, "serve: leave connections in the backlog instead of accepting them")
 	hold := fs.Duration("hold", 10*time.Minute, "release everything and exit after this long")
@@ -99,14 +106,14 @@ func main() {
 	case "serve":
 		err = serve(listen, *noAccept)
 	case "connect":
-		err = connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established)
+		err = connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established, *fill)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
 	if err != nil {
 		fail("%v", err)
 	}
-	waitForRelease(*hold, *watchStdin)
+	waitForRelease(*hold, *watchStdin, *fill)
 }
 
 func fail(format string, args ...any) {
@@ -116,14 +123,28 @@ func fail(format string, args ...any) {
 
 // waitForRelease blocks until a signal arrives, hold passes or, when asked,
 // stdin closes.
-func waitForRelease(hold time.Duration, watchStdin bool) {
+func waitForRelease(hold time.Duration, watchStdin bool, fill string) {
 	done := make(chan struct{}, 1)
 	if watchStdin {
 		go func() {
 			sc := bufio.NewScanner(os.Stdin)
 			for sc.Scan() {
-				if sc.Text() == "reset" {
+				switch {
+				case sc.Text() == "reset":
 					resetHeld()
+				case sc.Text() == "fill" && fill != "":
+					n, err := fillFDs(fill)
+					if err != nil {
+						fail("%v", err)
+					}
+					fmt.Printf("filled %d\n", n)
+				case sc.Text() == "close":
+					keptMu.Lock()
+					if n := len(kept); n > 0 {
+						kept[n-1].Close()
+						kept = kept[:n-1]
+					}
+					keptMu.Unlock()
 				}
 			}
 			done <- struct{}{}
@@ -253,7 +274,29 @@ func accept(l net.Listener) {
 	}
 }
 
-func connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established []string) error {
+// fillFDs opens connections to addr, kept open, until socket() or
+// connect() fails with EMFILE; any other error is returned.
+func fillFDs(addr string) (int, error) {
+	const most = 1 << 20 // above any limit a test sets
+	for n := 0; n < most; n++ {
+		c, err := dialer.Dial("tcp", addr)
+		if errors.Is(err, syscall.EMFILE) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if _, err := c.Write([]byte{'k'}); err != nil {
+			return n, err
+		}
+		keptMu.Lock()
+		kept = append(kept, c)
+		keptMu.Unlock()
+	}
+	return most, fmt.Errorf("%d connections to %s opened and no EMFILE yet", most, addr)
+}
+
+func connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, established []string, fill string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	connected, refused := 0, 0
@@ -344,6 +387,13 @@ func connect(closeWait, closeWaitIdle, closeWaitUnread, closeWaitReset, establis
 	default:
 	}
 	fmt.Printf("connected %d refused=%d\n", connected, refused)
+	if fill != "" {
+		n, err := fillFDs(fill)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("filled %d\n", n)
+	}
 	fmt.Println("ready")
 	return nil
 }

@@ -42,6 +42,10 @@ var siteOptions = Options{
 		orphansHighFor: '15m',
 		listenDropsWindow: '3m',
 		listenDropsFor: '10m',
+		processFdsExhaustingHorizonMinutes: 90,
+		processFdsExhaustingNewHorizonMinutes: 30,
+		processFdsExhaustingFor: '10m',
+		processFdsExhaustedFor: '1m',
 	}`,
 	RunbookURLBase: "https://wiki.example/ops/tcpstate-runbooks.html",
 }
@@ -157,8 +161,8 @@ func TestConfigKnobs(t *testing.T) {
 			t.Errorf("%s: runbook_url %q, want %q", r.Alert, got, want)
 		}
 	}
-	if alerts != 16 {
-		t.Errorf("%d alerts rendered, want 16", alerts)
+	if alerts != 18 {
+		t.Errorf("%d alerts rendered, want 18", alerts)
 	}
 
 	checks := []struct {
@@ -198,6 +202,12 @@ func TestConfigKnobs(t *testing.T) {
 		{"TCPStateListenDrops", "expr", "[3m]) > 0"},
 		{"TCPStateListenDrops", "for", "10m"},
 		{"TCPStateListenDrops", "description", "in the last 3 minutes, and have kept dropping for 10 minutes"},
+		{"TCPStateProcessFdsExhausting", "expr", "[1h], 90 * 60)"},
+		{"TCPStateProcessFdsExhausting", "expr", "[10m], 30 * 60)"},
+		{"TCPStateProcessFdsExhausting", "for", "10m"},
+		{"TCPStateProcessFdsExhausting", "description", "has grown for 10 minutes at a pace that reaches the limit within 90 minutes (30 minutes for a process"},
+		{"TCPStateProcessFdsExhausted", "for", "1m"},
+		{"TCPStateProcessFdsExhausted", "description", "open for 1 minute, at its limit"},
 	}
 	for _, c := range checks {
 		r := ruleNamed(t, rules, c.rule)

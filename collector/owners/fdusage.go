@@ -1,0 +1,77 @@
+package owners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
+
+// FDUsage is one process's open file descriptors and its soft limit on
+// them (RLIMIT_NOFILE, "Max open files" in /proc/PID/limits): accept(),
+// connect() and open() fail with EMFILE when Open reaches Max.
+type FDUsage struct {
+	Open, Max int64
+	// Known is false when the process exited before its limit was read;
+	// Malformed, when its limits file could not be parsed.
+	Known, Malformed bool
+}
+
+// ReadFDUsage fills out[i] with the usage of pids[i], each a process of
+// w's walk that holds sockets: the fds the walk counted and the soft limit.
+// The limit is read from /proc/PID/limits once per process, start time and
+// fd count: a process whose fd count did not change since the last reading
+// keeps the limit read then, so a limit changed by prlimit on a process
+// whose fd count stays put shows at the next complete walk (at most
+// completeWalkInterval later). Without the cache (before Linux 6.2, or
+// NoCache) every call reads every limit. A malformed limits file is
+// returned as an error naming
+// the file and the line, the one of the lowest pid when there are several;
+// out marks it Malformed.
+func (o *SocketOwners) ReadFDUsage(ctx context.Context, w *OwnerWalk, pids []int32, out []FDUsage) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear(out)
+	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("reading fd limits: open %s: %w", o.Root, err)
+	}
+	defer unix.Close(rootFD)
+	r := procReader{root: rootFD, rootPath: o.Root}
+	var firstErr error
+	var firstPid int32
+	for i, pid := range pids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		open, ok := w.fds[pid]
+		if !ok {
+			continue
+		}
+		st := o.procs[pid]
+		if st == nil || !st.maxKnown {
+			max, err := r.maxOpenFiles(pid)
+			if err != nil {
+				var errno unix.Errno
+				if errors.As(err, &errno) || errors.Is(err, fs.ErrPermission) {
+					continue // gone (ENOENT, ESRCH) or hidden: no limit to tell
+				}
+				if firstErr == nil || pid < firstPid {
+					firstErr, firstPid = err, pid
+				}
+				out[i].Malformed = true
+				continue
+			}
+			if st != nil {
+				st.maxFiles, st.maxKnown = max, true
+			} else {
+				out[i] = FDUsage{Open: open, Max: max, Known: true}
+				continue
+			}
+		}
+		out[i] = FDUsage{Open: open, Max: st.maxFiles, Known: true}
+	}
+	return firstErr
+}
