@@ -46,8 +46,8 @@ func formatLine(s *Socket) string {
 		copy(l[:], l4[:])
 		copy(r[:], r4[:])
 	}
-	return fmt.Sprintf("   0: %s:%04X %s:%04X %02X %08X:%08X 00:00000000 00000000 %5d        0 %d 1 0000000000000000 100 0 0 10 0",
-		addr(l, words), s.Local.Port(), addr(r, words), s.Remote.Port(), uint8(s.State), s.TxQueue, s.RxQueue, s.UID, s.Inode)
+	return fmt.Sprintf("   0: %s:%04X %s:%04X %02X %08X:%08X %02X:00000000 00000000 %5d        0 %d 1 0000000000000000 100 0 0 10 0",
+		addr(l, words), s.Local.Port(), addr(r, words), s.Remote.Port(), uint8(s.State), s.TxQueue, s.RxQueue, s.Timer, s.UID, s.Inode)
 }
 
 func FuzzParseLine(f *testing.F) {

@@ -355,11 +355,16 @@ func parseLine(line []byte, family Family, s *Socket) error {
 		return fmt.Errorf("queues %q: not hex", queues)
 	}
 	s.TxQueue, s.RxQueue = tx, rx
-	if len(timer) >= 2 {
-		if t, ok := parseHex(timer[:2]); ok {
-			s.Timer = uint8(t)
-		}
+	// tr:tm->when, as the kernel prints it ("%02X:%08lX"): the timer code
+	// tells a time-wait minisocket from an orphan.
+	t, ok := uint64(0), false
+	if len(timer) >= 3 && timer[2] == ':' {
+		t, ok = parseHex(timer[:2])
 	}
+	if !ok {
+		return fmt.Errorf("timer %q: want a two-digit hex code, a colon and the expiry", timer)
+	}
+	s.Timer = uint8(t)
 	u, ok := ParseDec(uid)
 	if !ok || u > 1<<32-1 {
 		return fmt.Errorf("uid %q: not a number", uid)
