@@ -722,5 +722,60 @@ function(g) g.dashboard(
         g.runbookLink('Runbook: orphans high', 'TCPStateOrphansHigh'),
       ],
     },
+    g.row(240, 'File descriptors of $process', 90),
+    g.stat {
+      id: 241,
+      title: 'File descriptors of $process (open / limit)',
+      description: g.text(|||
+        Open file descriptors of the selected process (its pid nearest the
+        limit, per network namespace and host) against its soft limit
+        (RLIMIT_NOFILE). At 100% accept(), connect() and open() fail with
+        EMFILE "Too many open files". Orange from 90%, red at the limit.
+      |||, runbook='TCPStateProcessFdsExhausted'),
+      gridPos: g.grid(0, 91, 6, 8),
+      targets: g.targets([
+        g.target(|||
+          tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process", netns=~"$netns"}
+          / on (job, instance, process, netns)
+          (tcpstate_process_max_fds{job=~"$job", instance=~"$instance", process=~"$process", netns=~"$netns"} > 0)
+        |||, '{{netns}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          unit: 'percentunit',
+          decimals: 0,
+          thresholds: g.thresholds([['green', null], ['orange', 0.9], ['red', 1]]),
+        },
+      },
+      options+: {
+        graphMode: 'area',
+        colorMode: 'value',
+      },
+    },
+    g.timeseries {
+      id: 242,
+      title: 'File descriptors of $process vs its limit, with its CLOSE_WAIT and CLOSE sockets',
+      description: g.text(|||
+        Open file descriptors (solid) and the soft limit (dashed) of the
+        selected process, beside its sockets in CLOSE_WAIT and CLOSE (reset,
+        still held). When the fds rise with the CLOSE_WAIT line, the leak is
+        those sockets: the CLOSE_WAIT panel by remote endpoint names the
+        upstream. When they rise alone, the leak is files or other descriptors.
+      |||, runbook='TCPStateProcessFdsExhausting'),
+      gridPos: g.grid(6, 91, 18, 8),
+      targets: g.targets([
+        g.target('tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process", netns=~"$netns"}', 'open fds · {{netns}} · {{instance}}'),
+        g.target('tcpstate_process_max_fds{job=~"$job", instance=~"$instance", process=~"$process", netns=~"$netns"}', 'limit · {{netns}} · {{instance}}'),
+        g.target('sum by (job, instance, netns, state) (tcpstate_process_connections{job=~"$job", instance=~"$instance", process=~"$process", netns=~"$netns", state=~"close_wait|close"})', '{{state}} sockets · {{netns}} · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          decimals: 0,
+        },
+        overrides: [
+          g.dashedSeries('B', [10, 10]),
+        ],
+      },
+    },
   ],
 )

@@ -1187,5 +1187,80 @@ function(g) g.dashboard(
         g.runbookLink('Runbook: listen drops', 'TCPStateListenDrops'),
       ],
     },
+    g.row(240, 'File descriptors', 104),
+    g.bargauge {
+      id: 241,
+      title: 'Processes nearest their file descriptor limit (open / limit)',
+      description: g.text(|||
+        Open file descriptors of each process (its pid nearest the limit)
+        against its soft limit (RLIMIT_NOFILE), the ten nearest. At 100%
+        accept(), connect() and open() fail with EMFILE "Too many open files":
+        the end of a CLOSE_WAIT leak in a client with no pool bound. Orange from
+        90%, red at the limit (TCPStateProcessFdsExhausted).
+      |||, runbook='TCPStateProcessFdsExhausted'),
+      gridPos: g.grid(0, 105, 12, 8),
+      targets: g.targets([
+        g.target(|||
+          topk(10,
+            tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process"}
+            / on (job, instance, process, netns)
+            (tcpstate_process_max_fds{job=~"$job", instance=~"$instance", process=~"$process"} > 0)
+          )
+        |||, '{{process}} ({{netns}}) · {{instance}}', instant=true),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          thresholds: g.thresholds([['green', null], ['orange', 0.9], ['red', 1]]),
+          links: [
+            g.drilldownLink('Drill down into process ${__field.labels.process}', ['job', 'instance', 'process', 'netns'], 'field'),
+          ],
+        },
+      },
+      links: [
+        g.runbookLink('Runbook: process at its fd limit', 'TCPStateProcessFdsExhausted'),
+        g.runbookLink('Runbook: process heading for its fd limit', 'TCPStateProcessFdsExhausting'),
+      ],
+    },
+    g.timeseries {
+      id: 242,
+      title: 'Open file descriptors vs limit, processes nearest it',
+      description: g.text(|||
+        Open file descriptors (solid) and the soft limit (dashed) of the five
+        processes nearest their limit. A line that only rises toward its limit
+        is a leak (TCPStateProcessFdsExhausting warns while the hour's and the
+        last ten minutes' pace reach it within the hour).
+      |||, runbook='TCPStateProcessFdsExhausting'),
+      gridPos: g.grid(12, 105, 12, 8),
+      targets: g.targets([
+        g.target(|||
+          tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process"}
+          and on (job, instance, process, netns)
+          topk(5, tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process"}
+            / on (job, instance, process, netns)
+            (tcpstate_process_max_fds{job=~"$job", instance=~"$instance", process=~"$process"} > 0))
+        |||, 'open · {{process}} ({{netns}}) · {{instance}}'),
+        g.target(|||
+          tcpstate_process_max_fds{job=~"$job", instance=~"$instance", process=~"$process"}
+          and on (job, instance, process, netns)
+          topk(5, tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process"}
+            / on (job, instance, process, netns)
+            (tcpstate_process_max_fds{job=~"$job", instance=~"$instance", process=~"$process"} > 0))
+        |||, 'limit · {{process}} ({{netns}}) · {{instance}}'),
+      ]),
+      fieldConfig+: {
+        defaults+: {
+          decimals: 0,
+          custom+: {
+            axisLabel: 'file descriptors',
+          },
+          links: [
+            g.drilldownLink('Drill down into ${__field.labels.process} on ${__field.labels.instance}', ['job', 'instance', 'process'], 'field'),
+          ],
+        },
+        overrides: [
+          g.dashedSeries('B', [10, 10]),
+        ],
+      },
+    },
   ],
 )

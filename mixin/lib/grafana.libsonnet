@@ -286,6 +286,17 @@ function(cfg) {
     ],
   },
 
+  // A time series override that draws the query refId dashed and unfilled
+  // in each series' own palette colour: one limit per process, which a
+  // single fixed colour (dashedLine) would make impossible to tell apart.
+  dashedSeries(refId, dash):: {
+    matcher: { id: 'byFrameRefID', options: refId },
+    properties: [
+      { id: 'custom.lineStyle', value: { fill: 'dash', dash: dash } },
+      { id: 'custom.fillOpacity', value: 0 },
+    ],
+  },
+
   // --- Variables and the dashboard.
 
   local allCurrent = { selected: true, text: ['All'], value: ['$__all'] },
