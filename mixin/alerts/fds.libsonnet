@@ -20,7 +20,7 @@ local u = import '../lib/util.libsonnet';
     local max = 'tcpstate_process_max_fds' + all,
 
     local alert(name, severity, forDuration, expr, summary, description, vars={}, comment='') = {
-      local descriptionLines = u.lines(u.fill(description, vars)),
+      local descriptionLines = u.lines(u.where(cfg, u.fill(description, vars))),
       comment:: comment,
       descriptionLines:: descriptionLines,
       alert: name,
@@ -28,7 +28,7 @@ local u = import '../lib/util.libsonnet';
       'for': forDuration,
       labels: { severity: severity },
       annotations: {
-        summary: u.fill(summary, vars),
+        summary: u.where(cfg, u.fill(summary, vars)),
         description: std.join(' ', descriptionLines),
         runbook_url: cfg.runbookURLBase + '#' + std.asciiLower(name),
       },
