@@ -742,7 +742,7 @@ function(g) g.dashboard(
         },
       },
     },
-    g.row(31, 'Ephemeral ports and accept queues', 75),
+    g.row(31, 'Ephemeral ports and accept queues', 76),
     g.timeseries {
       id: 32,
       title: 'Ephemeral ports held per destination (of usable)',
@@ -758,7 +758,7 @@ function(g) g.dashboard(
         without its ephemeral collector or the collector fails ("Failing
         collectors" above).
       |||, runbook='TCPStateEphemeralPortsExhausting'),
-      gridPos: g.grid(0, 76, 12, 8),
+      gridPos: g.grid(0, 77, 12, 8),
       targets: g.targets([
         g.target(|||
           max by (job, instance, remote_address, remote_port) (tcpstate_ephemeral_ports_used{job=~"$job", instance=~"$instance"})
@@ -790,7 +790,7 @@ function(g) g.dashboard(
         queue's limit (min(backlog, somaxconn); netlink source only). At 100%
         the kernel drops new connections to that port and clients time out.
       |||, runbook='TCPStateAcceptQueueFull'),
-      gridPos: g.grid(12, 76, 12, 8),
+      gridPos: g.grid(12, 77, 12, 8),
       targets: g.targets([
         g.target(|||
           sum by (job, instance, local_port) (tcpstate_accept_queue_sockets{job=~"$job", instance=~"$instance"})
@@ -813,7 +813,7 @@ function(g) g.dashboard(
         g.runbookLink('Runbook: accept queue full', 'TCPStateAcceptQueueFull'),
       ],
     },
-    g.row(23, 'Exporter health', 84, collapsed=true, panels=[
+    g.row(23, 'Exporter health', 85, collapsed=true, panels=[
       g.stat {
         id: 24,
         title: 'Collector success (worst over all selected hosts)',
@@ -822,7 +822,7 @@ function(g) g.dashboard(
           scrape. FAILED: that collector's families are missing and the panels fed
           by it are empty, not zero; the exporter log says why.
         |||, runbook='TCPStateExporterCollectorFailed'),
-        gridPos: g.grid(0, 85, 8, 6),
+        gridPos: g.grid(0, 86, 8, 6),
         targets: g.targets([
           g.target('min by (collector) (tcpstate_scrape_collector_success{job=~"$job", instance=~"$instance"})', '{{collector}}'),
         ]),
@@ -856,7 +856,7 @@ function(g) g.dashboard(
           scrape timeout make scrapes fail; the process collector grows with the
           number of open file descriptors on the host.
         |||),
-        gridPos: g.grid(8, 85, 8, 6),
+        gridPos: g.grid(8, 86, 8, 6),
         targets: g.targets([
           g.target('max by (job, instance, collector) (tcpstate_scrape_collector_duration_seconds{job=~"$job", instance=~"$instance"})', '{{collector}} · {{instance}}'),
         ]),
@@ -875,7 +875,7 @@ function(g) g.dashboard(
           processes that exited during the scrape. While non-zero, process and
           pool panels undercount.
         |||, runbook='TCPStateUnresolvedSockets'),
-        gridPos: g.grid(16, 85, 8, 6),
+        gridPos: g.grid(16, 86, 8, 6),
         targets: g.targets([
           g.target('sum by (job, instance, state) (tcpstate_unresolved_sockets{job=~"$job", instance=~"$instance"})', '{{state}} · {{instance}}'),
         ]),
@@ -896,7 +896,7 @@ function(g) g.dashboard(
           the family reached its limit. Non-zero: a port, process or endpoint you
           are looking for may be hidden in "other".
         |||, runbook='TCPStateSeriesTruncated'),
-        gridPos: g.grid(0, 91, 12, 7),
+        gridPos: g.grid(0, 92, 12, 7),
         targets: g.targets([
           g.target('max by (job, instance, metric) (tcpstate_series_truncated{job=~"$job", instance=~"$instance"})', '{{metric}} · {{instance}}'),
         ]),
@@ -917,7 +917,7 @@ function(g) g.dashboard(
           configuration reload worked. A failed reload keeps the previous pools
           running: pool panels then show the old declarations.
         |||, runbook='TCPStateConfigReloadFailed'),
-        gridPos: g.grid(12, 91, 12, 7),
+        gridPos: g.grid(12, 92, 12, 7),
         targets: g.targets([
           g.target('max by (job, instance, version, revision, branch, goversion) (tcpstate_exporter_build_info{job=~"$job", instance=~"$instance"})', instant=true, table=true),
           g.target('max by (job, instance) (tcpstate_config_last_reload_successful{job=~"$job", instance=~"$instance"})', instant=true, table=true),
@@ -979,7 +979,7 @@ function(g) g.dashboard(
         },
       },
     ]),
-    g.row(190, 'Pods (network namespaces)', 76),
+    g.row(190, 'Pods (network namespaces)', 86),
     g.table {
       id: 191,
       title: 'Sockets by pod (network namespace)',
@@ -993,7 +993,7 @@ function(g) g.dashboard(
         namespace) the row shows only netns: "host" for the host's namespace,
         else the container id or the name of the namespace's first process.
       |||),
-      gridPos: g.grid(0, 77, 24, 10),
+      gridPos: g.grid(0, 87, 24, 10),
       targets: g.targets([
         g.target(|||
           sort_desc(
@@ -1068,7 +1068,7 @@ function(g) g.dashboard(
         ],
       },
     },
-    g.row(40, 'Host TCP limits: memory, orphans, listen drops', 87),
+    g.row(40, 'Host TCP limits: memory, orphans, listen drops', 97),
     g.timeseries {
       id: 41,
       title: 'TCP memory vs tcp_mem thresholds',
@@ -1078,7 +1078,7 @@ function(g) g.dashboard(
         kernel shrinks every socket's buffers, at max it drops and resets
         connections.
       |||, runbook='TCPStateMemoryPressure'),
-      gridPos: g.grid(0, 88, 8, 8),
+      gridPos: g.grid(0, 98, 8, 8),
       targets: g.targets([
         g.target('sum by (job, instance) (tcpstate_memory_bytes{job=~"$job", instance=~"$instance"})', 'in use · {{instance}}'),
         g.target('sum by (job, instance, threshold) (tcpstate_memory_limit_bytes{job=~"$job", instance=~"$instance"})', '{{threshold}} · {{instance}}'),
@@ -1103,7 +1103,7 @@ function(g) g.dashboard(
         time reading the tables, docs/performance.md): without it the panel is
         empty.
       |||),
-      gridPos: g.grid(8, 88, 8, 8),
+      gridPos: g.grid(8, 98, 8, 8),
       targets: g.targets([
         g.target('topk(10, sum by (job, instance, process) (tcpstate_process_memory_bytes{job=~"$job", instance=~"$instance"}))', '{{process}} · {{instance}}'),
       ]),
@@ -1123,7 +1123,7 @@ function(g) g.dashboard(
         --collector.memory, off by default for its cost: without it the panel is
         empty.
       |||),
-      gridPos: g.grid(16, 88, 8, 8),
+      gridPos: g.grid(16, 98, 8, 8),
       targets: g.targets([
         g.target('topk(10, sum by (job, instance, remote_address, remote_port) (tcpstate_remote_memory_bytes{job=~"$job", instance=~"$instance"}))', '{{remote_address}}:{{remote_port}} · {{instance}}'),
       ]),
@@ -1143,7 +1143,7 @@ function(g) g.dashboard(
         them, and a socket with a soft error counts double, so half the limit is
         already close.
       |||, runbook='TCPStateOrphansHigh'),
-      gridPos: g.grid(0, 96, 8, 8),
+      gridPos: g.grid(0, 106, 8, 8),
       targets: g.targets([
         g.target('sum by (job, instance) (tcpstate_orphan_sockets{job=~"$job", instance=~"$instance"})', 'orphans · {{instance}}'),
         g.target('sum by (job, instance) (tcpstate_orphan_max_sockets{job=~"$job", instance=~"$instance"})', 'tcp_max_orphans · {{instance}}'),
@@ -1159,7 +1159,7 @@ function(g) g.dashboard(
         Orphans per remote address and port: one slow or dead peer usually holds
         most.
       |||),
-      gridPos: g.grid(8, 96, 8, 8),
+      gridPos: g.grid(8, 106, 8, 8),
       targets: g.targets([
         g.target('topk(10, sum by (job, instance, remote_address, remote_port) (tcpstate_orphan_remote_sockets{job=~"$job", instance=~"$instance"}))', '{{remote_address}}:{{remote_port}} · {{instance}}'),
       ]),
@@ -1173,7 +1173,7 @@ function(g) g.dashboard(
         --collector.memory, off by default for its cost: without it the panel is
         empty.
       |||, runbook='TCPStateListenDrops'),
-      gridPos: g.grid(16, 96, 8, 8),
+      gridPos: g.grid(16, 106, 8, 8),
       targets: g.targets([
         g.target('sum by (job, instance, local_port) (rate(tcpstate_listen_drops_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))', '{{local_port}} · {{instance}}'),
       ]),
@@ -1187,7 +1187,7 @@ function(g) g.dashboard(
         g.runbookLink('Runbook: listen drops', 'TCPStateListenDrops'),
       ],
     },
-    g.row(240, 'File descriptors', 104),
+    g.row(240, 'File descriptors', 114),
     g.bargauge {
       id: 241,
       title: 'Processes nearest their file descriptor limit (open / limit)',
@@ -1198,7 +1198,7 @@ function(g) g.dashboard(
         the end of a CLOSE_WAIT leak in a client with no pool bound. Orange from
         90%, red at the limit (TCPStateProcessFdsExhausted).
       |||, runbook='TCPStateProcessFdsExhausted'),
-      gridPos: g.grid(0, 105, 12, 8),
+      gridPos: g.grid(0, 115, 12, 8),
       targets: g.targets([
         g.target(|||
           topk(10,
@@ -1230,7 +1230,7 @@ function(g) g.dashboard(
         is a leak (TCPStateProcessFdsExhausting warns while the hour's and the
         last ten minutes' pace reach it within the hour).
       |||, runbook='TCPStateProcessFdsExhausting'),
-      gridPos: g.grid(12, 105, 12, 8),
+      gridPos: g.grid(12, 115, 12, 8),
       targets: g.targets([
         g.target(|||
           tcpstate_process_open_fds{job=~"$job", instance=~"$instance", process=~"$process"}
