@@ -232,8 +232,9 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		}
 	}
 	// Only the memory view needs each socket's memory: the dump carries it
-	// (40 bytes more per socket) only when it is on.
-	tables.SetMemInfo(o.Tables, e.enabled("memory"))
+	// (40 bytes more per socket) only when it is on. The accept queue
+	// view needs the listeners' drops: a dump of the listeners alone.
+	tables.SetMemInfo(o.Tables, e.enabled("memory"), e.enabled("memory") || e.enabled("acceptqueue"))
 	if len(want) > 0 {
 		var unknown []string
 		for n := range want {

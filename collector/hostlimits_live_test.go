@@ -168,7 +168,7 @@ func TestHostLimitsLive(t *testing.T) {
 		t.Skipf("needs ss (Debian: iproute2): %v", err)
 	}
 	src := tables.NewNetlinkTables()
-	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 100000, Tables: src}, []string{"hostlimits", "memory"})
+	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 100000, Tables: src}, []string{"hostlimits", "memory", "acceptqueue"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestHostLimitsLiveProcfs(t *testing.T) {
 	if _, err := exec.LookPath("ss"); err != nil {
 		t.Skipf("needs ss (Debian: iproute2): %v", err)
 	}
-	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 100000, Tables: tables.NewProcfsTables("/proc")}, []string{"hostlimits", "memory"})
+	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 100000, Tables: tables.NewProcfsTables("/proc")}, []string{"hostlimits", "memory", "acceptqueue"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,5 +281,57 @@ func TestHostLimitsLiveProcfs(t *testing.T) {
 	}
 	if _, ok := sample(fams, "tcpstate_listen_drops_total", nil); ok {
 		t.Error("tcpstate_listen_drops_total reported from the procfs tables, which have no drops")
+	}
+}
+
+// TestListenDropsByDefault: with the default collectors (memory off), a
+// listener with a backlog of 1 that never accepts still has its drops
+// counted: the accept queue view asks the listeners alone for them.
+func TestListenDropsByDefault(t *testing.T) {
+	src := tables.NewNetlinkTables()
+	e, err := NewExporter(Options{ProcRoot: "/proc", MaxSeries: 100000, Tables: src}, []string{"acceptqueue", "connections"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.MemInfo || !src.ListenMemInfo {
+		t.Fatalf("memory of every socket %v, of listeners %v; want the listeners' only", src.MemInfo, src.ListenMemInfo)
+	}
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(lfd) })
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(lfd)
+	port := strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+	for range 10 {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fams := gather(t, e)
+		d, found := sample(fams, "tcpstate_listen_drops_total", map[string]string{"local_port": port})
+		if found && d >= 1 {
+			if q, _ := sample(fams, "tcpstate_accept_queue_sockets", map[string]string{"local_port": port}); q != 2 {
+				t.Errorf("accept queue of the listener: %v, want 2 (backlog 1 holds backlog + 1)", q)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s tcpstate_listen_drops_total{local_port=%q} = %v (found %v), want >= 1", port, d, found)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

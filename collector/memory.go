@@ -2,7 +2,6 @@ package collector
 
 import (
 	"net/netip"
-	"strconv"
 
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/owners"
 	"github.com/tcpstate-exporter/tcpstate_exporter/collector/snapshot"
@@ -11,16 +10,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// memoryCollector names who holds the host's TCP memory: the processes,
+// memoryCollector names who holds the host's TCP memory: the processes and
 // the peers (orphans included: a peer that stopped reading keeps the
-// memory of sockets already closed), and the listeners that drop
-// connections. With the netlink source each socket's memory is what the
+// memory of sockets already closed). The listeners' drops are the accept
+// queue collector's. With the netlink source each socket's memory is what the
 // kernel charges it (SK_MEMINFO r + w + f); the procfs tables, and the
 // other network namespaces read through them, give only the bytes in its
 // queues (tables.QueueMemory), and no drops.
 type memoryCollector struct {
-	process, remote, drops, truncated *prometheus.Desc
-	maxSeries                         int
+	process, remote, truncated *prometheus.Desc
+	maxSeries                  int
 }
 
 func newMemoryCollector(o Options) snapshot.View {
@@ -29,8 +28,6 @@ func newMemoryCollector(o Options) snapshot.View {
 			"Memory the kernel charges for the TCP sockets of a process (by name and network namespace): receive queue, send queue and forward allocation (SK_MEMINFO rmem_alloc + wmem_queued + fwd_alloc, ss -m's r + w + f) with the netlink source; only the queued bytes (tx_queue + rx_queue) with the procfs source and in other network namespaces. Processes holding none are left out.", []string{"process", "netns"}, nil),
 		remote: prometheus.NewDesc(namespace+"_remote_memory_bytes",
 			"Memory the kernel charges for the TCP sockets toward a remote address and port, orphans included (as tcpstate_process_memory_bytes: SK_MEMINFO r + w + f with netlink, queued bytes with procfs). Peers holding none are left out.", []string{"remote_address", "remote_port"}, nil),
-		drops: prometheus.NewDesc(namespace+"_listen_drops_total",
-			"SYNs and completed connections dropped by the listening TCP sockets of a local port (their SK_MEMINFO drops, the ListenOverflows/ListenDrops of one port); restarts with the listener; netlink source only.", []string{"local_port"}, nil),
 		truncated: truncatedDesc,
 		maxSeries: o.MaxSeries,
 	}
@@ -40,22 +37,13 @@ func (c *memoryCollector) NewTally(*snapshot.Snapshot) snapshot.Tally {
 	return &memoryTally{c: c,
 		process: map[snapshot.ProcessKey]*rankedValue{},
 		remote:  map[netip.AddrPort]*rankedValue{},
-		drops:   map[uint16]*listenDrops{},
 	}
-}
-
-// listenDrops is one local port's listeners, summed; unknown counts those
-// whose drops the source does not give (the port is then not reported).
-type listenDrops struct {
-	drops   float64
-	unknown int
 }
 
 type memoryTally struct {
 	c       *memoryCollector
 	process map[snapshot.ProcessKey]*rankedValue
 	remote  map[netip.AddrPort]*rankedValue
-	drops   map[uint16]*listenDrops
 }
 
 func (t *memoryTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
@@ -63,16 +51,6 @@ func (t *memoryTally) Add(sk *tables.Socket, in *snapshot.SockInfo) {
 		return
 	}
 	if sk.State == tables.StateListen {
-		d := t.drops[sk.Local.Port()]
-		if d == nil {
-			d = &listenDrops{}
-			t.drops[sk.Local.Port()] = d
-		}
-		if sk.HasMem {
-			d.drops += float64(sk.Drops)
-		} else {
-			d.unknown++
-		}
 		return
 	}
 	mem := sk.Mem
@@ -109,19 +87,6 @@ func (t *memoryTally) Emit(s *snapshot.Snapshot, ch chan<- prometheus.Metric) er
 	}
 	folded := emitRanked(ch, c.remote, t.remote, c.maxSeries, remoteLabels)
 	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_remote_memory_bytes")
-	known := map[uint16]*listenDrops{}
-	for p, d := range t.drops {
-		if d.unknown == 0 {
-			known[p] = d
-		}
-	}
-	folded = emitFolded(known, c.maxSeries, func(p uint16) []string { return []string{strconv.Itoa(int(p))} },
-		func(d *listenDrops) float64 { return d.drops },
-		func(dst, src *listenDrops) { dst.drops += src.drops },
-		func(labels []string, d *listenDrops) {
-			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, d.drops, labels...)
-		})
-	ch <- prometheus.MustNewConstMetric(c.truncated, prometheus.GaugeValue, float64(folded), namespace+"_listen_drops_total")
 	if s.OwnersErr != nil {
 		return s.OwnersErr
 	}

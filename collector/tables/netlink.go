@@ -34,6 +34,10 @@ type NetlinkTables struct {
 	// MemInfo asks every dump for INET_DIAG_SKMEMINFO, so that each full
 	// socket comes with its memory and drops (40 more bytes per socket).
 	MemInfo bool
+	// ListenMemInfo asks it of the listening sockets only, for their
+	// drops: they come first, in a dump of their own (the kernel walks
+	// only its table of listeners for it), the rest without it.
+	ListenMemInfo bool
 
 	bufs sync.Pool // *[]byte receive buffers
 	seq  atomic.Uint32
@@ -85,13 +89,22 @@ const (
 // clock (see Socket.AckAge); the common path stays a plain dump.
 func (n *NetlinkTables) Stream(ctx context.Context, fn func(*Socket)) error {
 	var ext uint8
-	if n.MemInfo {
+	states := uint32(allStatesMask)
+	switch {
+	case n.MemInfo:
 		ext = extSkmeminfo
+	case n.ListenMemInfo:
+		// Listeners first, as every table lists them, with their drops.
+		const listen = 1 << StateListen
+		if err := n.dump(ctx, fn, listen, extSkmeminfo, unix.AF_INET, unix.AF_INET6); err != nil {
+			return err
+		}
+		states &^= listen
 	}
 	if !n.AgesInDump {
-		return n.dump(ctx, fn, allStatesMask, ext, unix.AF_INET, unix.AF_INET6)
+		return n.dump(ctx, fn, states, ext, unix.AF_INET, unix.AF_INET6)
 	}
-	if err := n.dump(ctx, fn, allStatesMask&^closeWaitMask, ext, unix.AF_INET, unix.AF_INET6); err != nil {
+	if err := n.dump(ctx, fn, states&^closeWaitMask, ext, unix.AF_INET, unix.AF_INET6); err != nil {
 		return err
 	}
 	return n.dump(ctx, fn, closeWaitMask, ext|extTCPInfo, unix.AF_INET, unix.AF_INET6)
@@ -99,7 +112,7 @@ func (n *NetlinkTables) Stream(ctx context.Context, fn func(*Socket)) error {
 
 func (n *NetlinkTables) SetAgesInDump(on bool) { n.AgesInDump = on }
 
-func (n *NetlinkTables) SetMemInfo(on bool) { n.MemInfo = on }
+func (n *NetlinkTables) SetMemInfo(all, listeners bool) { n.MemInfo, n.ListenMemInfo = all, listeners }
 
 // queryBatch bounds the lookups sent at once: their answers (about 340
 // bytes each, with tcp_info) must fit the socket's receive buffer.

@@ -102,22 +102,24 @@ func QueueMemory(sk *Socket) uint64 {
 }
 
 // MemInfoReader is a table source that can read each socket's memory
-// (INET_DIAG_SKMEMINFO); the wrappers pass it on.
+// (INET_DIAG_SKMEMINFO), of every socket or of the listening ones only
+// (their drops); the wrappers pass it on.
 type MemInfoReader interface {
-	SetMemInfo(on bool)
+	SetMemInfo(all, listeners bool)
 }
 
-// SetMemInfo asks src to read each socket's memory, when it can; it tells
-// whether it can (netlink, now).
-func SetMemInfo(src TableSource, on bool) bool {
+// SetMemInfo asks src to read the memory of every socket (all) or of the
+// listening sockets (listeners), when it can; it tells whether it can
+// (netlink, now).
+func SetMemInfo(src TableSource, all, listeners bool) bool {
 	switch s := src.(type) {
 	case *fallbackTables:
-		SetMemInfo(s.fallback, on)
-		return SetMemInfo(s.primary, on) && !s.failed.Load()
+		SetMemInfo(s.fallback, all, listeners)
+		return SetMemInfo(s.primary, all, listeners) && !s.failed.Load()
 	case *NamespaceTables:
-		return SetMemInfo(s.own, on)
+		return SetMemInfo(s.own, all, listeners)
 	case MemInfoReader:
-		s.SetMemInfo(on)
+		s.SetMemInfo(all, listeners)
 		return true
 	}
 	return false

@@ -694,7 +694,7 @@ function(g) g.dashboard(
         them, and a socket with a soft error counts double, so half the limit is
         already close. Right axis: SYNs and completed connections dropped per
         second by the listening sockets of each port (SK_MEMINFO drops; netlink
-        source only, and --collector.memory, off by default for its cost).
+        source only).
       |||, runbook='TCPStateOrphansHigh'),
       gridPos: g.grid(12, 82, 12, 8),
       targets: g.targets([

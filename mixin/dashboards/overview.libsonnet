@@ -1169,9 +1169,8 @@ function(g) g.dashboard(
       title: 'Listen drops per second by port',
       description: g.text(|||
         SYNs and completed connections dropped per second by the listening
-        sockets of each port (SK_MEMINFO drops; netlink source only). Needs
-        --collector.memory, off by default for its cost: without it the panel is
-        empty.
+        sockets of each port (SK_MEMINFO drops, asked of the listeners alone;
+        netlink source only). Empty when no listener dropped anything.
       |||, runbook='TCPStateListenDrops'),
       gridPos: g.grid(16, 106, 8, 8),
       targets: g.targets([
@@ -1180,7 +1179,7 @@ function(g) g.dashboard(
       fieldConfig+: {
         defaults+: {
           unit: 'ops',
-          noValue: 'No listen drops: the exporter runs without --collector.memory (off by default) or reads procfs, which has no drops',
+          noValue: 'No listen drops (or the exporter reads procfs, which has no drops, or runs without the acceptqueue collector)',
         },
       },
       links: [
