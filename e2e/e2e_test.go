@@ -103,8 +103,9 @@ func TestMain(m *testing.M) {
 		thanosBin = os.Getenv(thanosEnv)
 	}
 	err = testutil.Build(builds)
-	if err == nil && fleet {
-		// The renderer is a module of its own (mixin/render).
+	if err == nil && (fleet || incident) {
+		// The renderer is a module of its own (mixin/render): the fleet
+		// and the fd replay render the rule pack with knobs of their own.
 		renderBin = filepath.Join(dir, "render")
 		err = testutil.BuildIn("../mixin/render", renderBin, ".")
 	}

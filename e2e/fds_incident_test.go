@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,19 +22,24 @@ import (
 // reaching its limit; the same client with the runbook's fix (one shared
 // Session), at the same pace under the same limit, stays quiet.
 //
-// The rules are the shipped file, unchanged. The client is new to the
-// exporter, so the warning comes from its new-process condition: the last
-// ten minutes' line reaches the limit within 20 minutes, held for the
-// shipped `for` of 5 minutes. A leak of one descriptor every fdLeakPace
-// (24 a minute) fills 256 in about 10½ minutes, so the warning is due
-// about 5 minutes in, 5 before the first EMFILE: room for the minutes a
-// loaded host may lose to failed scrapes (each restarts the `for`). A
-// leak that fills the limit within about 5½ minutes of its first socket
-// would only be paged. About 14 minutes, in parallel with the other
-// replays.
+// The rules are rendered from the mixin with one knob of _config changed:
+// TCPStateProcessFdsExhausting's `for` at fdWarnFor instead of the shipped
+// 5 minutes (the expressions, the page's `for` and every description as
+// shipped). The client is new to the exporter, so the warning comes from
+// its new-process condition: the last ten minutes' line reaches the limit
+// within 20 minutes, held for fdWarnFor. A leak of one descriptor every
+// fdLeakPace (80 a minute) fills 256 in about 3 minutes: the warning is
+// due about a minute and a half in, more than a minute before the first
+// EMFILE, and the page (shipped `for`: 2 minutes) two minutes after the
+// limit. With the shipped 5 minutes the same replay needs a leak that
+// takes more than about 5½ minutes to fill the limit (a faster one is only
+// paged: docs/rules.md); that run took 14 minutes, too long for every CI
+// run. About 6 minutes, in parallel with the other replays.
 const (
 	fdLimit    = 256
-	fdLeakPace = 2500 * time.Millisecond
+	fdLeakPace = 750 * time.Millisecond
+	// fdWarnFor is TCPStateProcessFdsExhausting's `for` in the replay.
+	fdWarnFor  = "1m"
 	fdLeakComm = "fds-leak"
 	fdFixComm  = "fds-fixed"
 	// fdScrape is the replay's scrape interval and timeout: longer than
@@ -70,7 +77,7 @@ func TestIncidentFds(t *testing.T) {
 	hook := startWebhook(t)
 	am := startAlertmanager(t, hook.url)
 	exp := startExporter(t, writeFile(t, t.TempDir(), "pools.yml", "pools: []\n"))
-	rules := shippedRules(t)
+	rules := renderFdRules(t)
 	prom := startPrometheusScraping(t, exp.addr, am.addr, rules.path, fdScrape)
 	waitForValue(t, prom, fmt.Sprintf(`tcpstate_scrape_collector_success{job=%q,collector="process"}`, jobName), 1)
 	t.Logf("exporter, Prometheus and Alertmanager ready %.1fs after the start", time.Since(begin).Seconds())
@@ -200,4 +207,52 @@ func checkFdAlert(t *testing.T, n notification, name, severity, port string) {
 		}
 	}
 	t.Logf("%s: %s", name, d)
+}
+
+// renderFdRules renders the rule pack from the mixin with
+// TCPStateProcessFdsExhausting's `for` at fdWarnFor, and checks that the
+// knob reached that alert and no other.
+func renderFdRules(t *testing.T) ruleCopy {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tcpstate_exporter.rules.yml")
+	config := fmt.Sprintf("{ processFdsExhaustingFor: %q }", fdWarnFor)
+	render := exec.Command(renderBin, "-mixin", "../mixin", "-config", config, "-o", path)
+	if out, err := render.CombinedOutput(); err != nil {
+		t.Fatalf("rendering the rule pack with %s: %v\n%s", config, err, out)
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parseRules(text)
+	if err != nil {
+		t.Fatalf("the rendered rule pack: %v", err)
+	}
+	shipped, err := os.ReadFile(ruleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := parseRules(shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shippedFor := map[string]string{}
+	for _, g := range sf.Groups {
+		for _, r := range g.Rules {
+			shippedFor[r.Alert] = r.For
+		}
+	}
+	c := ruleCopy{path: path}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			switch {
+			case r.Alert == "TCPStateProcessFdsExhausting" && r.For != fdWarnFor:
+				t.Errorf("TCPStateProcessFdsExhausting has for: %q, want %s", r.For, fdWarnFor)
+			case r.Alert != "" && r.Alert != "TCPStateProcessFdsExhausting" && r.For != shippedFor[r.Alert]:
+				t.Errorf("alert %s has for: %q, the shipped %q", r.Alert, r.For, shippedFor[r.Alert])
+			}
+			c.rules = append(c.rules, g.Name+"/"+r.Record+r.Alert)
+		}
+	}
+	return c
 }
