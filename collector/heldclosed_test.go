@@ -31,25 +31,7 @@ import (
 // include want, and whether it exists.
 func gauge(t *testing.T, fams []*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
 	t.Helper()
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue metrics
-				}
-			}
-			return m.GetGauge().GetValue(), true
-		}
-	}
-	return 0, false
+	return sample(fams, name, want)
 }
 
 // gather scrapes e once.

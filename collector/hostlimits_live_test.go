@@ -184,29 +184,7 @@ func TestHostLimitsLive(t *testing.T) {
 	settle(t, held.port)
 
 	// A listener with a backlog of 1 that never accepts.
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(lfd) })
-	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lfd, 1); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(lfd)
-	dropPort := strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
-	for range 10 {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(fd) })
-		if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
-			t.Fatal(err)
-		}
-	}
+	dropPort := droppingListener(t)
 
 	var fams []*dto.MetricFamily
 	deadline := time.Now().Add(20 * time.Second)
@@ -296,29 +274,7 @@ func TestListenDropsByDefault(t *testing.T) {
 	if src.MemInfo || !src.ListenMemInfo {
 		t.Fatalf("memory of every socket %v, of listeners %v; want the listeners' only", src.MemInfo, src.ListenMemInfo)
 	}
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(lfd) })
-	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lfd, 1); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(lfd)
-	port := strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
-	for range 10 {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(fd) })
-		if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
-			t.Fatal(err)
-		}
-	}
+	port := droppingListener(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		fams := gather(t, e)
@@ -334,4 +290,34 @@ func TestListenDropsByDefault(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// droppingListener listens on 127.0.0.1 with a backlog of 1, never
+// accepts, and has ten clients connect to it: the kernel drops the ones
+// its queue cannot hold. It returns the port.
+func droppingListener(t *testing.T) string {
+	t.Helper()
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(lfd) })
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(lfd)
+	for range 10 {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
+			t.Fatal(err)
+		}
+	}
+	return strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 }
