@@ -104,7 +104,7 @@ func TestJSONKeysAreStable(t *testing.T) {
 		{Pid: 42, Process: "java", State: "close", AgeSource: "none", Netns: "host"},
 	}
 	want := map[string][]string{
-		"route": {"close", "close_wait", "established", "netns", "oldest_close_wait_seconds", "pids", "pool", "pool_close", "pool_close_wait",
+		"route": {"close", "close_wait", "established", "max_fds", "netns", "oldest_close_wait_seconds", "open_fds", "pids", "pool", "pool_close", "pool_close_wait",
 			"pool_full", "pool_in_use", "pool_max", "pools", "process", "remote_address", "remote_port"},
 		"view": {"close_wait_total", "established_total", "failed_collectors", "matched", "routes", "series_folded", "source", "time",
 			"unresolved_close_wait", "unrouted_close"},
