@@ -144,7 +144,7 @@ func checkFleetResult(t *testing.T, what string, q panelQuery, pass string, res 
 	if len(ss) == 0 {
 		_, empty := mayBeEmpty[q.panel]
 		_, fleetEmpty := fleetMayBeEmpty[q.panel+" ["+q.refID+"]"]
-		if !empty && !fleetEmpty && !strings.Contains(q.expr, "tcpstate_netns_") {
+		if !empty && !fleetEmpty && !strings.Contains(q.expr, "tcpstate_netns_") && !readsHostLimits(q.expr) {
 			t.Errorf("%s returns no data", what)
 		}
 		return
@@ -160,4 +160,21 @@ func checkFleetResult(t *testing.T, what string, q panelQuery, pass string, res 
 			t.Errorf("%s returns a series of an unknown cluster %q: %v", what, c, s.Metric)
 		}
 	}
+}
+
+// hostLimitFamilies are the families a fleet exporter does not have: it
+// runs in a network namespace of its own, where net.ipv4.tcp_mem and
+// tcp_max_orphans do not exist (the hostlimits collector fails there, as
+// README says: it needs the host's namespace), without --collector.memory,
+// and beside no listener that drops. The dashboard test and the host-limit
+// replay run their panels.
+var hostLimitFamilies = []string{"tcpstate_memory_", "tcpstate_orphan_", "tcpstate_process_memory_bytes", "tcpstate_remote_memory_bytes", "tcpstate_listen_drops_total"}
+
+func readsHostLimits(expr string) bool {
+	for _, f := range hostLimitFamilies {
+		if strings.Contains(expr, f) {
+			return true
+		}
+	}
+	return false
 }
