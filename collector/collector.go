@@ -75,12 +75,12 @@ var registry = []collectorEntry{
 	{"queues", true, "Receive and transmit queue bytes by state.", never, newQueuesCollector},
 	{"ports", true, "Sockets by remote port (outbound) and local port (inbound, listening).", never, newPortsCollector},
 	{"ephemeral", true, "Local ports of the ephemeral range held toward each destination, and the ports usable (reads sys/net/ipv4 under --path.procfs).", never, newEphemeralCollector},
-	{"acceptqueue", true, "Connections waiting for accept() and the accept queue limit, by listening port.", never, newAcceptQueueCollector},
+	{"acceptqueue", true, "Connections waiting for accept(), the accept queue limit and the listeners' drops, by listening port.", never, newAcceptQueueCollector},
 	{"process", true, "Sockets by process and by process and remote endpoint, and unresolved sockets; walks /proc/PID/fd.", always, newProcessCollector},
 	{"hostlimits", true, "The host's TCP memory and orphans against net.ipv4.tcp_mem and tcp_max_orphans (reads net/sockstat and sys/net/ipv4 under --path.procfs), and orphans by remote endpoint.", never, newHostLimitsCollector},
 	// Off by default: asking the dump for SK_MEMINFO makes it carry 40 more
 	// bytes per socket and take about 40 % longer (docs/performance.md).
-	{"memory", false, "TCP socket memory by process and by remote endpoint, and listen drops by local port (asks the netlink dump for each socket's SK_MEMINFO: about 40 % more time reading the tables; off by default).", always, newMemoryCollector},
+	{"memory", false, "TCP socket memory by process and by remote endpoint (asks the netlink dump for each socket's SK_MEMINFO: about 40 % more time reading the tables; off by default).", always, newMemoryCollector},
 	{"pools", true, "Sockets of the pools declared in --config.file.", func(o Options) bool {
 		cfg := o.Config()
 		return cfg != nil && cfg.NeedsOwners()
