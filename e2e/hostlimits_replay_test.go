@@ -66,7 +66,7 @@ func TestHostLimitsReplay(t *testing.T) {
 	am := startAlertmanager(t, hook.url)
 	addr := testutil.FreeAddr(t)
 	startProcess(t, "tcpstate_exporter", addr, "/", exporterBin, "--web.listen-address="+addr,
-		"--collector.disable-defaults", "--collector.hostlimits", "--collector.memory", "--no-collector.netns")
+		"--collector.disable-defaults", "--collector.hostlimits", "--collector.memory", "--collector.acceptqueue", "--no-collector.netns")
 	rules := testRuleCopy(t)
 	// A scrape walks every process's fds on a host that may hold tens of
 	// thousands of sockets: 2 s, where a failed scrape would restart `for`.
