@@ -40,8 +40,10 @@ func fixtureOptions(t *testing.T) Options {
 		Config: func() *config.Config { return cfg }, Workers: 2}
 }
 
-func TestConcurrentScrapesShareOneReading(t *testing.T) {
-	t.Parallel()
+// gatedExporter is an exporter of every collector over the fixture
+// tables, whose readings wait for gate's release.
+func gatedExporter(t *testing.T) (*Exporter, *gatedTables) {
+	t.Helper()
 	o := fixtureOptions(t)
 	gate := &gatedTables{inner: tables.NewProcfsTables(o.ProcRoot), started: make(chan struct{}), release: make(chan struct{})}
 	o.Tables = gate
@@ -49,6 +51,12 @@ func TestConcurrentScrapesShareOneReading(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, gate
+}
+
+func TestConcurrentScrapesShareOneReading(t *testing.T) {
+	t.Parallel()
+	e, gate := gatedExporter(t)
 	const scrapes = 20
 	results := make([][]string, scrapes)
 	var wg sync.WaitGroup
@@ -127,13 +135,7 @@ func TestUnknownCollectorIsAnError(t *testing.T) {
 // of sharing it.
 func TestTopReadingWaitsOutAScrapesReading(t *testing.T) {
 	t.Parallel()
-	o := fixtureOptions(t)
-	gate := &gatedTables{inner: tables.NewProcfsTables(o.ProcRoot), started: make(chan struct{}), release: make(chan struct{})}
-	o.Tables = gate
-	e, err := NewExporter(o, Names())
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, gate := gatedExporter(t)
 	scraped := make(chan struct{})
 	go func() { defer close(scraped); render(t, e.Collect) }()
 	<-gate.started
