@@ -160,6 +160,9 @@ func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 	return out
 }
 
+// fdRef is where a held socket was last confirmed: its process and fd.
+type fdRef struct{ pid, fd int32 }
+
 // confirmHeld reads again the fd folder of each process holding a
 // candidate, asks each candidate's protocol (a unix or UDP socket, seen
 // for the first time, is cached as such and left out of the next walks),
@@ -169,10 +172,20 @@ func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 // namespaces, whose sockets are in tables this reading did not see. It
 // returns the confirmed sockets, sorted by inode, and the pids whose
 // candidates were not all confirmed.
+//
+// A held socket stays held for many readings (until the application closes
+// it), often in a process of thousands of fds: when every candidate of a
+// process was confirmed at the previous reading, each is confirmed again
+// at the fd it was found at (its link still names the socket, its
+// protocol is still TCP: two system calls) instead of the whole folder.
 func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces bool) (held []HeldSocket, changed []int32) {
+	o.reread = o.reread[:0]
 	if len(cands) == 0 {
+		o.heldAt = nil
 		return nil, nil
 	}
+	next := make(map[uint64]fdRef, len(o.heldAt))
+	defer func() { o.heldAt = next }()
 	slices.SortFunc(cands, func(a, b HeldSocket) int {
 		if a.Pid != b.Pid {
 			return int(a.Pid) - int(b.Pid)
@@ -201,7 +214,17 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 				continue
 			}
 		}
+		if r.confirmAt(pid, cands[i:j], o.heldAt) {
+			for _, c := range cands[i:j] {
+				held = append(held, c)
+				next[c.Inode] = o.heldAt[c.Inode]
+			}
+			i = j
+			continue
+		}
+		o.reread = append(o.reread, pid)
 		r.classify = map[uint64]sockKind{}
+		r.classifyFD = map[uint64]int32{}
 		for _, c := range cands[i:j] {
 			r.classify[c.Inode] = kindUnknown
 		}
@@ -216,13 +239,16 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 			switch r.classify[c.Inode] {
 			case kindTCP:
 				held = append(held, c)
+				if fd, ok := r.classifyFD[c.Inode]; ok {
+					next[c.Inode] = fdRef{pid: pid, fd: fd}
+				}
 			case kindOther, kindMPTCP:
 				// Not plain TCP: cached, and gone from the next walks.
 			default:
 				all = false // closed since, or unreadable
 			}
 		}
-		r.classify = nil
+		r.classify, r.classifyFD = nil, nil
 		if !all {
 			changed = append(changed, pid)
 		}
@@ -230,6 +256,34 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 	}
 	slices.SortFunc(held, func(a, b HeldSocket) int { return cmpU64(a.Inode, b.Inode) })
 	return held, changed
+}
+
+// confirmAt tells whether every one of cands, pid's candidates, is still
+// where the last reading confirmed it: the link of the same fd names the
+// same socket, and its protocol is TCP. Any doubt (a candidate new since,
+// an fd closed or reused, an error) answers false: the folder is read.
+func (r *procReader) confirmAt(pid int32, cands []HeldSocket, at map[uint64]fdRef) bool {
+	var name [12]byte
+	for _, c := range cands {
+		ref, ok := at[c.Inode]
+		if !ok || ref.pid != pid {
+			return false
+		}
+		fd := strconv.AppendInt(name[:0], int64(ref.fd), 10)
+		r.path = strconv.AppendInt(r.path[:0], int64(pid), 10)
+		r.path = append(append(append(r.path, "/fd/"...), fd...), 0)
+		n, err := readlinkat(r.root, &r.path[0], r.link[:])
+		if err != nil {
+			return false
+		}
+		if ino, ok := parseSocketLink(r.link[:n]); !ok || ino != c.Inode {
+			return false
+		}
+		if r.readKind(pid, fd, c.Inode) != kindTCP {
+			return false
+		}
+	}
+	return true
 }
 
 func cmpU64(a, b uint64) int {

@@ -126,6 +126,11 @@ type SocketOwners struct {
 	dirent                    []byte
 	keys                      []uint64 // the last index's, reused
 	protos                    sockProtos
+	// heldAt: where each socket the last FindHeld confirmed was found,
+	// to confirm it there next time; reread: the pids whose fd folder the
+	// last FindHeld read again (for tests).
+	heldAt map[uint64]fdRef
+	reread []int32
 }
 
 // procState is what the cache knows of one process.
@@ -203,6 +208,9 @@ func (o *SocketOwners) FindHeld(ctx context.Context, w *OwnerWalk, allNamespaces
 	defer o.mu.Unlock()
 	cands := o.heldCandidates(w)
 	if len(cands) == 0 || ctx.Err() != nil {
+		if ctx.Err() == nil {
+			o.heldAt, o.reread = nil, o.reread[:0] // none held now
+		}
 		return ctx.Err()
 	}
 	rootFD, err := unix.Open(o.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

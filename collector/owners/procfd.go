@@ -32,8 +32,11 @@ type procReader struct {
 	rootPath string
 	protos   *sockProtos
 	classify map[uint64]sockKind
-	xpath    []byte
-	xattr    [16]byte
+	// classifyFD receives, when set, the fd number each asked inode was
+	// found at.
+	classifyFD map[uint64]int32
+	xpath      []byte
+	xattr      [16]byte
 }
 
 // socket keeps one socket fd of the process, unless it is known not to be
@@ -45,9 +48,27 @@ func (r *procReader) socket(pid int32, name []byte, ino uint64) {
 	if r.classify != nil {
 		if _, ask := r.classify[ino]; ask {
 			r.classify[ino] = r.readKind(pid, name, ino)
+			if fd, ok := fdNumber(name); ok && r.classifyFD != nil {
+				r.classifyFD[ino] = fd
+			}
 		}
 	}
 	r.inodes = append(r.inodes, ino)
+}
+
+// fdNumber parses an fd folder entry's name.
+func fdNumber(name []byte) (int32, bool) {
+	if len(name) == 0 || len(name) > 9 {
+		return 0, false
+	}
+	var n int32
+	for _, c := range name {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int32(c-'0')
+	}
+	return n, true
 }
 
 // at returns "PID/name\x00" for the *at system calls.
