@@ -214,7 +214,7 @@ func NewExporter(o Options, enabled []string) (*Exporter, error) {
 		readingsDesc: prometheus.NewDesc(namespace+"_snapshot_readings_total",
 			"Snapshots read since start; concurrent scrapes share one.", nil, nil),
 		trackedDesc: prometheus.NewDesc(namespace+"_close_wait_tracked_sockets",
-			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (in records bounded by --collector.close-wait.max-tracked, 75 to 105 bytes each, shared with remembered routes).", nil, nil),
+			"CLOSE_WAIT sockets whose first sighting the exporter remembers to report their age (in records bounded by --collector.close-wait.max-tracked, 63 to 75 bytes each, shared with remembered routes).", nil, nil),
 		ageSourceDesc: prometheus.NewDesc(namespace+"_close_wait_age_sockets",
 			"CLOSE_WAIT sockets by the clock their age comes from: kernel (time since the socket last received an ACK, read through netlink: right from the first scrape), first_seen (since this exporter first saw it: procfs source, other network namespaces, or a kernel clock restarted by a keepalive probe), none (no age).", []string{"source"}, nil),
 		stuckAfterDesc: prometheus.NewDesc(namespace+"_close_wait_stuck_after_seconds",

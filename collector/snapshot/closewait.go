@@ -30,11 +30,11 @@ import (
 // A record keeps the earliest start either clock has shown, so that an age
 // never goes backwards between readings, and the socket's addresses, which
 // tell an inode reused by a new socket from the old one and give a held
-// socket its route. A record costs one map entry of 48 bytes (an 8-byte
-// key, a 40-byte record: the local address is an index into the tracker's
-// few local addresses) and the map's overhead: 75 to 105 bytes a socket,
-// as the map's load varies with the count (73.5 at 100 000, 102 at 36 000;
-// see TestSocketRecordMemory). A complete reading forgets the records of
+// socket its route. A record costs 40 bytes in a packed store (the local
+// address is an index into the tracker's few local addresses) and a
+// 16-byte index entry at the index map's load (records.go): 63 to 75
+// bytes a socket as that load varies with the count (64 at 100 000, 74 at
+// 36 000; see TestSocketRecordMemory). A complete reading forgets the records of
 // sockets it neither listed (in CLOSE_WAIT, or as a pool's) nor found held;
 // an incomplete one forgets nothing.
 //
@@ -56,7 +56,7 @@ type CloseWaitTracker struct {
 	// sets it).
 	clock func() time.Time
 
-	records    map[uint64]socketRecord
+	records    recordStore
 	generation uint32
 	// locals are the local addresses of the records, which point into it
 	// (socketRecord.local); localIDs finds them.
@@ -179,7 +179,7 @@ type closeWaitSince struct {
 // NewCloseWaitTracker returns a tracker that keeps at most maxTracked
 // records.
 func NewCloseWaitTracker(maxTracked int) *CloseWaitTracker {
-	return &CloseWaitTracker{MaxTracked: maxTracked, clock: time.Now, records: map[uint64]socketRecord{}, localIDs: map[netip.Addr]uint16{}}
+	return &CloseWaitTracker{MaxTracked: maxTracked, clock: time.Now, records: newRecordStore(), localIDs: map[netip.Addr]uint16{}}
 }
 
 // begin starts a reading: the sockets observe, see and held take until end
@@ -210,13 +210,13 @@ func (t *CloseWaitTracker) observeKnown(s *tables.Socket, in *SockInfo, taken ti
 	if s.Inode == 0 {
 		return false
 	}
-	e, ok := t.records[s.Inode]
+	e, ok := t.records.get(s.Inode)
 	if !ok || e.flags&closeWait == 0 || !t.sameSocket(&e, s) {
 		return false
 	}
 	e.generation = t.generation
 	t.markRoute(&e, in)
-	t.records[s.Inode] = e
+	t.records.set(s.Inode, e)
 	t.counting[e.source]++
 	in.Age, in.AgeSource = time.Duration(max(taken.UnixNano()-e.since, 0)), e.source
 	return true
@@ -246,13 +246,13 @@ func (t *CloseWaitTracker) observeAs(s *tables.Socket, in *SockInfo, taken time.
 
 // remember records a CLOSE_WAIT socket's sighting and returns its start.
 func (t *CloseWaitTracker) remember(s *tables.Socket, in *SockInfo, kernel closeWaitSince, nowNanos int64) closeWaitSince {
-	e, ok := t.records[s.Inode]
+	e, ok := t.records.get(s.Inode)
 	if ok && !t.sameSocket(&e, s) {
 		ok = false // the inode of a socket gone, reused
 	}
 	if !ok {
 		var room bool
-		if len(t.records) < t.MaxTracked {
+		if t.records.len() < t.MaxTracked {
 			e, room = t.newRecord(s)
 		}
 		if !room {
@@ -275,7 +275,7 @@ func (t *CloseWaitTracker) remember(s *tables.Socket, in *SockInfo, kernel close
 	e.flags |= closeWait
 	e.generation = t.generation
 	t.markRoute(&e, in)
-	t.records[s.Inode] = e
+	t.records.set(s.Inode, e)
 	return closeWaitSince{e.since, e.source}
 }
 
@@ -297,10 +297,9 @@ func (t *CloseWaitTracker) end(complete bool) {
 	if complete && len(t.locals) > 64 {
 		used = make([]bool, len(t.locals))
 	}
-	for ino, e := range t.records {
+	t.records.each(func(_ uint64, e *socketRecord) bool {
 		if complete && e.generation != t.generation {
-			delete(t.records, ino)
-			continue
+			return false
 		}
 		if e.flags&closeWait != 0 {
 			tracked++
@@ -311,6 +310,10 @@ func (t *CloseWaitTracker) end(complete bool) {
 		if used != nil {
 			used[e.local] = true
 		}
+		return true
+	})
+	if t.records.len() == 0 && t.records.slots > 0 {
+		t.records.reset() // no dead socket left: its memory given back
 	}
 	if used != nil {
 		t.compactLocals(used)
@@ -345,10 +348,10 @@ func (t *CloseWaitTracker) compactLocals(used []bool) {
 	}
 	clear(t.locals[len(kept):])
 	t.locals = kept
-	for ino, e := range t.records {
+	t.records.each(func(_ uint64, e *socketRecord) bool {
 		e.local = newID[e.local]
-		t.records[ino] = e
-	}
+		return true
+	})
 }
 
 // Tracked returns how many CLOSE_WAIT sockets are tracked, and how many

@@ -22,9 +22,9 @@ func (t *CloseWaitTracker) see(sk *tables.Socket, in *SockInfo, taken time.Time)
 	if sk.Inode == 0 {
 		return
 	}
-	e, ok := t.records[sk.Inode]
+	e, ok := t.records.get(sk.Inode)
 	if !ok || !t.sameSocket(&e, sk) {
-		room := ok || len(t.records) < t.MaxTracked
+		room := ok || t.records.len() < t.MaxTracked
 		if room {
 			e, room = t.newRecord(sk)
 		}
@@ -45,14 +45,14 @@ func (t *CloseWaitTracker) see(sk *tables.Socket, in *SockInfo, taken time.Time)
 	}
 	e.flags |= route
 	e.generation = t.generation
-	t.records[sk.Inode] = e
+	t.records.set(sk.Inode, e)
 }
 
 // held returns the record of a held socket whose route is remembered,
 // dated from when it was first seen dead (CLOSE_WAIT) or, never seen so,
 // from this reading.
 func (t *CloseWaitTracker) held(ino uint64, taken time.Time) (socketRecord, bool) {
-	e, ok := t.records[ino]
+	e, ok := t.records.get(ino)
 	if !ok || e.flags&route == 0 {
 		return e, false
 	}
@@ -61,7 +61,7 @@ func (t *CloseWaitTracker) held(ino uint64, taken time.Time) (socketRecord, bool
 	}
 	e.flags &^= closeWait
 	e.generation = t.generation
-	t.records[ino] = e
+	t.records.set(ino, e)
 	return e, true
 }
 

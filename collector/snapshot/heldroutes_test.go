@@ -45,7 +45,7 @@ func TestHeldRoutesBoundAndForget(t *testing.T) {
 		t.Errorf("held b: %+v %v; want first seen now", e, ok)
 	}
 	h.end(true)
-	if _, ok := h.records[1]; ok {
+	if _, ok := h.records.get(1); ok {
 		t.Error("a complete reading kept a socket it neither listed nor found held")
 	}
 	if _, ok := h.held(3, t1); ok {
@@ -86,8 +86,8 @@ func TestOneRecordPerSocket(t *testing.T) {
 	}
 	tracked, untracked := tr.Tracked()
 	routes, full := tr.Remembered()
-	if len(tr.records) != 3 || tracked != 3 || untracked != 1 || routes != 2 || full != 1 {
-		t.Fatalf("%d records, %d tracked (%d left out), %d routes (%d left out); want 3, 3 (1), 2 (1)", len(tr.records), tracked, untracked, routes, full)
+	if tr.records.len() != 3 || tracked != 3 || untracked != 1 || routes != 2 || full != 1 {
+		t.Fatalf("%d records, %d tracked (%d left out), %d routes (%d left out); want 3, 3 (1), 2 (1)", tr.records.len(), tracked, untracked, routes, full)
 	}
 
 	// A minute later the outbound and the IPv6 sockets are held; the
@@ -108,8 +108,8 @@ func TestOneRecordPerSocket(t *testing.T) {
 	tr.end(true)
 	tracked, _ = tr.Tracked()
 	routes, _ = tr.Remembered()
-	if len(tr.records) != 2 || tracked != 0 || routes != 2 {
-		t.Errorf("after the resets: %d records, %d tracked, %d routes; want 2, 0, 2", len(tr.records), tracked, routes)
+	if tr.records.len() != 2 || tracked != 0 || routes != 2 {
+		t.Errorf("after the resets: %d records, %d tracked, %d routes; want 2, 0, 2", tr.records.len(), tracked, routes)
 	}
 
 	// The inode of a held socket reused by a new socket: a new record.
@@ -118,10 +118,10 @@ func TestOneRecordPerSocket(t *testing.T) {
 	in := SockInfo{Dir: Outbound}
 	tr.observe(&reused, &in, t1)
 	tr.end(true)
-	if e := tr.records[1]; in.AgeSource != AgeFirstSeen || in.Age != 0 || tr.remote(&e) != reused.Remote {
+	if e, _ := tr.records.get(1); in.AgeSource != AgeFirstSeen || in.Age != 0 || tr.remote(&e) != reused.Remote {
 		t.Errorf("reused inode: age %v %v, record %v; want a new socket", in.Age, in.AgeSource, tr.remote(&e))
 	}
-	if _, ok := tr.records[3]; ok {
+	if _, ok := tr.records.get(3); ok {
 		t.Error("a complete reading kept a socket it neither listed nor found held")
 	}
 }
@@ -188,11 +188,12 @@ func TestRecordLocalsBounded(t *testing.T) {
 	if len(tr.locals) != 10 || len(tr.localIDs) != 10 {
 		t.Fatalf("%d local addresses kept, want 10", len(tr.locals))
 	}
-	for ino, e := range tr.records {
-		if want := sock(int(ino) - 1).Local; tr.local(&e) != want {
-			t.Errorf("inode %d: local %v, want %v", ino, tr.local(&e), want)
+	tr.records.each(func(ino uint64, e *socketRecord) bool {
+		if want := sock(int(ino) - 1).Local; tr.local(e) != want {
+			t.Errorf("inode %d: local %v, want %v", ino, tr.local(e), want)
 		}
-	}
+		return true
+	})
 	// Full: a new address finds no room.
 	for i := len(tr.locals); i < maxLocals; i++ {
 		a := netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)})
