@@ -60,17 +60,22 @@ const maxSockProtos = 1 << 22
 // follows the host's other sockets, not its TCP ones. It is renewed at
 // each walk that reads every process, keeping only the inodes seen since,
 // so a closed socket's entry lasts at most two such walks. An entry costs
-// about 20 bytes.
+// about 10 bytes: socket inodes are 32-bit numbers (the kernel's
+// get_next_ino), kept as such; a wider one is never cached.
 type sockProtos struct {
 	mu        sync.RWMutex
-	cur, prev map[uint64]sockKind
+	cur, prev map[uint32]sockKind
 }
 
 func (p *sockProtos) get(ino uint64) sockKind {
+	if ino > 1<<32-1 {
+		return kindUnknown
+	}
+	key := uint32(ino)
 	p.mu.RLock()
-	k, ok := p.cur[ino]
+	k, ok := p.cur[key]
 	if !ok {
-		k, ok = p.prev[ino]
+		k, ok = p.prev[key]
 		p.mu.RUnlock()
 		if ok {
 			p.put(ino, k) // seen again: kept at the next renew
@@ -82,16 +87,15 @@ func (p *sockProtos) get(ino uint64) sockKind {
 }
 
 func (p *sockProtos) put(ino uint64, k sockKind) {
+	if ino > 1<<32-1 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.putLocked(ino, k)
-}
-
-func (p *sockProtos) putLocked(ino uint64, k sockKind) {
 	if p.cur == nil || len(p.cur) >= maxSockProtos {
-		p.cur = map[uint64]sockKind{}
+		p.cur = map[uint32]sockKind{}
 	}
-	p.cur[ino] = k
+	p.cur[uint32(ino)] = k
 }
 
 // renew starts a walk that reads every process: what it does not see again
@@ -99,7 +103,7 @@ func (p *sockProtos) putLocked(ino uint64, k sockKind) {
 func (p *sockProtos) renew() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.prev, p.cur = p.cur, map[uint64]sockKind{}
+	p.prev, p.cur = p.cur, map[uint32]sockKind{}
 }
 
 var sockProtoAttr = []byte("system.sockprotoname\x00")

@@ -165,3 +165,26 @@ func TestHeldSocketConfirmedAtItsFD(t *testing.T) {
 		t.Errorf("after close: socket %d still held", ino)
 	}
 }
+
+// TestSockProtosCache: a socket's protocol is kept until a second renew
+// passes without it being asked; an inode past 32 bits is never cached.
+func TestSockProtosCache(t *testing.T) {
+	var p sockProtos
+	p.put(5, kindOther)
+	p.put(6, kindMPTCP)
+	p.put(1<<33+5, kindOther)
+	if p.get(5) != kindOther || p.get(6) != kindMPTCP || p.get(7) != kindUnknown {
+		t.Fatalf("got %v %v %v, want other, MPTCP, unknown", p.get(5), p.get(6), p.get(7))
+	}
+	if k := p.get(1<<33 + 5); k != kindUnknown {
+		t.Errorf("a 33-bit inode was cached (%v), or aliased to inode 5", k)
+	}
+	p.renew()
+	if p.get(5) != kindOther { // asked again: kept at the next renew
+		t.Fatal("forgotten after one renew")
+	}
+	p.renew()
+	if p.get(5) != kindOther || p.get(6) != kindUnknown {
+		t.Fatalf("after two renews: %v %v, want other (asked since), unknown (not asked)", p.get(5), p.get(6))
+	}
+}
