@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,10 @@ func (o *SocketOwners) ReadFDUsage(ctx context.Context, w *OwnerWalk, pids []int
 	r := procReader{root: rootFD, rootPath: o.Root}
 	var firstErr error
 	var firstPid int32
+	pre := w.limits
+	if pre != nil {
+		<-pre.done
+	}
 	for i, pid := range pids {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -52,7 +57,10 @@ func (o *SocketOwners) ReadFDUsage(ctx context.Context, w *OwnerWalk, pids []int
 		}
 		st := o.procs[pid]
 		if st == nil || !st.maxKnown {
-			max, err := r.maxOpenFiles(pid)
+			max, err, read := pre.lookup(pid)
+			if !read {
+				max, err = r.maxOpenFiles(pid)
+			}
 			if err != nil {
 				var errno unix.Errno
 				if errors.As(err, &errno) || errors.Is(err, fs.ErrPermission) {
@@ -74,4 +82,68 @@ func (o *SocketOwners) ReadFDUsage(ctx context.Context, w *OwnerWalk, pids []int
 		out[i] = FDUsage{Open: open, Max: st.maxFiles, Known: true}
 	}
 	return firstErr
+}
+
+// limitsPrefetch holds the fd limits a reading will be asked for, read on
+// a goroutine of their own while the tables stream (PrefetchLimits).
+type limitsPrefetch struct {
+	done chan struct{} // closed once the goroutine is done with the slices
+	pids []int32       // sorted
+	max  []int64
+	err  []error
+	read []bool // false: not read (the reading was cancelled first)
+}
+
+// lookup returns the prefetched limit of pid, and whether it was read.
+func (p *limitsPrefetch) lookup(pid int32) (int64, error, bool) {
+	if p == nil {
+		return 0, nil, false
+	}
+	i, ok := slices.BinarySearch(p.pids, pid)
+	if !ok || !p.read[i] {
+		return 0, nil, false
+	}
+	return p.max[i], p.err[i], true
+}
+
+// PrefetchLimits starts reading, on a goroutine of its own, the fd limit
+// of each process of w holding sockets whose limit is not known yet (a
+// new process, or one whose fd count changed): after a start, or at a walk
+// of every process, those are every process with sockets, thousands of
+// /proc/PID/limits reads that would otherwise run one after the other
+// after the tables. ReadFDUsage waits for them and takes what was read.
+// Call it right after Walk, before the tables are read.
+func (o *SocketOwners) PrefetchLimits(ctx context.Context, w *OwnerWalk) {
+	o.mu.Lock()
+	var pids []int32
+	for pid := range w.fds {
+		if st := o.procs[pid]; st == nil || !st.maxKnown {
+			pids = append(pids, pid)
+		}
+	}
+	o.mu.Unlock()
+	if len(pids) == 0 {
+		return
+	}
+	slices.Sort(pids)
+	p := &limitsPrefetch{done: make(chan struct{}), pids: pids,
+		max: make([]int64, len(pids)), err: make([]error, len(pids)), read: make([]bool, len(pids))}
+	w.limits = p
+	root := o.Root
+	go func() {
+		defer close(p.done)
+		rootFD, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return // nothing read: ReadFDUsage reads, and says why
+		}
+		defer unix.Close(rootFD)
+		r := procReader{root: rootFD, rootPath: root}
+		for i, pid := range p.pids {
+			if ctx.Err() != nil {
+				return
+			}
+			p.max[i], p.err[i] = r.maxOpenFiles(pid)
+			p.read[i] = true
+		}
+	}()
 }

@@ -1,7 +1,11 @@
 package owners
 
 import (
+	"context"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,5 +71,59 @@ func BenchmarkMaxOpenFiles(b *testing.B) {
 		if _, err := r.maxOpenFiles(pid); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// writeLimits writes a limits file for pid in a fixture tree with the
+// given "Max open files" line.
+func writeLimits(t *testing.T, root string, pid int, maxOpenFiles string) {
+	t.Helper()
+	text := "Limit                     Soft Limit           Hard Limit           Units     \n" +
+		"Max cpu time              unlimited            unlimited            seconds   \n" +
+		maxOpenFiles + "\n" +
+		"Max processes             63422                63422                processes \n"
+	if err := os.WriteFile(filepath.Join(root, strconv.Itoa(pid), "limits"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLimitsPrefetched: the limits PrefetchLimits read beside the tables
+// are the ones ReadFDUsage reports (a limits file changed after the
+// prefetch does not show until the process's fd count changes), and a
+// malformed one read there is reported as ReadFDUsage reports its own.
+func TestLimitsPrefetched(t *testing.T) {
+	tree := newProcTree(t)
+	tree.process(100, "client", 5000)
+	tree.process(200, "server", 6000)
+	tree.fd(100, 3, "socket:[1]")
+	tree.fd(200, 3, "socket:[2]")
+	writeLimits(t, tree.root, 100, "Max open files            4096                 524288               files     ")
+	writeLimits(t, tree.root, 200, "Max open files            lots                 524288               files     ")
+	o := &SocketOwners{Root: tree.root, Workers: 2}
+	_, w := walkOwners(t, o, 1, 2)
+	o.PrefetchLimits(context.Background(), w)
+	if w.limits == nil {
+		t.Fatal("nothing prefetched for two processes with sockets and no known limit")
+	}
+	<-w.limits.done
+	writeLimits(t, tree.root, 100, "Max open files            1024                 524288               files     ")
+	pids := []int32{100, 200}
+	out := make([]FDUsage, 2)
+	err := o.ReadFDUsage(context.Background(), w, pids, out)
+	if out[0].Max != 4096 || !out[0].Known {
+		t.Errorf("pid 100: %+v, want the prefetched limit 4096", out[0])
+	}
+	if !out[1].Malformed || err == nil || !strings.Contains(err.Error(), filepath.Join(tree.root, "200", "limits")) {
+		t.Errorf("pid 200: %+v, error %v; want malformed, the error naming %s/200/limits", out[1], err, tree.root)
+	}
+	// Known now: the next walk prefetches nothing for pid 100 (its fd
+	// count is unchanged), and reports the limit kept.
+	_, w = walkOwners(t, o, 1, 2)
+	o.PrefetchLimits(context.Background(), w)
+	if w.limits != nil && slices.Contains(w.limits.pids, 100) {
+		t.Errorf("pid 100's known limit prefetched again: %v", w.limits.pids)
+	}
+	if err := o.ReadFDUsage(context.Background(), w, pids, out); err == nil || out[0].Max != 4096 {
+		t.Errorf("second reading: pid 100 %+v (want 4096, kept), error %v (want pid 200's again)", out[0], err)
 	}
 }

@@ -50,6 +50,9 @@ type OwnerWalk struct {
 	Held []HeldSocket
 
 	wk *walk // the walk's state, for Settle
+	// limits, when PrefetchLimits ran: the fd limits read beside the
+	// tables.
+	limits *limitsPrefetch
 }
 
 type socketOwner struct {

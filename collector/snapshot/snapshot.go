@@ -275,6 +275,7 @@ func (r *Reader) walkOwners(ctx context.Context, s *Snapshot) *owners.OwnerWalk 
 	walk, err := r.Owners.Walk(ctx)
 	s.OwnersErr = err
 	if walk != nil {
+		r.Owners.PrefetchLimits(ctx, walk) // read beside the tables
 		s.OwnerNames = walk.Names
 		s.DeniedProcesses, s.DeniedPIDs, s.DeniedErr = walk.Denied, walk.DeniedPIDs, walk.DeniedErr
 	}
