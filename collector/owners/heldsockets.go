@@ -147,19 +147,35 @@ type HeldSocket struct {
 // heldCandidates lists, after the tables, the sockets of the index no
 // table listed and not known to be other than plain TCP, once each, with
 // their lowest pid.
+//
+// After a start, every socket fd of another kind (unix, UDP) is one until
+// it is asked once: thousands on a busy host. So the list is counted
+// first and made to size, rather than grown.
 func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 	x := &w.index
-	var out []HeldSocket
-	for i := range x.keys {
+	candidate := func(i int) bool {
 		ino := x.inodeAt(i)
 		if i > 0 && x.inodeAt(i-1) == ino {
-			continue // not the lowest pid
+			return false // not the lowest pid
 		}
-		if x.isListedAt(i) || o.protos.get(ino) != kindUnknown {
-			continue // listed, or known not to be plain TCP
+		// Listed, or known not to be plain TCP: not held.
+		return !x.isListedAt(i) && o.protos.get(ino) == kindUnknown
+	}
+	n := 0
+	for i := range x.keys {
+		if candidate(i) {
+			n++
 		}
-		pid := x.pidAt(i)
-		out = append(out, HeldSocket{Inode: ino, Pid: pid, Name: w.pidName[pid]})
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]HeldSocket, 0, n)
+	for i := range x.keys {
+		if candidate(i) {
+			pid := x.pidAt(i)
+			out = append(out, HeldSocket{Inode: x.inodeAt(i), Pid: pid, Name: w.pidName[pid]})
+		}
 	}
 	return out
 }
@@ -227,10 +243,17 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 			continue
 		}
 		o.reread = append(o.reread, pid)
-		r.classify = map[uint64]sockKind{}
-		r.classifyFD = map[uint64]int32{}
+		// The group is sorted by inode: classify binary-searches it.
+		n := j - i
+		r.classifyInos = r.classifyInos[:0]
 		for _, c := range cands[i:j] {
-			r.classify[c.Inode] = kindUnknown
+			r.classifyInos = append(r.classifyInos, c.Inode)
+		}
+		r.classifyKinds = slices.Grow(r.classifyKinds[:0], n)[:n]
+		clear(r.classifyKinds) // kindUnknown
+		r.classifyFDs = slices.Grow(r.classifyFDs[:0], n)[:n]
+		for k := range r.classifyFDs {
+			r.classifyFDs[k] = -1
 		}
 		_, err := r.sockets(pid)
 		if err != nil {
@@ -239,11 +262,11 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 			continue
 		}
 		all := true
-		for _, c := range cands[i:j] {
-			switch r.classify[c.Inode] {
+		for k, c := range cands[i:j] {
+			switch r.classifyKinds[k] {
 			case kindTCP:
 				held = append(held, c)
-				if fd, ok := r.classifyFD[c.Inode]; ok {
+				if fd := r.classifyFDs[k]; fd >= 0 {
 					next[c.Inode] = fdRef{pid: pid, fd: fd}
 				}
 			case kindOther, kindMPTCP:
@@ -252,7 +275,6 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 				all = false // closed since, or unreadable
 			}
 		}
-		r.classify, r.classifyFD = nil, nil
 		if !all {
 			changed = append(changed, pid)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -27,16 +28,17 @@ type procReader struct {
 	// limits holds a /proc/PID/limits file (about 1.3 KB).
 	limits []byte
 	// rootPath and protos tell TCP sockets from the others; without
-	// protos every socket fd is kept. classify, when set, asks the
-	// protocol of its inodes (readKind) as they are met.
-	rootPath string
-	protos   *sockProtos
-	classify map[uint64]sockKind
-	// classifyFD receives, when set, the fd number each asked inode was
-	// found at.
-	classifyFD map[uint64]int32
-	xpath      []byte
-	xattr      [16]byte
+	// protos every socket fd is kept. classifyInos, when set (sorted), are
+	// the inodes whose protocol to ask (readKind) as they are met: their
+	// kinds go to classifyKinds and, for a TCP socket, the fd it was found
+	// at to classifyFDs, both in classifyInos' order.
+	rootPath      string
+	protos        *sockProtos
+	classifyInos  []uint64
+	classifyKinds []sockKind
+	classifyFDs   []int32
+	xpath         []byte
+	xattr         [16]byte
 }
 
 // socket keeps one socket fd of the process, unless it is known not to be
@@ -45,11 +47,13 @@ func (r *procReader) socket(pid int32, name []byte, ino uint64) {
 	if r.protos != nil && r.protos.get(ino) == kindOther {
 		return
 	}
-	if r.classify != nil {
-		if _, ask := r.classify[ino]; ask {
-			r.classify[ino] = r.readKind(pid, name, ino)
-			if fd, ok := fdNumber(name); ok && r.classifyFD != nil {
-				r.classifyFD[ino] = fd
+	if r.classifyInos != nil {
+		if i, ask := slices.BinarySearch(r.classifyInos, ino); ask {
+			k := r.readKind(pid, name, ino)
+			r.classifyKinds[i] = k
+			// Only a TCP socket is confirmed held, and its fd kept.
+			if fd, ok := fdNumber(name); ok && k == kindTCP {
+				r.classifyFDs[i] = fd
 			}
 		}
 	}
