@@ -57,7 +57,7 @@ func (o *SocketOwners) ReadFDUsage(ctx context.Context, w *OwnerWalk, pids []int
 		}
 		st := o.procs[pid]
 		if st == nil || !st.maxKnown {
-			max, err, read := pre.lookup(pid)
+			max, read, err := pre.lookup(pid)
 			if !read {
 				max, err = r.maxOpenFiles(pid)
 			}
@@ -94,16 +94,17 @@ type limitsPrefetch struct {
 	read []bool // false: not read (the reading was cancelled first)
 }
 
-// lookup returns the prefetched limit of pid, and whether it was read.
-func (p *limitsPrefetch) lookup(pid int32) (int64, error, bool) {
+// lookup returns the prefetched limit of pid, whether it was read, and
+// the error reading it gave.
+func (p *limitsPrefetch) lookup(pid int32) (limit int64, read bool, err error) {
 	if p == nil {
-		return 0, nil, false
+		return 0, false, nil
 	}
 	i, ok := slices.BinarySearch(p.pids, pid)
 	if !ok || !p.read[i] {
-		return 0, nil, false
+		return 0, false, nil
 	}
-	return p.max[i], p.err[i], true
+	return p.max[i], true, p.err[i]
 }
 
 // PrefetchLimits starts reading, on a goroutine of its own, the fd limit
