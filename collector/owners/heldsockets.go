@@ -142,6 +142,9 @@ type HeldSocket struct {
 	Inode uint64
 	Pid   int32 // the lowest pid holding it
 	Name  int32 // index in OwnerWalk.Names
+	// FD is the fd of Pid it was confirmed at, where the next reading
+	// confirms it again; -1 while not known.
+	FD int32
 }
 
 // heldCandidates lists, after the tables, the sockets of the index no
@@ -174,14 +177,11 @@ func (o *SocketOwners) heldCandidates(w *OwnerWalk) []HeldSocket {
 	for i := range x.keys {
 		if candidate(i) {
 			pid := x.pidAt(i)
-			out = append(out, HeldSocket{Inode: x.inodeAt(i), Pid: pid, Name: w.pidName[pid]})
+			out = append(out, HeldSocket{Inode: x.inodeAt(i), Pid: pid, Name: w.pidName[pid], FD: -1})
 		}
 	}
 	return out
 }
-
-// fdRef is where a held socket was last confirmed: its process and fd.
-type fdRef struct{ pid, fd int32 }
 
 // confirmHeld reads again the fd folder of each process holding a
 // candidate, asks each candidate's protocol (a unix or UDP socket, seen
@@ -195,17 +195,17 @@ type fdRef struct{ pid, fd int32 }
 //
 // A held socket stays held for many readings (until the application closes
 // it), often in a process of thousands of fds: when every candidate of a
-// process was confirmed at the previous reading, each is confirmed again
-// at the fd it was found at (its link still names the socket, its
-// protocol is still TCP: two system calls) instead of the whole folder.
+// process was confirmed at the previous reading (o.held, with the fd each
+// was found at), each is confirmed again at that fd (its link still names
+// the socket, its protocol is still TCP: two system calls) instead of the
+// whole folder.
 func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces bool) (held []HeldSocket, changed []int32) {
 	o.reread = o.reread[:0]
+	prev := o.held
+	defer func() { o.held = held }()
 	if len(cands) == 0 {
-		o.heldAt = nil
 		return nil, nil
 	}
-	next := make(map[uint64]fdRef, len(o.heldAt))
-	defer func() { o.heldAt = next }()
 	slices.SortFunc(cands, func(a, b HeldSocket) int {
 		if a.Pid != b.Pid {
 			return int(a.Pid) - int(b.Pid)
@@ -234,11 +234,8 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 				continue
 			}
 		}
-		if r.confirmAt(pid, cands[i:j], o.heldAt) {
-			for _, c := range cands[i:j] {
-				held = append(held, c)
-				next[c.Inode] = o.heldAt[c.Inode]
-			}
+		if r.confirmAt(pid, cands[i:j], prev) {
+			held = append(held, cands[i:j]...) // their FD set by confirmAt
 			i = j
 			continue
 		}
@@ -265,10 +262,8 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 		for k, c := range cands[i:j] {
 			switch r.classifyKinds[k] {
 			case kindTCP:
+				c.FD = r.classifyFDs[k]
 				held = append(held, c)
-				if fd := r.classifyFDs[k]; fd >= 0 {
-					next[c.Inode] = fdRef{pid: pid, fd: fd}
-				}
 			case kindOther, kindMPTCP:
 				// Not plain TCP: cached, and gone from the next walks.
 			default:
@@ -285,17 +280,20 @@ func (o *SocketOwners) confirmHeld(rootFD int, cands []HeldSocket, allNamespaces
 }
 
 // confirmAt tells whether every one of cands, pid's candidates, is still
-// where the last reading confirmed it: the link of the same fd names the
-// same socket, and its protocol is TCP. Any doubt (a candidate new since,
-// an fd closed or reused, an error) answers false: the folder is read.
-func (r *procReader) confirmAt(pid int32, cands []HeldSocket, at map[uint64]fdRef) bool {
+// where the last reading confirmed it (prev, sorted by inode): the link of
+// the same fd names the same socket, and its protocol is TCP; then each
+// candidate's FD is set. Any doubt (a candidate new since, an fd closed or
+// reused, an error) answers false: the folder is read.
+func (r *procReader) confirmAt(pid int32, cands []HeldSocket, prev []HeldSocket) bool {
 	var name [12]byte
-	for _, c := range cands {
-		ref, ok := at[c.Inode]
-		if !ok || ref.pid != pid {
+	for k := range cands {
+		c := &cands[k]
+		i, ok := slices.BinarySearchFunc(prev, c.Inode, func(h HeldSocket, ino uint64) int { return cmpU64(h.Inode, ino) })
+		if !ok || prev[i].Pid != pid || prev[i].FD < 0 {
 			return false
 		}
-		fd := strconv.AppendInt(name[:0], int64(ref.fd), 10)
+		c.FD = prev[i].FD
+		fd := strconv.AppendInt(name[:0], int64(c.FD), 10)
 		r.path = strconv.AppendInt(r.path[:0], int64(pid), 10)
 		r.path = append(append(append(r.path, "/fd/"...), fd...), 0)
 		n, err := readlinkat(r.root, &r.path[0], r.link[:])

@@ -129,10 +129,10 @@ type SocketOwners struct {
 	dirent                    []byte
 	keys                      []uint64 // the last index's, reused
 	protos                    sockProtos
-	// heldAt: where each socket the last FindHeld confirmed was found,
-	// to confirm it there next time; reread: the pids whose fd folder the
+	// held: the sockets the last FindHeld confirmed, with the fd each
+	// was found at (the walk's Held); reread: the pids whose fd folder the
 	// last FindHeld read again (for tests).
-	heldAt map[uint64]fdRef
+	held   []HeldSocket
 	reread []int32
 }
 
@@ -212,7 +212,7 @@ func (o *SocketOwners) FindHeld(ctx context.Context, w *OwnerWalk, allNamespaces
 	cands := o.heldCandidates(w)
 	if len(cands) == 0 || ctx.Err() != nil {
 		if ctx.Err() == nil {
-			o.heldAt, o.reread = nil, o.reread[:0] // none held now
+			o.held, o.reread = nil, o.reread[:0] // none held now
 		}
 		return ctx.Err()
 	}
