@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/tcpstate-exporter/tcpstate_exporter/internal/testutil"
 )
 
@@ -204,16 +202,7 @@ func tableRow(out, process string) []string {
 // silent fallback to the kernel.
 func TestTopThroughTLSAndBasicAuth(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, roots := writeCert(t, dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	webConfig := filepath.Join(dir, "web.yml")
-	if err := os.WriteFile(webConfig, []byte("tls_server_config:\n  cert_file: "+certPath+"\n  key_file: "+keyPath+
-		"\nbasic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	webConfig, certPath, roots := writeAuthWebConfig(t, dir)
 	e := startExporter(t, "--path.procfs=testdata/proc", "--config.file=testdata/config.yml", "--web.config.file="+webConfig)
 	base := strings.Replace(e.url, "http://", "https://", 1)
 	writeConfig := func(name, text string) string {

@@ -66,18 +66,27 @@ func writeCert(t *testing.T, dir string) (string, string, *x509.CertPool) {
 	return certPath, keyPath, pool
 }
 
-func TestTLSAndBasicAuth(t *testing.T) {
-	dir := t.TempDir()
+// writeAuthWebConfig writes, in dir, a --web.config.file serving TLS with
+// a fresh self-signed certificate and asking basic auth of user
+// "prometheus", password "s3cret". It returns the file, the certificate's
+// path and a pool that trusts it.
+func writeAuthWebConfig(t *testing.T, dir string) (webConfig, certPath string, roots *x509.CertPool) {
+	t.Helper()
 	certPath, keyPath, roots := writeCert(t, dir)
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	webConfig := filepath.Join(dir, "web.yml")
+	webConfig = filepath.Join(dir, "web.yml")
 	if err := os.WriteFile(webConfig, []byte("tls_server_config:\n  cert_file: "+certPath+"\n  key_file: "+keyPath+
 		"\nbasic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return webConfig, certPath, roots
+}
+
+func TestTLSAndBasicAuth(t *testing.T) {
+	webConfig, _, roots := writeAuthWebConfig(t, t.TempDir())
 	e := startExporter(t, "--path.procfs=testdata/proc", "--web.config.file="+webConfig)
 	httpsURL := strings.Replace(e.url, "http://", "https://", 1) + "/metrics"
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 10 * time.Second}
