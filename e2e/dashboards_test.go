@@ -276,18 +276,30 @@ func checkDashboards(t *testing.T, prom *process, v dashboardValues) {
 	}
 }
 
-func checkResult(t *testing.T, what, panel string, res queryResult, warnings []string, err error) {
+// readResult reports a query that failed, warned or returned something
+// unreadable, and returns its samples; ok is false when there are none to
+// read.
+func readResult(t *testing.T, what string, res queryResult, warnings []string, err error) (ss []series, vals []float64, ok bool) {
 	t.Helper()
 	if err != nil {
 		t.Errorf("%s fails: %v", what, err)
-		return
+		return nil, nil, false
 	}
 	if len(warnings) > 0 {
 		t.Errorf("%s warns: %v", what, warnings)
 	}
-	ss, vals, err := res.samples()
+	ss, vals, err = res.samples()
 	if err != nil {
 		t.Errorf("%s: unreadable result: %v", what, err)
+		return nil, nil, false
+	}
+	return ss, vals, true
+}
+
+func checkResult(t *testing.T, what, panel string, res queryResult, warnings []string, err error) {
+	t.Helper()
+	ss, vals, ok := readResult(t, what, res, warnings, err)
+	if !ok {
 		return
 	}
 	if len(ss) == 0 || len(vals) == 0 {
@@ -389,4 +401,40 @@ func TestSubstitute(t *testing.T) {
 	if _, err := substitute(`x{a=~"$nope"}`, values); err == nil {
 		t.Error("substitute accepted an unknown variable")
 	}
+}
+
+// checkReplayPanels runs the queries of the dashboard panels that only the
+// replay named by reason fills (mayBeEmpty and mayBeZero say which) and
+// requires each to return a value above 0; check, when set, looks further
+// at one query's series. It returns how many queries it ran.
+func checkReplayPanels(t *testing.T, prom *process, reason string, check func(q panelQuery, expr string, ss []series, vals []float64)) int {
+	t.Helper()
+	all := passes(dashboardValues{})["all"]
+	n := 0
+	for file, d := range readDashboards(t) {
+		for _, q := range panelQueries(t, file, d) {
+			if mayBeEmpty[q.panel] != reason && mayBeZero[q.panel] != reason {
+				continue
+			}
+			expr, err := substitute(q.expr, all)
+			if err != nil {
+				t.Fatalf("%s [%s]: %v", q.panel, q.refID, err)
+			}
+			res, warnings, err := instantQuery(prom, expr)
+			if err != nil || len(warnings) > 0 {
+				t.Errorf("%s [%s]: %v %v", q.panel, q.refID, err, warnings)
+				continue
+			}
+			ss, vals, err := res.samples()
+			if err != nil || len(vals) == 0 || slices.Max(vals) <= 0 {
+				t.Errorf("%s [%s]: no value above 0 (%v %v %v):\n%s", q.panel, q.refID, ss, vals, err, expr)
+				continue
+			}
+			if check != nil {
+				check(q, expr, ss, vals)
+			}
+			n++
+		}
+	}
+	return n
 }

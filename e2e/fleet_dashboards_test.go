@@ -129,16 +129,8 @@ func logShippedOnGlobalView(t *testing.T, query *process) {
 
 func checkFleetResult(t *testing.T, what string, q panelQuery, pass string, res queryResult, warnings []string, err error) {
 	t.Helper()
-	if err != nil {
-		t.Errorf("%s fails: %v", what, err)
-		return
-	}
-	if len(warnings) > 0 {
-		t.Errorf("%s warns: %v", what, warnings)
-	}
-	ss, _, err := res.samples()
-	if err != nil {
-		t.Errorf("%s: unreadable result: %v", what, err)
+	ss, _, ok := readResult(t, what, res, warnings, err)
+	if !ok {
 		return
 	}
 	if len(ss) == 0 {

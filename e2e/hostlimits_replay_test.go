@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -396,43 +395,21 @@ func lowerSysctl(t *testing.T, name, value string) func() {
 // requires a value above 0, the orphans' peer port and the dropping port.
 func checkHostLimitPanels(t *testing.T, prom *process, orphanPort, dropPort string) {
 	t.Helper()
-	all := passes(dashboardValues{})["all"]
-	n := 0
-	for file, d := range readDashboards(t) {
-		for _, q := range panelQueries(t, file, d) {
-			if mayBeEmpty[q.panel] != hostLimitsReason && mayBeZero[q.panel] != hostLimitsReason {
+	n := checkReplayPanels(t, prom, hostLimitsReason, func(q panelQuery, expr string, ss []series, vals []float64) {
+		for label, port := range map[string]string{"remote_port": orphanPort, "local_port": dropPort} {
+			if !strings.Contains(expr, "tcpstate_orphan_remote_sockets") && label == "remote_port" ||
+				!strings.Contains(expr, "tcpstate_listen_drops_total") && label == "local_port" {
 				continue
 			}
-			expr, err := substitute(q.expr, all)
-			if err != nil {
-				t.Fatalf("%s [%s]: %v", q.panel, q.refID, err)
+			found := false
+			for i, s := range ss {
+				found = found || (s.Metric[label] == port && vals[i] > 0)
 			}
-			res, warnings, err := instantQuery(prom, expr)
-			if err != nil || len(warnings) > 0 {
-				t.Errorf("%s [%s]: %v %v", q.panel, q.refID, err, warnings)
-				continue
+			if !found {
+				t.Errorf("%s [%s]: no series with %s=%q above 0: %v %v", q.panel, q.refID, label, port, ss, vals)
 			}
-			ss, vals, err := res.samples()
-			if err != nil || len(vals) == 0 || slices.Max(vals) <= 0 {
-				t.Errorf("%s [%s]: no value above 0 (%v %v %v):\n%s", q.panel, q.refID, ss, vals, err, expr)
-				continue
-			}
-			for label, port := range map[string]string{"remote_port": orphanPort, "local_port": dropPort} {
-				if !strings.Contains(expr, "tcpstate_orphan_remote_sockets") && label == "remote_port" ||
-					!strings.Contains(expr, "tcpstate_listen_drops_total") && label == "local_port" {
-					continue
-				}
-				found := false
-				for i, s := range ss {
-					found = found || (s.Metric[label] == port && vals[i] > 0)
-				}
-				if !found {
-					t.Errorf("%s [%s]: no series with %s=%q above 0: %v %v", q.panel, q.refID, label, port, ss, vals)
-				}
-			}
-			n++
 		}
-	}
+	})
 	if n < 6 {
 		t.Errorf("ran %d queries of the orphan and drop panels, want the 6 of both dashboards", n)
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -289,39 +288,18 @@ func dialInNamespace(ns, addr string) (net.Conn, error) {
 // and the accept queue at 100% on port.
 func checkPortPanels(t *testing.T, prom *process, port string) {
 	t.Helper()
-	all := passes(dashboardValues{})["all"]
-	n := 0
-	for file, d := range readDashboards(t) {
-		for _, q := range panelQueries(t, file, d) {
-			if mayBeEmpty[q.panel] != portsReplayReason && mayBeZero[q.panel] != portsReplayReason {
-				continue
-			}
-			expr, err := substitute(q.expr, all)
-			if err != nil {
-				t.Fatalf("%s [%s]: %v", q.panel, q.refID, err)
-			}
-			res, warnings, err := instantQuery(prom, expr)
-			if err != nil || len(warnings) > 0 {
-				t.Errorf("%s [%s]: %v %v", q.panel, q.refID, err, warnings)
-				continue
-			}
-			ss, vals, err := res.samples()
-			if err != nil || len(vals) == 0 || slices.Max(vals) <= 0 {
-				t.Errorf("%s [%s]: no value above 0 (%v %v %v):\n%s", q.panel, q.refID, ss, vals, err, expr)
-				continue
-			}
-			if strings.Contains(q.panel, "Accept queue fill") {
-				full := false
-				for i, s := range ss {
-					full = full || (s.Metric["local_port"] == port && vals[i] >= 1)
-				}
-				if !full {
-					t.Errorf("%s: port %s not at 100%%: %v %v", q.panel, port, ss, vals)
-				}
-			}
-			n++
+	n := checkReplayPanels(t, prom, portsReplayReason, func(q panelQuery, _ string, ss []series, vals []float64) {
+		if !strings.Contains(q.panel, "Accept queue fill") {
+			return
 		}
-	}
+		full := false
+		for i, s := range ss {
+			full = full || (s.Metric["local_port"] == port && vals[i] >= 1)
+		}
+		if !full {
+			t.Errorf("%s: port %s not at 100%%: %v %v", q.panel, port, ss, vals)
+		}
+	})
 	if n < 6 {
 		t.Errorf("ran %d queries of the port panels, want the 6 of both dashboards", n)
 	}
